@@ -1,0 +1,13 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  rootDir: '.',
+  testEnvironment: 'node',
+  testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
+  transform: {
+    // tsconfig's isolatedModules makes ts-jest transpile only; `npm run lint` type-checks.
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
+  },
+  // e2e specs share one broker; two workers match the two cores.
+  maxWorkers: 2,
+  testTimeout: 30_000,
+};

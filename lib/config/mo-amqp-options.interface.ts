@@ -1,0 +1,30 @@
+/**
+ * Options of `MoAmqpModule.forRoot()`; every one is optional. With
+ * `forRootAsync()` and no arguments they are read from the environment instead
+ * (`ENABLE_AMQP`, `AMQP__*`; see the README's configuration table).
+ */
+export interface MoAmqpModuleOptions {
+  /** Off by default: nothing connects and `publish()` reports `disabled`. */
+  enabled?: boolean;
+  /** The topic exchange events go to. Default `os2mo`. */
+  exchange?: string;
+  /** Broker host, default `localhost`; ignored when `url` is given. */
+  host?: string;
+  /** Broker port, default 5672; ignored when `url` is given. */
+  port?: number;
+  /** `amqp://user:password@host:port/vhost` or `amqps://…`; wins over host and port. */
+  url?: string;
+  /** IANA zone in which a `Date` is written and a naive time is read. Default `UTC`. */
+  timeZone?: string;
+  /** How long a publish may wait for the broker's confirm. Default 10,000 ms. */
+  publishTimeoutMs?: number;
+  /** How long start-up may wait for the broker. Default 10,000 ms. */
+  connectTimeoutMs?: number;
+  /** Publishes waiting for a confirm at once; beyond it a publish fails at once. Default 10,000. */
+  maxInFlight?: number;
+}
+
+/** Options after defaults and validation: what the library runs on. */
+export type ResolvedMoAmqpOptions = Readonly<Required<Omit<MoAmqpModuleOptions, 'url'>>> & {
+  readonly url: string | undefined;
+};

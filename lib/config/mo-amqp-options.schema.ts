@@ -1,0 +1,191 @@
+import { plainToInstance } from 'class-transformer';
+import {
+  IsBoolean,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsTimeZone,
+  Matches,
+  Max,
+  Min,
+  ValidateBy,
+  isFQDN,
+  isIP,
+  validateSync,
+} from 'class-validator';
+import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
+import { describeValue } from '../util/describe-value';
+import { redactUrl } from '../util/redact';
+import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
+
+// setTimeout's ceiling; a larger delay fires at once.
+const MAX_TIMER_MS = 2_147_483_647;
+// AMQP 0-9-1 names: letters, digits, hyphen, underscore, period, colon; at most 255.
+const EXCHANGE_NAME = /^(?!amq\.)[A-Za-z0-9_.:-]{1,255}$/;
+
+function isBrokerHost(value: unknown): boolean {
+  return (
+    typeof value === 'string' &&
+    (isIP(value) || isFQDN(value, { require_tld: false, allow_underscores: true, allow_numeric_tld: true }))
+  );
+}
+
+function isAmqpUrl(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  try {
+    const url = new URL(value);
+    return (
+      (url.protocol === 'amqp:' || url.protocol === 'amqps:') &&
+      url.hostname !== '' &&
+      !url.pathname.slice(1).includes('/')
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The rules; `FIELDS` below holds the words users see for each. */
+class MoAmqpOptionsSchema {
+  @IsBoolean()
+  enabled!: boolean;
+
+  @IsString()
+  @Matches(EXCHANGE_NAME)
+  exchange!: string;
+
+  @ValidateBy({ name: 'isBrokerHost', validator: { validate: isBrokerHost } })
+  host!: string;
+
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  port!: number;
+
+  @IsOptional()
+  @ValidateBy({ name: 'isAmqpUrl', validator: { validate: isAmqpUrl } })
+  url?: string;
+
+  @IsTimeZone()
+  timeZone!: string;
+
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TIMER_MS)
+  publishTimeoutMs!: number;
+
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TIMER_MS)
+  connectTimeoutMs!: number;
+
+  @IsInt()
+  @Min(1)
+  maxInFlight!: number;
+}
+
+type OptionKey = keyof MoAmqpModuleOptions;
+
+interface FieldSpec {
+  readonly env: string;
+  readonly allowed: string;
+  readonly defaultValue: unknown;
+}
+
+/** Every option: its environment variable, what it accepts and its default. */
+export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
+  enabled: { env: 'ENABLE_AMQP', allowed: 'true, false, 1, 0, yes or no (any case)', defaultValue: false },
+  exchange: {
+    env: 'AMQP__EXCHANGE',
+    allowed: '1-255 letters, digits, "-", "_", "." or ":", not starting with "amq."',
+    defaultValue: 'os2mo',
+  },
+  host: { env: 'AMQP__HOST', allowed: 'a host name or IP address', defaultValue: 'localhost' },
+  port: { env: 'AMQP__PORT', allowed: 'a whole number from 1 to 65535', defaultValue: 5672 },
+  url: {
+    env: 'AMQP__URL',
+    allowed: 'an amqp:// or amqps:// URL such as amqp://user:password@host:5672/vhost',
+    defaultValue: undefined,
+  },
+  timeZone: {
+    env: 'AMQP__TIME_ZONE',
+    allowed: 'an IANA time zone such as UTC or Europe/Copenhagen',
+    defaultValue: 'UTC',
+  },
+  publishTimeoutMs: {
+    env: 'AMQP__PUBLISH_TIMEOUT_MS',
+    allowed: `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+    defaultValue: 10_000,
+  },
+  connectTimeoutMs: {
+    env: 'AMQP__CONNECT_TIMEOUT_MS',
+    allowed: `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+    defaultValue: 10_000,
+  },
+  maxInFlight: { env: 'AMQP__MAX_IN_FLIGHT', allowed: 'a whole number from 1 up', defaultValue: 10_000 },
+};
+
+const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];
+
+/** How a problem names its field: by module option (`port`) or environment variable (`AMQP__PORT`). */
+export type FieldNaming = 'option' | 'env';
+
+export function showReceived(key: string, value: unknown): string {
+  return key === 'url' && typeof value === 'string' ? describeValue(redactUrl(value)) : describeValue(value);
+}
+
+/**
+ * Applies defaults and validates. Throws one `MoAmqpConfigError` listing every
+ * bad value (and, for `forRoot()`, every unknown option name).
+ */
+export function resolveMoAmqpOptions(
+  options: MoAmqpModuleOptions | undefined,
+  naming: FieldNaming = 'option',
+  earlierProblems: readonly MoAmqpConfigProblem[] = [],
+): ResolvedMoAmqpOptions {
+  const problems = [...earlierProblems];
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw new MoAmqpConfigError([
+      { name: 'MoAmqpModule options', received: describeValue(options), allowed: 'an object' },
+    ]);
+  }
+  const given: Record<string, unknown> = { ...(options ?? {}) };
+  for (const key of Object.keys(given)) {
+    if (!(key in FIELDS)) {
+      problems.push({
+        name: key,
+        received: describeValue(given[key]),
+        allowed: `no such option; the options are ${OPTION_KEYS.join(', ')}`,
+      });
+      delete given[key];
+    }
+  }
+  const merged: Record<string, unknown> = {};
+  for (const key of OPTION_KEYS) {
+    merged[key] = given[key] === undefined ? FIELDS[key].defaultValue : given[key];
+  }
+  const failed = new Set(
+    validateSync(plainToInstance(MoAmqpOptionsSchema, merged)).map((error) => error.property as OptionKey),
+  );
+  for (const key of OPTION_KEYS) {
+    if (failed.has(key)) {
+      problems.push({
+        name: naming === 'env' ? FIELDS[key].env : key,
+        received: showReceived(key, merged[key]),
+        allowed: FIELDS[key].allowed,
+      });
+    }
+  }
+  if (problems.length > 0) throw new MoAmqpConfigError(problems);
+  return Object.freeze({
+    ...(merged as Omit<ResolvedMoAmqpOptions, 'timeZone'>),
+    // 'utc' and 'Etc/UTC' both mean UTC; one spelling keeps the fast path simple.
+    timeZone: new Intl.DateTimeFormat('en-US', { timeZone: merged.timeZone as string }).resolvedOptions().timeZone,
+  }) as ResolvedMoAmqpOptions;
+}
+
+/** The URL to connect to: `url`, or `amqp://host:port` built from the parts. */
+export function brokerUrlOf(options: ResolvedMoAmqpOptions): string {
+  if (options.url) return options.url;
+  const host = isIP(options.host, 6) ? `[${options.host}]` : options.host;
+  return `amqp://${host}:${options.port}`;
+}

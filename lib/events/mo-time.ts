@@ -1,0 +1,199 @@
+/**
+ * Time text of MO messages.
+ *
+ * Writing: a `Date` becomes what Python's `datetime.isoformat()` gives an aware
+ * datetime, `2019-03-24T13:02:15.132000+00:00`: six fraction digits and an
+ * explicit offset, never `Z`, because Python before 3.11 cannot read `Z`.
+ *
+ * Reading: ISO 8601 extended format with an offset, with `Z`, or naive (read in
+ * a configured zone, as the seed's own example `2019-03-24T13:02:15.132025` is).
+ */
+
+/** The parts of an ISO 8601 time that matter to MO consumers and the delay agent. */
+export interface ParsedMoTime {
+  /** Milliseconds since the epoch, rounded down. */
+  readonly epochMs: number;
+  /** Nanoseconds beyond `epochMs` (0-999,999), so "due" can be exact. */
+  readonly extraNanos: number;
+  /** The offset written in the text, in seconds east of UTC; `null` for a naive time. */
+  readonly offsetSeconds: number | null;
+}
+
+// Python's datetime range, which is what the consumers can represent.
+const MIN_YEAR = 1;
+const MAX_YEAR = 9999;
+export const TIME_TEXT_ALLOWED =
+  'an ISO 8601 date or date-time such as "2019-03-24T13:02:15.132025+01:00", with an offset, "Z" or none, years 0001-9999';
+
+const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)?)?$/;
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(year: number, month: number): number {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1];
+}
+
+/**
+ * Parses ISO 8601 time text; returns `undefined` for anything else (never throws).
+ * A naive time is read as wall-clock time in `timeZone` (an IANA name, default UTC).
+ */
+export function parseMoTime(text: unknown, timeZone = 'UTC'): ParsedMoTime | undefined {
+  if (typeof text !== 'string' || text.length > 64) return undefined;
+  const m = ISO_TIME.exec(text);
+  if (!m) return undefined;
+  const year = +m[1];
+  const month = +m[2];
+  const day = +m[3];
+  const hour = m[4] === undefined ? 0 : +m[4];
+  const minute = m[5] === undefined ? 0 : +m[5];
+  const second = m[6] === undefined ? 0 : +m[6];
+  if (year < MIN_YEAR || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) {
+    return undefined;
+  }
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const fraction = (m[7] ?? '').padEnd(9, '0');
+  const ms = +fraction.slice(0, 3);
+  const extraNanos = +fraction.slice(3);
+
+  let offsetSeconds: number | null = null;
+  if (m[8] === 'Z') {
+    offsetSeconds = 0;
+  } else if (m[9] !== undefined) {
+    const oh = +m[10];
+    const om = m[11] === undefined ? 0 : +m[11];
+    const os = m[12] === undefined ? 0 : +m[12];
+    if (oh > 23 || om > 59 || os > 59) return undefined;
+    offsetSeconds = (m[9] === '-' ? -1 : 1) * (oh * 3600 + om * 60 + os);
+  }
+
+  const wallMs = wallClockMs(year, month, day, hour, minute, second, ms);
+  const epochMs = offsetSeconds === null ? zonedWallClockToEpochMs(wallMs, timeZone) : wallMs - offsetSeconds * 1000;
+  return { epochMs, extraNanos, offsetSeconds };
+}
+
+function wallClockMs(
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+  ms: number,
+): number {
+  // Date.UTC maps years 0-99 to 1900-1999; setUTCFullYear does not.
+  const d = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, ms));
+  d.setUTCFullYear(year);
+  return d.getTime();
+}
+
+/**
+ * Formats a Date as Python's `datetime.isoformat()` does for an aware datetime
+ * in `timeZone`: `2021-07-27T00:00:00.000000+02:00`. Returns `undefined` for an
+ * invalid Date or one outside the years 0001-9999 in that zone.
+ */
+export function formatMoTime(date: Date, timeZone = 'UTC'): string | undefined {
+  const t = date.getTime();
+  if (Number.isNaN(t)) return undefined;
+  const offsetSeconds = timeZone === 'UTC' ? 0 : offsetSecondsAt(t, timeZone);
+  const wall = new Date(t + offsetSeconds * 1000);
+  const year = wall.getUTCFullYear();
+  if (year < MIN_YEAR || year > MAX_YEAR) return undefined;
+  return (
+    `${pad(year, 4)}-${pad(wall.getUTCMonth() + 1, 2)}-${pad(wall.getUTCDate(), 2)}` +
+    `T${pad(wall.getUTCHours(), 2)}:${pad(wall.getUTCMinutes(), 2)}:${pad(wall.getUTCSeconds(), 2)}` +
+    `.${pad(wall.getUTCMilliseconds(), 3)}000${formatOffset(offsetSeconds)}`
+  );
+}
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, '0');
+}
+
+function formatOffset(offsetSeconds: number): string {
+  const sign = offsetSeconds < 0 ? '-' : '+';
+  const abs = Math.abs(offsetSeconds);
+  const hm = `${sign}${pad(Math.floor(abs / 3600), 2)}:${pad(Math.floor(abs / 60) % 60, 2)}`;
+  // Python writes seconds only for the odd historical offsets that have them.
+  return abs % 60 === 0 ? hm : `${hm}:${pad(abs % 60, 2)}`;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      era: 'short',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+/** The zone's UTC offset at instant `epochMs`, in whole seconds. */
+export function offsetSecondsAt(epochMs: number, timeZone: string): number {
+  if (timeZone === 'UTC') return 0;
+  const wholeSecond = Math.floor(epochMs / 1000) * 1000;
+  let year = 0;
+  let month = 1;
+  let day = 1;
+  let hour = 0;
+  let minute = 0;
+  let second = 0;
+  let bc = false;
+  for (const part of formatterFor(timeZone).formatToParts(wholeSecond)) {
+    switch (part.type) {
+      case 'year':
+        year = +part.value;
+        break;
+      case 'month':
+        month = +part.value;
+        break;
+      case 'day':
+        day = +part.value;
+        break;
+      case 'hour':
+        hour = +part.value;
+        break;
+      case 'minute':
+        minute = +part.value;
+        break;
+      case 'second':
+        second = +part.value;
+        break;
+      case 'era':
+        bc = part.value === 'BC';
+        break;
+    }
+  }
+  const wall = wallClockMs(bc ? 1 - year : year, month, day, hour, minute, second, 0);
+  return Math.round((wall - wholeSecond) / 1000);
+}
+
+/**
+ * The instant a zone's wall-clock time denotes. In a gap or overlap around a
+ * daylight-saving change it picks what Python's zoneinfo picks with fold=0: the
+ * offset in force before the change.
+ */
+function zonedWallClockToEpochMs(wallMs: number, timeZone: string): number {
+  if (timeZone === 'UTC') return wallMs;
+  const DAY = 86_400_000;
+  const before = offsetSecondsAt(wallMs - DAY, timeZone) * 1000;
+  const after = offsetSecondsAt(wallMs + DAY, timeZone) * 1000;
+  if (before === after) return wallMs - before;
+  const early = wallMs - before;
+  if (offsetSecondsAt(early, timeZone) * 1000 === before) return early;
+  const late = wallMs - after;
+  if (offsetSecondsAt(late, timeZone) * 1000 === after) return late;
+  return early;
+}

@@ -1,0 +1,97 @@
+import { RabbitMQConfig, RabbitMQModule } from '@golevelup/nestjs-rabbitmq';
+import { DynamicModule, Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './config/mo-amqp-options.interface';
+import { brokerUrlOf, resolveMoAmqpOptions } from './config/mo-amqp-options.schema';
+import { moAmqpConfig } from './config/mo-amqp.config';
+import { MO_AMQP_OPTIONS } from './mo-amqp.constants';
+import {
+  ASYNC_OPTIONS_TYPE,
+  ConfigurableModuleClass,
+  MO_AMQP_MODULE_OPTIONS,
+  OPTIONS_TYPE,
+} from './mo-amqp.module-definition';
+import { MoEventsService } from './publishing/mo-events.service';
+import { RabbitMqLogger } from './util/rabbitmq-logger';
+
+/** Holds the validated options, so both this module and its RabbitMQModule can inject them. */
+@Module({})
+class MoAmqpOptionsModule {}
+
+/**
+ * OS2mo AMQP events for a Nest application. Owns the application's one
+ * golevelup `RabbitMQModule` and exports it, so `@RabbitSubscribe` handlers and
+ * `AmqpConnection` work without a second RabbitMQ set-up.
+ *
+ * ```ts
+ * @Module({ imports: [ConfigModule.forRoot(), MoAmqpModule.forRootAsync()] })
+ * export class AppModule {}
+ * ```
+ */
+@Module({})
+export class MoAmqpModule extends ConfigurableModuleClass {
+  /** Configure in code; options left out take their defaults (AMQP stays off unless `enabled: true`). */
+  static override forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
+    return assemble(super.forRoot(options));
+  }
+
+  /**
+   * Configure from a factory, class or existing provider; with no arguments,
+   * from the environment (`ENABLE_AMQP`, `AMQP__*`) through `@nestjs/config`.
+   */
+  static override forRootAsync(options: typeof ASYNC_OPTIONS_TYPE = {}): DynamicModule {
+    const hasSource = options.useFactory || options.useClass || options.useExisting;
+    return assemble(
+      super.forRootAsync(
+        hasSource
+          ? options
+          : {
+              ...options,
+              imports: [...(options.imports ?? []), ConfigModule.forFeature(moAmqpConfig)],
+              inject: [moAmqpConfig.KEY],
+              useFactory: (fromEnv: MoAmqpModuleOptions) => fromEnv,
+            },
+      ),
+    );
+  }
+}
+
+function assemble(definition: DynamicModule): DynamicModule {
+  const optionsModule: DynamicModule = {
+    module: MoAmqpOptionsModule,
+    imports: definition.imports ?? [],
+    providers: [
+      ...(definition.providers ?? []),
+      {
+        provide: MO_AMQP_OPTIONS,
+        inject: [MO_AMQP_MODULE_OPTIONS],
+        useFactory: (options: MoAmqpModuleOptions) => resolveMoAmqpOptions(options),
+      },
+    ],
+    exports: [MO_AMQP_OPTIONS],
+  };
+  const rabbitMqModule = RabbitMQModule.forRootAsync({
+    imports: [optionsModule],
+    inject: [MO_AMQP_OPTIONS],
+    // golevelup's type omits it, but an undefined config is its documented "no connection".
+    useFactory: toRabbitMqConfig as (options: ResolvedMoAmqpOptions) => RabbitMQConfig,
+  });
+  return {
+    ...definition,
+    imports: [optionsModule, rabbitMqModule],
+    providers: [MoEventsService],
+    exports: [MoEventsService, optionsModule, rabbitMqModule],
+  };
+}
+
+/** Disabled means no config at all: golevelup then opens no connection and registers no handler. */
+function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | undefined {
+  if (!options.enabled) return undefined;
+  return {
+    uri: brokerUrlOf(options),
+    // MoEventsService waits for the broker itself, with an error that names it.
+    connectionInitOptions: { wait: false },
+    connectionManagerOptions: { reconnectTimeInSeconds: 2 },
+    logger: new RabbitMqLogger(),
+  };
+}

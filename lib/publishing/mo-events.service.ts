@@ -1,0 +1,210 @@
+import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationShutdown,
+  OnModuleInit,
+  Optional,
+} from '@nestjs/common';
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { brokerUrlOf } from '../config/mo-amqp-options.schema';
+import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
+import { MoPublishError, MoPublishFailure } from '../errors/mo-publish.error';
+import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-event';
+import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
+import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
+import { MoPublishResult } from './mo-publish-result';
+
+// Broker answers that waiting will not change: bad login, unknown vhost.
+const FATAL_CONNECT_ERRORS = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b403\b|\b530\b/;
+
+/**
+ * Publishes MO events on the configured topic exchange.
+ *
+ * ```ts
+ * await events.publish('employee', 'engagement', 'create', personUuid, { time: validFrom });
+ * ```
+ */
+@Injectable()
+export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly logger = new Logger(MoEventsService.name);
+  /** The broker address as it may be shown: password masked. */
+  private readonly broker: string;
+  private readonly secrets: string[];
+  /** A confirm channel of its own on golevelup's managed connection; undefined when disabled. */
+  private readonly channel: ChannelWrapper | undefined;
+  private readonly connection: AmqpConnectionManager | undefined;
+  private inFlight = 0;
+  private whenIdle: (() => void) | undefined;
+  private closed = false;
+
+  constructor(
+    @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
+    @Optional() amqpConnection?: AmqpConnection,
+  ) {
+    const url = brokerUrlOf(options);
+    this.broker = redactUrl(url);
+    this.secrets = [passwordOf(url) ?? ''];
+    if (options.enabled && amqpConnection) {
+      this.connection = amqpConnection.managedConnection;
+      this.channel = this.connection.createChannel({
+        name: 'mo-amqp-publisher',
+        confirm: true,
+        // Runs on every (re)connect, so the exchange exists before the first publish.
+        setup: (channel: ConfirmChannel) => channel.assertExchange(options.exchange, 'topic', { durable: true }),
+      });
+      // An 'error' with no listener would crash the process; a failed setup lands here.
+      this.channel.on('error', (err: unknown) =>
+        this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`),
+      );
+    }
+  }
+
+  /** True when AMQP is enabled: events go to the broker. */
+  get enabled(): boolean {
+    return this.channel !== undefined;
+  }
+
+  /**
+   * Validates and publishes one event; resolves once RabbitMQ has confirmed it.
+   *
+   * Rejects with `MoEventValidationError` (nothing sent) for a bad argument, and
+   * with `MoPublishError` when the broker does not confirm in time. When AMQP is
+   * disabled it resolves at once with `status: 'disabled'`.
+   */
+  async publish(
+    service: MoService,
+    objectType: MoObjectType,
+    action: MoAction,
+    uuid: string,
+    options?: MoEventOptions,
+  ): Promise<MoPublishResult> {
+    const event = buildMoEvent(service, objectType, action, uuid, options, this.options.timeZone);
+    const messageId = randomUUID();
+    const result = (status: MoPublishResult['status']): MoPublishResult => ({
+      status,
+      exchange: this.options.exchange,
+      routingKey: event.routingKey,
+      messageId,
+      body: event.body,
+    });
+    if (!this.channel) return result('disabled');
+    if (this.closed) throw this.failure('closed', event, messageId);
+    if (this.inFlight >= this.options.maxInFlight) throw this.failure('overloaded', event, messageId);
+
+    this.inFlight++;
+    try {
+      await this.channel.publish(this.options.exchange, event.routingKey, Buffer.from(event.body), {
+        persistent: true,
+        contentType: 'application/json',
+        messageId,
+        timestamp: Math.floor(Date.now() / 1000),
+        timeout: this.options.publishTimeoutMs,
+      });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : '';
+      const reason = message === 'timeout' ? 'timeout' : message === 'Channel closed' ? 'closed' : 'rejected';
+      throw this.failure(reason, event, messageId, err);
+    } finally {
+      if (--this.inFlight === 0 && this.whenIdle) this.whenIdle();
+    }
+    return result('confirmed');
+  }
+
+  /** Start-up waits for the broker, so a wrong address stops the app instead of every publish. */
+  async onModuleInit(): Promise<void> {
+    if (!this.channel || !this.connection) {
+      this.logger.log('AMQP is disabled (ENABLE_AMQP is off): no connection is opened and no event is sent');
+      return;
+    }
+    try {
+      await this.waitForBroker(this.connection, this.channel);
+    } catch (err) {
+      // Stop the reconnect loop, or a failed start-up would leave the process running.
+      await this.connection.close().catch(() => undefined);
+      throw err;
+    }
+    this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
+  }
+
+  /** Lets confirms in flight arrive (each is bounded by the publish timeout) before the connection closes. */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.inFlight === 0) return;
+    this.logger.log(`Waiting for ${this.inFlight} publish confirm(s) before shutting down`);
+    await new Promise<void>((resolve) => (this.whenIdle = resolve));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
+    await this.channel?.close();
+  }
+
+  private waitForBroker(connection: AmqpConnectionManager, channel: ChannelWrapper): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let lastError = 'no answer yet';
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        connection.off('connectFailed', onConnectFailed);
+        channel.off('error', onSetupError);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onConnectFailed = ({ err }: { err?: Error }) => {
+        lastError = this.redact(err);
+        if (FATAL_CONNECT_ERRORS.test(lastError)) {
+          done(
+            new MoAmqpConnectionError(`RabbitMQ at ${this.broker} refused the connection: ${lastError}`, this.broker),
+          );
+        }
+      };
+      const onSetupError = (err: unknown) =>
+        done(
+          new MoAmqpConnectionError(
+            `RabbitMQ at ${this.broker} refused to declare exchange "${this.options.exchange}" as a durable topic exchange: ${this.redact(err)}`,
+            this.broker,
+          ),
+        );
+      const timer = setTimeout(
+        () =>
+          done(
+            new MoAmqpConnectionError(
+              `Could not connect to RabbitMQ at ${this.broker} within ${this.options.connectTimeoutMs} ms (last error: ${lastError}). ` +
+                'Start the broker, or set AMQP__URL (or AMQP__HOST/AMQP__PORT) to where it runs; ENABLE_AMQP=false runs without one.',
+              this.broker,
+            ),
+          ),
+        this.options.connectTimeoutMs,
+      );
+      connection.on('connectFailed', onConnectFailed);
+      channel.on('error', onSetupError);
+      channel.waitForConnect().then(() => done(), done);
+    });
+  }
+
+  private failure(
+    reason: MoPublishFailure,
+    event: MoOutgoingEvent,
+    messageId: string,
+    cause?: unknown,
+  ): MoPublishError {
+    const what = `${event.routingKey} (message_id ${messageId}) on exchange "${this.options.exchange}"`;
+    const text: Record<MoPublishFailure, string> = {
+      timeout: `RabbitMQ at ${this.broker} did not confirm ${what} within ${this.options.publishTimeoutMs} ms; it may still arrive`,
+      overloaded: `${this.inFlight} publishes are already waiting for RabbitMQ at ${this.broker} (maxInFlight, AMQP__MAX_IN_FLIGHT = ${this.options.maxInFlight}); ${what} was not sent`,
+      rejected: `RabbitMQ at ${this.broker} rejected ${what}: ${this.redact(cause)}`,
+      closed: `The publisher was shut down before RabbitMQ confirmed ${what}`,
+    };
+    return new MoPublishError(text[reason], reason, event.routingKey, messageId);
+  }
+
+  private redact(err: unknown): string {
+    const message = err instanceof Error ? err.message : String(err);
+    return redactSecrets(message, this.secrets);
+  }
+}

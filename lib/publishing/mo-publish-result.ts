@@ -1,0 +1,18 @@
+import { MoRoutingKey } from '../events/vocabulary';
+
+/**
+ * What became of one event.
+ *
+ * - `confirmed`: RabbitMQ has confirmed the message (it is in every bound
+ *   queue, or no queue was bound to receive it).
+ * - `disabled`: AMQP is off (`ENABLE_AMQP`); it was validated but not sent.
+ */
+export interface MoPublishResult {
+  readonly status: 'confirmed' | 'disabled';
+  readonly exchange: string;
+  readonly routingKey: MoRoutingKey;
+  /** The AMQP `message_id`; consumers deduplicate on it. */
+  readonly messageId: string;
+  /** The exact body text that was (or would have been) sent. */
+  readonly body: string;
+}

@@ -1,0 +1,167 @@
+import { MoAmqpConfigError, loadMoAmqpOptionsFromEnv } from '../../lib';
+import { brokerUrlOf, resolveMoAmqpOptions } from '../../lib/config/mo-amqp-options.schema';
+
+function configError(fn: () => unknown): MoAmqpConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(MoAmqpConfigError);
+    return err as MoAmqpConfigError;
+  }
+  throw new Error('expected a MoAmqpConfigError');
+}
+
+describe('configuration from the environment', () => {
+  it('has the seed’s defaults: off, exchange os2mo, localhost:5672', () => {
+    expect(loadMoAmqpOptionsFromEnv({})).toEqual({
+      enabled: false,
+      exchange: 'os2mo',
+      host: 'localhost',
+      port: 5672,
+      url: undefined,
+      timeZone: 'UTC',
+      publishTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+      maxInFlight: 10_000,
+    });
+  });
+
+  it.each([
+    ['True', true],
+    ['true', true],
+    ['TRUE', true],
+    ['1', true],
+    ['yes', true],
+    ['Yes', true],
+    ['False', false],
+    ['0', false],
+    ['no', false],
+    ['NO', false],
+    [' true ', true],
+    ['', false],
+  ])('reads ENABLE_AMQP=%p as %p', (value, expected) => {
+    expect(loadMoAmqpOptionsFromEnv({ ENABLE_AMQP: value }).enabled).toBe(expected);
+  });
+
+  it('reads every variable', () => {
+    const options = loadMoAmqpOptionsFromEnv({
+      ENABLE_AMQP: 'yes',
+      AMQP__EXCHANGE: 'mo-events',
+      AMQP__HOST: 'rabbit_mq',
+      AMQP__PORT: '5673',
+      AMQP__URL: 'amqps://user:p%40ss@broker.example:5671/mo',
+      AMQP__TIME_ZONE: 'Europe/Copenhagen',
+      AMQP__PUBLISH_TIMEOUT_MS: '2500',
+      AMQP__CONNECT_TIMEOUT_MS: '30000',
+      AMQP__MAX_IN_FLIGHT: '50',
+    });
+    expect(options).toEqual({
+      enabled: true,
+      exchange: 'mo-events',
+      host: 'rabbit_mq',
+      port: 5673,
+      url: 'amqps://user:p%40ss@broker.example:5671/mo',
+      timeZone: 'Europe/Copenhagen',
+      publishTimeoutMs: 2500,
+      connectTimeoutMs: 30_000,
+      maxInFlight: 50,
+    });
+  });
+
+  it.each([
+    ['ENABLE_AMQP', 'maybe', 'true, false, 1, 0, yes or no'],
+    ['ENABLE_AMQP', 'on', 'true, false, 1, 0, yes or no'],
+    ['AMQP__EXCHANGE', 'amq.topic', 'not starting with "amq."'],
+    ['AMQP__EXCHANGE', 'has space', '1-255 letters'],
+    ['AMQP__EXCHANGE', 'x'.repeat(256), '1-255 letters'],
+    ['AMQP__HOST', 'http://rabbit', 'a host name or IP address'],
+    ['AMQP__HOST', 'user@rabbit', 'a host name or IP address'],
+    ['AMQP__PORT', '0', 'a whole number from 1 to 65535'],
+    ['AMQP__PORT', '65536', 'a whole number from 1 to 65535'],
+    ['AMQP__PORT', '56 72', 'a whole number from 1 to 65535'],
+    ['AMQP__PORT', '5672.5', 'a whole number from 1 to 65535'],
+    ['AMQP__PORT', '-1', 'a whole number from 1 to 65535'],
+    ['AMQP__URL', 'http://localhost:5672', 'an amqp:// or amqps:// URL'],
+    ['AMQP__URL', 'localhost:5672', 'an amqp:// or amqps:// URL'],
+    ['AMQP__URL', 'amqp://', 'an amqp:// or amqps:// URL'],
+    ['AMQP__URL', 'amqp://host/a/b', 'an amqp:// or amqps:// URL'],
+    ['AMQP__TIME_ZONE', 'Europe/Kobenhavn', 'an IANA time zone'],
+    ['AMQP__TIME_ZONE', '+02:00', 'an IANA time zone'],
+    ['AMQP__PUBLISH_TIMEOUT_MS', '10s', 'a whole number of milliseconds'],
+    ['AMQP__PUBLISH_TIMEOUT_MS', '0', 'a whole number of milliseconds'],
+    ['AMQP__CONNECT_TIMEOUT_MS', '9999999999', 'a whole number of milliseconds'],
+    ['AMQP__MAX_IN_FLIGHT', '0', 'a whole number from 1 up'],
+  ])('rejects %s=%p, naming the variable, the value and what is allowed', (name, value, allowed) => {
+    const err = configError(() => loadMoAmqpOptionsFromEnv({ [name]: value }));
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0].name).toBe(name);
+    expect(err.problems[0].allowed).toContain(allowed);
+    expect(err.message).toContain(`${name}: received `);
+    expect(err.message).toContain(allowed);
+  });
+
+  it('lists every bad variable in one error', () => {
+    const err = configError(() =>
+      loadMoAmqpOptionsFromEnv({ ENABLE_AMQP: 'maybe', AMQP__PORT: 'x', AMQP__EXCHANGE: '' }),
+    );
+    expect(err.problems.map((p) => p.name)).toEqual(['ENABLE_AMQP', 'AMQP__PORT']);
+    expect(err.message).toBe(
+      'Invalid AMQP configuration:\n' +
+        '  - ENABLE_AMQP: received "maybe"; allowed: true, false, 1, 0, yes or no (any case)\n' +
+        '  - AMQP__PORT: received "x"; allowed: a whole number from 1 to 65535',
+    );
+  });
+
+  it('never shows the password of a bad AMQP__URL', () => {
+    for (const url of [
+      'amqp://admin:Hunter2-secret@rabbit:99999',
+      'amqp://admin:Hunter2-secret@',
+      'http://admin:Hunter2-secret@rabbit',
+    ]) {
+      const err = configError(() => loadMoAmqpOptionsFromEnv({ AMQP__URL: url }));
+      expect(err.message).not.toContain('Hunter2-secret');
+      expect(err.message).toContain('admin:***@');
+      expect(JSON.stringify(err.problems)).not.toContain('Hunter2-secret');
+    }
+  });
+
+  it('spells UTC one way', () => {
+    expect(loadMoAmqpOptionsFromEnv({ AMQP__TIME_ZONE: 'Etc/UTC' }).timeZone).toBe('UTC');
+    expect(loadMoAmqpOptionsFromEnv({ AMQP__TIME_ZONE: 'utc' }).timeZone).toBe('UTC');
+  });
+});
+
+describe('options given in code', () => {
+  it('names the option, not the variable', () => {
+    const err = configError(() => resolveMoAmqpOptions({ port: 70_000 }));
+    expect(err.message).toBe(
+      'Invalid AMQP configuration:\n  - port: received 70000; allowed: a whole number from 1 to 65535',
+    );
+  });
+
+  it('rejects an option it does not know, so a typo is not silently ignored', () => {
+    const err = configError(() => resolveMoAmqpOptions({ exchnage: 'x' } as never));
+    expect(err.problems[0]).toMatchObject({
+      name: 'exchnage',
+      allowed: expect.stringContaining('enabled, exchange, host'),
+    });
+  });
+
+  it('rejects values of the wrong type from JavaScript callers', () => {
+    const err = configError(() => resolveMoAmqpOptions({ enabled: 'true', port: '5672' } as never));
+    expect(err.problems.map((p) => p.name)).toEqual(['enabled', 'port']);
+  });
+
+  it('accepts its own output again', () => {
+    const resolved = loadMoAmqpOptionsFromEnv({ ENABLE_AMQP: '1' });
+    expect(resolveMoAmqpOptions(resolved)).toEqual(resolved);
+  });
+});
+
+describe('brokerUrlOf', () => {
+  it('prefers the URL, else builds one from host and port', () => {
+    expect(brokerUrlOf(resolveMoAmqpOptions({ url: 'amqp://u:p@h:1/v', host: 'other' }))).toBe('amqp://u:p@h:1/v');
+    expect(brokerUrlOf(resolveMoAmqpOptions({ host: 'rabbit', port: 5673 }))).toBe('amqp://rabbit:5673');
+    expect(brokerUrlOf(resolveMoAmqpOptions({ host: '::1' }))).toBe('amqp://[::1]:5672');
+  });
+});
