@@ -91,7 +91,11 @@ function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | unde
     uri: brokerUrlOf(options),
     // MoEventsService waits for the broker itself, with an error that names it.
     connectionInitOptions: { wait: false },
-    connectionManagerOptions: { reconnectTimeInSeconds: 2 },
+    connectionManagerOptions: {
+      reconnectTimeInSeconds: 2,
+      // Bounds each attempt, or a host that accepts TCP but never answers would hang it forever.
+      connectionOptions: { timeout: options.connectTimeoutMs },
+    },
     logger: new RabbitMqLogger(),
   };
 }

@@ -8,9 +8,10 @@ import {
   OnModuleInit,
   Optional,
 } from '@nestjs/common';
-import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { brokerUrlOf } from '../config/mo-amqp-options.schema';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
@@ -20,6 +21,8 @@ import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
 import { MoPublishResult } from './mo-publish-result';
+
+const CLOSE_WAIT_MS = 2_000;
 
 // Broker answers that waiting will not change: bad login, unknown vhost.
 const FATAL_CONNECT_ERRORS = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b403\b|\b530\b/;
@@ -39,7 +42,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private readonly secrets: string[];
   /** A confirm channel of its own on golevelup's managed connection; undefined when disabled. */
   private readonly channel: ChannelWrapper | undefined;
-  private readonly connection: AmqpConnectionManager | undefined;
+  private readonly amqpConnection: AmqpConnection | undefined;
   private inFlight = 0;
   private whenIdle: (() => void) | undefined;
   private closed = false;
@@ -52,8 +55,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     this.broker = redactUrl(url);
     this.secrets = [passwordOf(url) ?? ''];
     if (options.enabled && amqpConnection) {
-      this.connection = amqpConnection.managedConnection;
-      this.channel = this.connection.createChannel({
+      this.amqpConnection = amqpConnection;
+      this.channel = amqpConnection.managedConnection.createChannel({
         name: 'mo-amqp-publisher',
         confirm: true,
         // Runs on every (re)connect, so the exchange exists before the first publish.
@@ -119,15 +122,19 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
 
   /** Start-up waits for the broker, so a wrong address stops the app instead of every publish. */
   async onModuleInit(): Promise<void> {
-    if (!this.channel || !this.connection) {
+    if (!this.channel || !this.amqpConnection) {
       this.logger.log('AMQP is disabled (ENABLE_AMQP is off): no connection is opened and no event is sent');
       return;
     }
     try {
-      await this.waitForBroker(this.connection, this.channel);
+      await this.waitForBroker(this.amqpConnection, this.channel);
     } catch (err) {
       // Stop the reconnect loop, or a failed start-up would leave the process running.
-      await this.connection.close().catch(() => undefined);
+      // Bounded: close() first waits for an attempt in progress.
+      await Promise.race([
+        this.amqpConnection.managedConnection.close().catch(() => undefined),
+        delay(CLOSE_WAIT_MS, undefined, { ref: false }),
+      ]);
       throw err;
     }
     this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
@@ -145,7 +152,9 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     await this.channel?.close();
   }
 
-  private waitForBroker(connection: AmqpConnectionManager, channel: ChannelWrapper): Promise<void> {
+  /** Resolves once both this publisher's channel and golevelup's own channel are set up. */
+  private waitForBroker(amqpConnection: AmqpConnection, channel: ChannelWrapper): Promise<void> {
+    const connection = amqpConnection.managedConnection;
     return new Promise<void>((resolve, reject) => {
       let lastError = 'no answer yet';
       const done = (err?: Error) => {
@@ -183,7 +192,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       );
       connection.on('connectFailed', onConnectFailed);
       channel.on('error', onSetupError);
-      channel.waitForConnect().then(() => done(), done);
+      Promise.all([channel.waitForConnect(), amqpConnection.managedChannel.waitForConnect()]).then(() => done(), done);
     });
   }
 

@@ -1,0 +1,37 @@
+import { LoggerService, Provider } from '@nestjs/common';
+import { Test, TestingModule } from '@nestjs/testing';
+import { MoAmqpModule, MoAmqpModuleOptions } from '../../lib';
+
+/** Boots `MoAmqpModule.forRoot(options)` (plus `providers`) the way an app would, hooks included. */
+export async function bootApp(
+  options: MoAmqpModuleOptions,
+  { providers = [], logger }: { providers?: Provider[]; logger?: LoggerService } = {},
+): Promise<TestingModule> {
+  const builder = Test.createTestingModule({ imports: [MoAmqpModule.forRoot(options)], providers });
+  if (logger) builder.setLogger(logger);
+  const app = await builder.compile();
+  try {
+    await app.init();
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw err;
+  }
+  return app;
+}
+
+/** Runs `fn` with environment variables set, then restores them. */
+export async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const assign = (values: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  assign(vars);
+  try {
+    return await fn();
+  } finally {
+    assign(saved);
+  }
+}

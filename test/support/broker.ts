@@ -1,0 +1,163 @@
+import * as amqp from 'amqplib';
+import * as net from 'node:net';
+
+/** The broker the e2e specs use: AMQP__URL, or AMQP__HOST/AMQP__PORT, default localhost:5672. */
+export const BROKER_URL =
+  process.env.AMQP__URL || `amqp://${process.env.AMQP__HOST || 'localhost'}:${process.env.AMQP__PORT || '5672'}`;
+
+let counter = 0;
+
+/** A name no other test (or test run) uses, so specs can run side by side on one broker. */
+export function uniqueName(prefix: string): string {
+  return `test.${prefix}.${process.pid}.${Date.now().toString(36)}.${counter++}`;
+}
+
+/** Messages arriving on an exclusive queue bound to an exchange. */
+export class Collector {
+  readonly messages: amqp.ConsumeMessage[] = [];
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly queue: string) {}
+
+  push(message: amqp.ConsumeMessage): void {
+    this.messages.push(message);
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** Resolves once `count` messages have arrived; rejects after `timeoutMs` saying how many did. */
+  async waitFor(count: number, timeoutMs = 5_000): Promise<amqp.ConsumeMessage[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messages.length < count) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`expected ${count} messages on ${this.queue}, got ${this.messages.length}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.messages;
+  }
+}
+
+/** A plain amqplib client, the way a consumer outside this package sees the broker. */
+export class TestBroker {
+  private readonly exchanges = new Set<string>();
+
+  private constructor(
+    readonly connection: amqp.ChannelModel,
+    readonly channel: amqp.Channel,
+  ) {}
+
+  static async connect(): Promise<TestBroker> {
+    const connection = await amqp.connect(BROKER_URL);
+    const channel = await connection.createChannel();
+    return new TestBroker(connection, channel);
+  }
+
+  /** Declares `exchange` as the contract says (durable topic) and collects what `binding` matches. */
+  async collect(exchange: string, binding = '#.#.#'): Promise<Collector> {
+    await this.channel.assertExchange(exchange, 'topic', { durable: true });
+    this.exchanges.add(exchange);
+    const { queue } = await this.channel.assertQueue('', { exclusive: true, autoDelete: true });
+    await this.channel.bindQueue(queue, exchange, binding);
+    const collector = new Collector(queue);
+    await this.channel.consume(queue, (message) => message && collector.push(message), { noAck: true });
+    return collector;
+  }
+
+  /** Remembers an exchange a test made the library declare, so `close()` deletes it. */
+  track(exchange: string): void {
+    this.exchanges.add(exchange);
+  }
+
+  /** Deletes the exchanges this test used; exclusive queues go with the connection. */
+  async close(): Promise<void> {
+    for (const exchange of this.exchanges) await this.channel.deleteExchange(exchange);
+    await this.connection.close();
+  }
+}
+
+/** A loopback port with nothing listening on it: connecting there is refused. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A TCP proxy on loopback in front of the broker. `pause()` stops all traffic
+ * without closing anything: to the client, the broker has stopped answering.
+ * It also counts connections, so a test can prove none was made.
+ */
+export class TcpProxy {
+  connections = 0;
+  private paused = false;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server: net.Server;
+
+  private constructor(target: { host: string; port: number } | null) {
+    this.server = net.createServer((client) => this.accept(client, target));
+  }
+
+  /** Forwards to `target` (default: the test broker); `null` makes a listener that never answers. */
+  static async start(target: { host: string; port: number } | null = brokerAddress()): Promise<TcpProxy> {
+    const proxy = new TcpProxy(target);
+    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  get url(): string {
+    return `amqp://guest:guest@127.0.0.1:${this.port}`;
+  }
+
+  pause(): void {
+    this.paused = true;
+    for (const socket of this.sockets) socket.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const socket of this.sockets) socket.resume();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: net.Socket, target: { host: string; port: number } | null): void {
+    this.connections++;
+    this.track(client);
+    if (!target) return;
+    const upstream = net.connect(target.port, target.host);
+    this.track(upstream);
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
+    if (this.paused) {
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+  }
+}
+
+function brokerAddress(): { host: string; port: number } {
+  const url = new URL(BROKER_URL);
+  return { host: url.hostname.replace(/^\[|\]$/g, '') || 'localhost', port: Number(url.port || 5672) };
+}
