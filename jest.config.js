@@ -7,6 +7,8 @@ module.exports = {
     // tsconfig's isolatedModules makes ts-jest transpile only; `npm run lint` type-checks.
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
+  // The sample app imports the library by its package name, as a user's app would.
+  moduleNameMapper: { '^nestjs-mo-amqp$': '<rootDir>/lib' },
   // e2e specs share one broker; two workers match the two cores.
   maxWorkers: 2,
   testTimeout: 30_000,
