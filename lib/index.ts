@@ -1,5 +1,6 @@
 export { MoAmqpModule } from './mo-amqp.module';
 export { MO_AMQP_OPTIONS } from './mo-amqp.constants';
+export type { MoAmqpModuleExtras, MoAmqpOptionsFactory } from './mo-amqp.module-definition';
 export type { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './config/mo-amqp-options.interface';
 export { moAmqpConfig } from './config/mo-amqp.config';
 export { loadMoAmqpOptionsFromEnv } from './config/mo-amqp-env';
