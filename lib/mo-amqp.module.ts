@@ -1,5 +1,6 @@
 import { RabbitMQConfig, RabbitMQModule } from '@golevelup/nestjs-rabbitmq';
 import { DynamicModule, Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { ConfigModule } from '@nestjs/config';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './config/mo-amqp-options.interface';
 import { brokerUrlOf, resolveMoAmqpOptions } from './config/mo-amqp-options.schema';
@@ -11,6 +12,7 @@ import {
   MO_AMQP_MODULE_OPTIONS,
   OPTIONS_TYPE,
 } from './mo-amqp.module-definition';
+import { MoEventExplorer } from './publishing/mo-event.explorer';
 import { MoEventsService } from './publishing/mo-events.service';
 import { RabbitMqLogger } from './util/rabbitmq-logger';
 
@@ -78,8 +80,8 @@ function assemble(definition: DynamicModule): DynamicModule {
   });
   return {
     ...definition,
-    imports: [optionsModule, rabbitMqModule],
-    providers: [MoEventsService],
+    imports: [optionsModule, rabbitMqModule, DiscoveryModule],
+    providers: [MoEventsService, MoEventExplorer],
     exports: [MoEventsService, optionsModule, rabbitMqModule],
   };
 }

@@ -18,6 +18,7 @@ const KINDS: Readonly<Record<keyof MoAmqpModuleOptions, Kind>> = {
   publishTimeoutMs: 'integer',
   connectTimeoutMs: 'integer',
   maxInFlight: 'integer',
+  eventFailures: 'string',
 };
 
 /**

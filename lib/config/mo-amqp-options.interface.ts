@@ -22,6 +22,12 @@ export interface MoAmqpModuleOptions {
   connectTimeoutMs?: number;
   /** Publishes waiting for a confirm at once; beyond it a publish fails at once. Default 10,000. */
   maxInFlight?: number;
+  /**
+   * When an `@MoEvent` method has resolved but its event cannot be published:
+   * `log` (default) logs it at error level and returns the method's result, as
+   * OS2mo did (publishing must not fail a write that succeeded); `throw` rejects.
+   */
+  eventFailures?: 'log' | 'throw';
 }
 
 /** Options after defaults and validation: what the library runs on. */

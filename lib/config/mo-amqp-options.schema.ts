@@ -1,6 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import {
   IsBoolean,
+  IsIn,
   IsInt,
   IsOptional,
   IsString,
@@ -81,6 +82,9 @@ class MoAmqpOptionsSchema {
   @IsInt()
   @Min(1)
   maxInFlight!: number;
+
+  @IsIn(['log', 'throw'])
+  eventFailures!: 'log' | 'throw';
 }
 
 type OptionKey = keyof MoAmqpModuleOptions;
@@ -122,6 +126,7 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
     defaultValue: 10_000,
   },
   maxInFlight: { env: 'AMQP__MAX_IN_FLIGHT', allowed: 'a whole number from 1 up', defaultValue: 10_000 },
+  eventFailures: { env: 'AMQP__EVENT_FAILURES', allowed: 'log or throw', defaultValue: 'log' },
 };
 
 const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];

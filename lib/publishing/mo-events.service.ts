@@ -20,7 +20,7 @@ import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-even
 import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
-import { MoPublishResult } from './mo-publish-result';
+import { MoEventCounters, MoPublishResult } from './mo-publish-result';
 
 const CLOSE_WAIT_MS = 2_000;
 
@@ -43,6 +43,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   /** A confirm channel of its own on golevelup's managed connection; undefined when disabled. */
   private readonly channel: ChannelWrapper | undefined;
   private readonly amqpConnection: AmqpConnection | undefined;
+  private readonly counts: MoEventCounters = { confirmed: 0, disabled: 0, invalid: 0, failed: 0, decoratorFailures: 0 };
   private inFlight = 0;
   private whenIdle: (() => void) | undefined;
   private closed = false;
@@ -69,6 +70,16 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     }
   }
 
+  /** What has happened to the events of this process so far (a copy). */
+  get counters(): MoEventCounters {
+    return { ...this.counts };
+  }
+
+  /** @internal Counts an event an `@MoEvent` method owed but did not publish (it was logged). */
+  recordDecoratorFailure(): void {
+    this.counts.decoratorFailures++;
+  }
+
   /** True when AMQP is enabled: events go to the broker. */
   get enabled(): boolean {
     return this.channel !== undefined;
@@ -88,7 +99,13 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     uuid: string,
     options?: MoEventOptions,
   ): Promise<MoPublishResult> {
-    const event = buildMoEvent(service, objectType, action, uuid, options, this.options.timeZone);
+    let event: MoOutgoingEvent;
+    try {
+      event = buildMoEvent(service, objectType, action, uuid, options, this.options.timeZone);
+    } catch (err) {
+      this.counts.invalid++;
+      throw err;
+    }
     const messageId = randomUUID();
     const result = (status: MoPublishResult['status']): MoPublishResult => ({
       status,
@@ -97,7 +114,10 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       messageId,
       body: event.body,
     });
-    if (!this.channel) return result('disabled');
+    if (!this.channel) {
+      this.counts.disabled++;
+      return result('disabled');
+    }
     if (this.closed) throw this.failure('closed', event, messageId);
     if (this.inFlight >= this.options.maxInFlight) throw this.failure('overloaded', event, messageId);
 
@@ -117,6 +137,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     } finally {
       if (--this.inFlight === 0 && this.whenIdle) this.whenIdle();
     }
+    this.counts.confirmed++;
     return result('confirmed');
   }
 
@@ -209,6 +230,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       rejected: `RabbitMQ at ${this.broker} rejected ${what}: ${this.redact(cause)}`,
       closed: `The publisher was shut down before RabbitMQ confirmed ${what}`,
     };
+    this.counts.failed++;
     return new MoPublishError(text[reason], reason, event.routingKey, messageId);
   }
 

@@ -16,3 +16,17 @@ export interface MoPublishResult {
   /** The exact body text that was (or would have been) sent. */
   readonly body: string;
 }
+
+/** Counts of `MoEventsService.counters`, since the process started. */
+export interface MoEventCounters {
+  /** Confirmed by the broker. */
+  confirmed: number;
+  /** Validated but not sent because AMQP is disabled. */
+  disabled: number;
+  /** Refused with `MoEventValidationError`; nothing sent. */
+  invalid: number;
+  /** Failed with `MoPublishError` (timeout, overloaded, rejected, closed). */
+  failed: number;
+  /** Events an `@MoEvent` method owed but did not publish (each also logged at error level). */
+  decoratorFailures: number;
+}

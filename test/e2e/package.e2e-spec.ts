@@ -31,42 +31,52 @@ describe('the built package, required from the repository root', () => {
   it('publishes what a plain AMQP client bound #.#.# on exchange os2mo receives, as the contract says', async () => {
     const broker = await TestBroker.connect();
     const collector = await broker.collect('os2mo', '#.#.#');
-    const uuid = randomUUID();
-    const objectUuid = randomUUID();
+    const [person, engagement, unit] = [randomUUID(), randomUUID(), randomUUID()];
 
     const { stdout } = await run(
       process.execPath,
-      [join(ROOT, 'test', 'fixtures', 'package-user.js'), uuid, objectUuid],
-      {
-        env: { ...process.env, ENABLE_AMQP: 'True', AMQP__URL: BROKER_URL, AMQP__EXCHANGE: '' },
-        timeout: 20_000,
-      },
+      [join(ROOT, 'test', 'fixtures', 'package-user.js'), person, engagement, unit],
+      { env: { ...process.env, ENABLE_AMQP: 'True', AMQP__URL: BROKER_URL, AMQP__EXCHANGE: '' }, timeout: 20_000 },
     );
-    const results = JSON.parse(stdout);
+    const { results, created, failed, counters } = JSON.parse(stdout);
     expect(results.map((r: { status: string }) => r.status)).toEqual(['confirmed', 'confirmed']);
+    expect(created).toEqual({ uuid: engagement, employeeUuid: person, orgUnitUuid: unit, validFrom: '2021-08-01' });
+    expect(failed).toBe('the write failed');
+    expect(counters).toEqual({ confirmed: 4, disabled: 0, invalid: 0, failed: 0, decoratorFailures: 0 });
 
     // os2mo is shared with any other publisher on this broker: look at ours only.
+    const ours = () =>
+      collector.messages.filter((m) => m.content.toString().includes(person) || m.content.toString().includes(unit));
     const deadline = Date.now() + 5_000;
-    const ours = () => collector.messages.filter((m) => m.content.toString().includes(uuid));
-    while (ours().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const [first, second] = ours();
-    expect(first.fields).toMatchObject({ exchange: 'os2mo', routingKey: 'employee.engagement.create' });
-    expect(first.content.toString()).toBe(`{"uuid": "${uuid}", "time": "2019-03-24T13:02:15.132000+00:00"}`);
-    expect(second.fields).toMatchObject({ exchange: 'os2mo', routingKey: 'org_unit.engagement.create' });
-    expect(second.content.toString()).toBe(
-      `{"uuid": "${uuid}", "time": "2021-07-27T00:00:00+02:00", "object_uuid": "${objectUuid}"}`,
-    );
-    for (const [message, result] of [
-      [first, results[0]],
-      [second, results[1]],
-    ]) {
-      expect(message.properties).toMatchObject({
-        deliveryMode: 2,
-        contentType: 'application/json',
-        messageId: result.messageId,
-      });
+    while (ours().length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    const messages = ours();
+    expect(messages.map((m) => [m.fields.exchange, m.fields.routingKey, m.content.toString()])).toEqual([
+      ['os2mo', 'employee.engagement.create', `{"uuid": "${person}", "time": "2019-03-24T13:02:15.132000+00:00"}`],
+      [
+        'os2mo',
+        'org_unit.engagement.create',
+        `{"uuid": "${unit}", "time": "2021-07-27T00:00:00+02:00", "object_uuid": "${engagement}"}`,
+      ],
+      // From the @MoEvent method; the one that rejected sent nothing.
+      [
+        'os2mo',
+        'employee.engagement.create',
+        `{"uuid": "${person}", "time": "2021-08-01", "object_uuid": "${engagement}"}`,
+      ],
+      [
+        'os2mo',
+        'org_unit.engagement.create',
+        `{"uuid": "${unit}", "time": "2021-08-01", "object_uuid": "${engagement}"}`,
+      ],
+    ]);
+    for (const message of messages) {
+      expect(message.properties).toMatchObject({ deliveryMode: 2, contentType: 'application/json' });
+      expect(message.properties.messageId).toMatch(/^[0-9a-f-]{36}$/);
       expect(typeof message.properties.timestamp).toBe('number');
     }
+    expect(messages[0].properties.messageId).toBe(results[0].messageId);
+    expect(messages[1].properties.messageId).toBe(results[1].messageId);
     // Not broker.close(): that would delete os2mo, which is not this test's alone.
     await broker.connection.close();
   });

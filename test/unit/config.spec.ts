@@ -23,6 +23,7 @@ describe('configuration from the environment', () => {
       publishTimeoutMs: 10_000,
       connectTimeoutMs: 10_000,
       maxInFlight: 10_000,
+      eventFailures: 'log',
     });
   });
 
@@ -54,6 +55,7 @@ describe('configuration from the environment', () => {
       AMQP__PUBLISH_TIMEOUT_MS: '2500',
       AMQP__CONNECT_TIMEOUT_MS: '30000',
       AMQP__MAX_IN_FLIGHT: '50',
+      AMQP__EVENT_FAILURES: 'throw',
     });
     expect(options).toEqual({
       enabled: true,
@@ -65,6 +67,7 @@ describe('configuration from the environment', () => {
       publishTimeoutMs: 2500,
       connectTimeoutMs: 30_000,
       maxInFlight: 50,
+      eventFailures: 'throw',
     });
   });
 
@@ -91,6 +94,7 @@ describe('configuration from the environment', () => {
     ['AMQP__PUBLISH_TIMEOUT_MS', '0', 'a whole number of milliseconds'],
     ['AMQP__CONNECT_TIMEOUT_MS', '9999999999', 'a whole number of milliseconds'],
     ['AMQP__MAX_IN_FLIGHT', '0', 'a whole number from 1 up'],
+    ['AMQP__EVENT_FAILURES', 'ignore', 'log or throw'],
   ])('rejects %s=%p, naming the variable, the value and what is allowed', (name, value, allowed) => {
     const err = configError(() => loadMoAmqpOptionsFromEnv({ [name]: value }));
     expect(err.problems).toHaveLength(1);

@@ -1,0 +1,29 @@
+import { ValidateBy, ValidationOptions, buildMessage } from 'class-validator';
+import { parseMoTime } from './mo-time';
+
+/**
+ * class-validator check that a value is time text MO events accept, so an API
+ * refuses with 400 exactly what publishing would refuse later:
+ *
+ * ```ts
+ * class CreateEngagementDto {
+ *   @IsOptional() @IsMoTime() validFrom?: string;
+ * }
+ * ```
+ */
+export function IsMoTime(validationOptions?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isMoTime',
+      validator: {
+        validate: (value: unknown) => parseMoTime(value) !== undefined,
+        defaultMessage: buildMessage(
+          (each) =>
+            `${each}$property must be an ISO 8601 date or date-time such as 2021-07-27 or 2021-07-27T00:00:00+02:00`,
+          validationOptions,
+        ),
+      },
+    },
+    validationOptions,
+  );
+}

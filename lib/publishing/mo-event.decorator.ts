@@ -1,0 +1,62 @@
+import { MO_EVENT_METADATA } from '../mo-amqp.constants';
+import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+
+/**
+ * How `@MoEvent` finds the event's values in what the method returned (and the
+ * arguments it was called with). All are optional.
+ */
+// Method signatures (not function-typed properties) so that a selector written for
+// the method's own result type, `(e: Engagement) => …`, fits without naming generics.
+export interface MoEventSelectors<TResult = unknown, TArgs extends unknown[] = unknown[]> {
+  /**
+   * The affected employee's or unit's UUID, or several (one message each; an
+   * empty array sends none). Default: the result when it is a string, else `result.uuid`.
+   */
+  uuid?(result: TResult, ...args: TArgs): string | readonly string[] | null | undefined;
+  /** When the change is effective (`Date` or ISO 8601 text). Default: now. */
+  time?(result: TResult, ...args: TArgs): Date | string | null | undefined;
+  /** The UUID of the changed object itself; adds `object_uuid` to the body. */
+  objectUuid?(result: TResult, ...args: TArgs): string | null | undefined;
+}
+
+/** One `@MoEvent` on a method, as recorded. */
+export interface MoEventDefinition {
+  readonly service: MoService;
+  readonly objectType: MoObjectType;
+  readonly action: MoAction;
+  readonly selectors: MoEventSelectors;
+}
+
+/** Prototypes that carry `@MoEvent`, so start-up can tell about those no module provides. */
+export const decoratedPrototypes = new Set<object>();
+
+/**
+ * Publishes an MO event each time the method's returned promise fulfils (or a
+ * synchronous method returns), never when it rejects or throws. Stack several
+ * to publish several events; they are sent in the order written.
+ *
+ * ```ts
+ * @MoEvent('employee', 'engagement', 'create', { uuid: (e) => e.employeeUuid, time: (e) => e.validFrom })
+ * @MoEvent('org_unit', 'engagement', 'create', { uuid: (e) => e.orgUnitUuid, time: (e) => e.validFrom })
+ * async create(dto: CreateEngagementDto): Promise<Engagement> { … }
+ * ```
+ *
+ * Put it on methods of providers (services). The module wraps them at start-up,
+ * outside every other decorator, so a transaction decorator has committed first.
+ */
+export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
+  service: MoService,
+  objectType: MoObjectType,
+  action: MoAction,
+  selectors: MoEventSelectors<TResult, TArgs> = {},
+): MethodDecorator {
+  return (target, key) => {
+    // Kept on (prototype, name) rather than on the function, so a decorator
+    // applied later that replaces the function cannot drop it.
+    const previous: MoEventDefinition[] = Reflect.getOwnMetadata(MO_EVENT_METADATA, target, key) ?? [];
+    const definition: MoEventDefinition = { service, objectType, action, selectors: selectors as MoEventSelectors };
+    // Decorators apply bottom-up; prepending keeps the order they are written in.
+    Reflect.defineMetadata(MO_EVENT_METADATA, [definition, ...previous], target, key);
+    decoratedPrototypes.add(target);
+  };
+}

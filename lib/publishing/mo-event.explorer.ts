@@ -1,0 +1,162 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
+import {
+  MO_ACTIONS,
+  MO_OBJECT_TYPES,
+  MO_SERVICES,
+  isMoAction,
+  isMoObjectType,
+  isMoService,
+} from '../events/vocabulary';
+import { MO_AMQP_OPTIONS, MO_EVENT_METADATA } from '../mo-amqp.constants';
+import { MoEventDefinition, decoratedPrototypes } from './mo-event.decorator';
+import { MoEventBinding, WrappedMethodState, wrapMethod, wrappedState } from './mo-event.wrapper';
+import { MoEventsService } from './mo-events.service';
+
+const SELECTORS = new Set(['uuid', 'time', 'objectUuid']);
+
+/**
+ * Finds `@MoEvent` methods at start-up and wraps them, on the prototype that
+ * declares them, so every instance publishes: singletons, request-scoped and
+ * transient providers alike, and handlers other libraries find on the prototype
+ * (golevelup's `@RabbitSubscribe`).
+ */
+@Injectable()
+export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('MoEvent');
+  private readonly bound: WrappedMethodState[] = [];
+  private binding: MoEventBinding | undefined;
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly events: MoEventsService,
+    @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
+  ) {}
+
+  onModuleInit(): void {
+    for (const wrapper of this.discovery.getControllers()) {
+      const prototype = prototypeOf(wrapper);
+      const [method] = prototype ? this.decoratedMethods(prototype) : [];
+      if (method) {
+        throw new MoEventDecoratorError(
+          `${method.owner.constructor.name}.${method.name}`,
+          'controllers are not supported (Nest binds their routes before start-up hooks run). ' +
+            'Put @MoEvent on the provider method the controller calls.',
+        );
+      }
+    }
+
+    const binding: MoEventBinding = (this.binding = {
+      publish: this.events.publish.bind(this.events),
+      recordDecoratorFailure: () => this.events.recordDecoratorFailure(),
+      logger: this.logger,
+      failures: this.options.eventFailures,
+    });
+    const seen = new Set<object>();
+    for (const wrapper of this.discovery.getProviders()) {
+      const prototype = prototypeOf(wrapper);
+      if (!prototype || seen.has(prototype)) continue;
+      seen.add(prototype);
+      for (const method of this.decoratedMethods(prototype)) {
+        this.bind(method.owner, method.name, method.definitions, binding);
+      }
+    }
+
+    for (const prototype of decoratedPrototypes) {
+      if (!seen.has(prototype) && ![...seen].some((p) => Object.prototype.isPrototypeOf.call(prototype, p))) {
+        this.logger.warn(
+          `${prototype.constructor.name} has @MoEvent methods but is not a provider of this application: ` +
+            'calling them publishes nothing',
+        );
+      }
+    }
+  }
+
+  /** Hands the methods back: calls after shutdown publish nothing (and say so once). */
+  onApplicationShutdown(): void {
+    // Another app started later may have rebound a method: leave those alone.
+    for (const state of this.bound) if (state.binding === this.binding) state.binding = undefined;
+    this.bound.length = 0;
+  }
+
+  private bind(owner: object, name: string, definitions: MoEventDefinition[], binding: MoEventBinding): void {
+    const label = `${owner.constructor.name}.${name}`;
+    definitions.forEach((definition) => validate(label, definition));
+    const current = (owner as Record<string, unknown>)[name];
+    // Wrapped once per process: a later app (a test's next one) rebinds the same wrapper.
+    let state = wrappedState(current);
+    if (!state) {
+      const wrapped = wrapMethod(current as (...args: unknown[]) => unknown, label, definitions);
+      const descriptor = Object.getOwnPropertyDescriptor(owner, name) as PropertyDescriptor;
+      Object.defineProperty(owner, name, { ...descriptor, value: wrapped.wrapper });
+      state = wrapped.state;
+    }
+    state.binding = binding;
+    state.warnedUnbound = false;
+    this.bound.push(state);
+  }
+
+  /** Methods with `@MoEvent` on `prototype` and its ancestors, each on the prototype that declares it. */
+  private decoratedMethods(prototype: object): { owner: object; name: string; definitions: MoEventDefinition[] }[] {
+    const found: { owner: object; name: string; definitions: MoEventDefinition[] }[] = [];
+    for (const name of this.scanner.getAllMethodNames(prototype)) {
+      for (
+        let owner: object | null = prototype;
+        owner && owner !== Object.prototype;
+        owner = Object.getPrototypeOf(owner)
+      ) {
+        const definitions: MoEventDefinition[] | undefined = Reflect.getOwnMetadata(MO_EVENT_METADATA, owner, name);
+        if (definitions) {
+          found.push({ owner, name, definitions });
+          break;
+        }
+      }
+    }
+    return found;
+  }
+}
+
+/** The prototype behind a provider or controller, whatever its scope; undefined when unknowable. */
+function prototypeOf(wrapper: InstanceWrapper): object | undefined {
+  if (wrapper.isAlias) return undefined;
+  if (wrapper.isDependencyTreeStatic()) {
+    const instance: unknown = wrapper.instance;
+    return instance && typeof instance === 'object' ? Object.getPrototypeOf(instance) : undefined;
+  }
+  // Request-scoped and transient instances do not exist yet; a class provider's
+  // prototype does. (A factory provider's class cannot be known before it runs.)
+  return !wrapper.inject && typeof wrapper.metatype === 'function' ? wrapper.metatype.prototype : undefined;
+}
+
+function validate(label: string, { service, objectType, action, selectors }: MoEventDefinition): void {
+  if (!isMoService(service)) {
+    throw new MoEventDecoratorError(
+      label,
+      `service ${JSON.stringify(service)} is not one of ${MO_SERVICES.join(', ')}`,
+    );
+  }
+  if (!isMoObjectType(objectType)) {
+    throw new MoEventDecoratorError(
+      label,
+      `object type ${JSON.stringify(objectType)} is not one of ${MO_OBJECT_TYPES.join(', ')}`,
+    );
+  }
+  if (!isMoAction(action)) {
+    throw new MoEventDecoratorError(label, `action ${JSON.stringify(action)} is not one of ${MO_ACTIONS.join(', ')}`);
+  }
+  if (selectors === null || typeof selectors !== 'object') {
+    throw new MoEventDecoratorError(label, 'the fourth argument must be an object of selectors');
+  }
+  for (const [key, value] of Object.entries(selectors)) {
+    if (!SELECTORS.has(key)) {
+      throw new MoEventDecoratorError(label, `unknown selector "${key}"; the selectors are uuid, time and objectUuid`);
+    }
+    if (typeof value !== 'function') {
+      throw new MoEventDecoratorError(label, `the ${key} selector must be a function (result, ...args) => value`);
+    }
+  }
+}

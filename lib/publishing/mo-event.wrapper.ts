@@ -1,0 +1,168 @@
+import { Logger } from '@nestjs/common';
+import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
+import { MoEventOptions } from '../events/mo-event';
+import { moRoutingKey } from '../events/routing-key';
+import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+import { MoEventDefinition } from './mo-event.decorator';
+import { MoPublishResult } from './mo-publish-result';
+
+/** What a wrapped method needs from the running module. */
+export interface MoEventBinding {
+  publish(
+    service: MoService,
+    objectType: MoObjectType,
+    action: MoAction,
+    uuid: string,
+    options?: MoEventOptions,
+  ): Promise<MoPublishResult>;
+  /** Counts an event a method owed but did not publish. */
+  recordDecoratorFailure(): void;
+  readonly logger: Pick<Logger, 'error' | 'warn'>;
+  /** `log`: a failed event is logged and the method's result returned; `throw`: the call rejects. */
+  readonly failures: 'log' | 'throw';
+}
+
+/** A method wrapped by `@MoEvent`: which events it owes, and the module it publishes through. */
+export interface WrappedMethodState {
+  readonly label: string;
+  readonly definitions: readonly MoEventDefinition[];
+  binding: MoEventBinding | undefined;
+  warnedUnbound: boolean;
+}
+
+const states = new WeakMap<object, WrappedMethodState>();
+const fallbackLogger = new Logger('MoEvent');
+
+/** The state of a function `wrapMethod` made, or undefined for any other function. */
+export function wrappedState(fn: unknown): WrappedMethodState | undefined {
+  return typeof fn === 'function' ? states.get(fn) : undefined;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
+}
+
+/**
+ * Wraps `original` so that each call whose result fulfils publishes the events.
+ * The wrapper keeps `this`, the name, the sync or async shape, the very result
+ * value, and every reflect metadata entry of the original.
+ */
+export function wrapMethod(
+  original: (...args: unknown[]) => unknown,
+  label: string,
+  definitions: readonly MoEventDefinition[],
+): { wrapper: (...args: unknown[]) => unknown; state: WrappedMethodState } {
+  const state: WrappedMethodState = { label, definitions, binding: undefined, warnedUnbound: false };
+
+  const wrapper = function (this: unknown, ...args: unknown[]): unknown {
+    const result = original.apply(this, args);
+    const binding = state.binding;
+    if (!binding) {
+      if (!state.warnedUnbound) {
+        state.warnedUnbound = true;
+        fallbackLogger.warn(`@MoEvent on ${label} ran with no MoAmqpModule started: its events are not published`);
+      }
+      return result;
+    }
+    if (isPromiseLike(result)) {
+      return Promise.resolve(result).then(async (value) => {
+        await publishEvents(state, binding, binding.failures, value, args);
+        return value;
+      });
+    }
+    // A synchronous method stays synchronous: its events go in the background,
+    // and a failure can only be logged.
+    void publishEvents(state, binding, 'log', result, args);
+    return result;
+  };
+
+  Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
+  for (const key of Reflect.getMetadataKeys(original)) {
+    Reflect.defineMetadata(key, Reflect.getMetadata(key, original), wrapper);
+  }
+  states.set(wrapper, state);
+  return { wrapper, state };
+}
+
+interface SelectedEvent {
+  readonly definition: MoEventDefinition;
+  readonly uuid: unknown;
+  readonly options: MoEventOptions;
+}
+
+async function publishEvents(
+  state: WrappedMethodState,
+  binding: MoEventBinding,
+  failures: 'log' | 'throw',
+  result: unknown,
+  args: unknown[],
+): Promise<void> {
+  const problems: { definition: MoEventDefinition; error: unknown }[] = [];
+  const sends: Promise<unknown>[] = [];
+  for (const definition of state.definitions) {
+    let selected: SelectedEvent[];
+    try {
+      selected = select(state.label, definition, result, args);
+    } catch (error) {
+      problems.push({ definition, error });
+      continue;
+    }
+    // All go out at once; one channel keeps them in the order written.
+    for (const event of selected) {
+      sends.push(
+        binding
+          .publish(definition.service, definition.objectType, definition.action, event.uuid as string, event.options)
+          .catch((error: unknown) => problems.push({ definition, error })),
+      );
+    }
+  }
+  await Promise.all(sends);
+  if (problems.length === 0) return;
+
+  for (const { definition, error } of problems) {
+    binding.recordDecoratorFailure();
+    const key = moRoutingKey(definition.service, definition.objectType, definition.action);
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    binding.logger.error(`@MoEvent ${key} on ${state.label} was not published: ${reason}`);
+  }
+  if (failures === 'throw') throw problems[0].error;
+}
+
+function select(label: string, definition: MoEventDefinition, result: unknown, args: unknown[]): SelectedEvent[] {
+  const { selectors } = definition;
+  const picked = selectors.uuid
+    ? call(label, 'uuid', selectors.uuid, result, args)
+    : typeof result === 'string'
+      ? result
+      : (result as { uuid?: unknown } | null | undefined)?.uuid;
+  const uuids = Array.isArray(picked) ? picked : [picked];
+  const options: MoEventOptions = {};
+  if (selectors.time) {
+    const time = call(label, 'time', selectors.time, result, args);
+    if (time !== undefined && time !== null) options.time = time as Date | string;
+  }
+  if (selectors.objectUuid) {
+    const objectUuid = call(label, 'objectUuid', selectors.objectUuid, result, args);
+    if (objectUuid !== undefined && objectUuid !== null) options.objectUuid = objectUuid as string;
+  }
+  return uuids.map((uuid) => ({ definition, uuid, options }));
+}
+
+function call(
+  label: string,
+  name: string,
+  selector: (result: unknown, ...args: unknown[]) => unknown,
+  result: unknown,
+  args: unknown[],
+): unknown {
+  try {
+    return selector(result, ...args);
+  } catch (error) {
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    throw new MoEventDecoratorError(label, `the ${name} selector threw ${reason}`);
+  }
+}
