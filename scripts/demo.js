@@ -1,29 +1,15 @@
-// `npm run demo`: the sample app with AMQP on, a few events posted over HTTP, and
-// what a plain consumer bound `#.#.#` on the exchange received (as in the seed's
-// Python example). Expects a broker (scripts/rabbitmq.sh ensure) and a built
-// sample app (nest build sample-app); npm run demo does both first.
+// `npm run demo`: the sample organisation app with AMQP on, a short scripted
+// scenario over HTTP, and the events its own consumer (a plain @RabbitSubscribe
+// bound #.#.#) received. npm run demo first ensures a broker and builds the app.
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');
 const net = require('node:net');
 const path = require('node:path');
-const amqp = require('amqplib');
+const readline = require('node:readline');
 
 const BROKER_URL = process.env.AMQP__URL || 'amqp://localhost:5672';
 const EXCHANGE = process.env.AMQP__EXCHANGE || 'os2mo';
 const MAIN = path.join(__dirname, '..', 'dist-sample-app', 'sample-app', 'src', 'main.js');
-
-const EVENTS = [
-  ['org_unit', 'org_unit', 'create', { uuid: 'f494ad89-039d-478e-91f2-a63566554bd6' }],
-  ['employee', 'employee', 'create', { uuid: 'c390b9a2-7202-48e6-972b-ce36a90065c4' }],
-  [
-    'employee',
-    'engagement',
-    'create',
-    { uuid: 'c390b9a2-7202-48e6-972b-ce36a90065c4', time: '2021-07-27T00:00:00+02:00' },
-  ],
-  ['org_unit', 'engagement', 'create', { uuid: 'f494ad89-039d-478e-91f2-a63566554bd6', time: '2021-07-27' }],
-  ['employee', 'address', 'update', { uuid: 'c390b9a2-7202-48e6-972b-ce36a90065c4' }],
-];
 
 async function freePort() {
   const server = net.createServer().listen(0, '127.0.0.1');
@@ -33,70 +19,92 @@ async function freePort() {
   return port;
 }
 
-async function waitForHttp(url, child, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+/** Starts the sample app and collects the lines its event-log consumer prints. */
+async function startApp(port) {
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      ...process.env,
+      ENABLE_AMQP: 'true',
+      AMQP__URL: BROKER_URL,
+      AMQP__EXCHANGE: EXCHANGE,
+      PORT: String(port),
+      NO_COLOR: '1',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const consumed = [];
+  let listening = false;
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    const event = /\[MoEventLog\] (\[.*)$/.exec(line);
+    if (event) consumed.push(event[1]);
+    if (line.includes('Sample app listening')) listening = true;
+  });
+  const deadline = Date.now() + 30_000;
+  while (!listening) {
     if (child.exitCode !== null) throw new Error(`the sample app exited with code ${child.exitCode}`);
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    if (Date.now() > deadline) throw new Error('the sample app did not start within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`the sample app did not answer at ${url} within ${timeoutMs} ms`);
+  return { child, consumed };
 }
 
 async function main() {
-  const connection = await amqp.connect(BROKER_URL);
-  const channel = await connection.createChannel();
-  await channel.assertExchange(EXCHANGE, 'topic', { durable: true });
-  const { queue } = await channel.assertQueue('', { exclusive: true });
-  await channel.bindQueue(queue, EXCHANGE, '#.#.#');
-  const received = [];
-  await channel.consume(queue, (m) => m && received.push(`  [${m.fields.routingKey}] ${m.content}`), { noAck: true });
-
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const app = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, ENABLE_AMQP: 'true', AMQP__URL: BROKER_URL, AMQP__EXCHANGE: EXCHANGE, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  try {
-    await waitForHttp(base, app, 30_000);
-    console.log(
-      `Sample app on ${base}, publishing to exchange "${EXCHANGE}" at ${BROKER_URL.replace(/:[^:@/]*@/, ':***@')}\n`,
-    );
-    for (const [service, objectType, action, body] of EVENTS) {
-      const res = await fetch(`${base}/events/${service}/${objectType}/${action}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      const result = await res.json();
-      console.log(
-        `POST /events/${service}/${objectType}/${action} -> ${res.status} ${result.status ?? result.message}`,
-      );
-      if (res.status !== 201 || result.status !== 'confirmed') throw new Error('the sample app did not publish');
-    }
-    const bad = await fetch(`${base}/events/employee/engagement/edit`, {
-      method: 'POST',
+  const { child, consumed } = await startApp(port);
+  let expected = 0;
+
+  async function call(method, url, body, status, events) {
+    const res = await fetch(base + url, {
+      method,
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ uuid: 'c390b9a2-7202-48e6-972b-ce36a90065c4' }),
+      body: body && JSON.stringify(body),
     });
-    console.log(`POST /events/employee/engagement/edit -> ${bad.status} ${(await bad.json()).message}`);
+    const answer = await res.json();
+    const note = res.ok ? `${events} event(s)` : answer.message;
+    console.log(`${method.padEnd(6)} ${url.padEnd(62)} -> ${res.status} ${note}`);
+    if (res.status !== status) throw new Error(`expected HTTP ${status}, got ${res.status}`);
+    expected += events;
+    return answer;
+  }
+
+  try {
+    console.log(`Sample app on ${base}, exchange "${EXCHANGE}" at ${BROKER_URL.replace(/:[^:@/]*@/, ':***@')}\n`);
+    const unit = await call('POST', '/org-units', { name: 'Borgerservice', validFrom: '2021-01-01' }, 201, 1);
+    const anne = await call('POST', '/employees', { name: 'Anne Jensen' }, 201, 1);
+    const engagement = await call(
+      'POST',
+      '/engagements',
+      {
+        employeeUuid: anne.uuid,
+        orgUnitUuid: unit.uuid,
+        jobTitle: 'Caseworker',
+        validFrom: '2021-07-27T00:00:00+02:00',
+      },
+      201,
+      2,
+    );
+    await call(
+      'POST',
+      '/addresses',
+      { employeeUuid: anne.uuid, addressType: 'email', value: 'anne@example.org', validFrom: '2021-08-01' },
+      201,
+      1,
+    );
+    await call('PATCH', `/engagements/${engagement.uuid}`, { jobTitle: 'Team lead', validFrom: '2022-01-01' }, 200, 2);
+    await call('POST', '/engagements', { employeeUuid: anne.uuid, orgUnitUuid: unit.uuid }, 400, 0);
+    await call('PATCH', '/employees/00000000-0000-4000-8000-000000000000', { name: 'Nobody' }, 404, 0);
+    await call('DELETE', `/engagements/${engagement.uuid}?validFrom=2023-01-01`, undefined, 200, 2);
 
     const deadline = Date.now() + 5_000;
-    while (received.length < EVENTS.length && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    console.log(`\nA consumer bound "#.#.#" on "${EXCHANGE}" received ${received.length} message(s):`);
-    console.log(received.join('\n'));
-    if (received.length < EVENTS.length) throw new Error(`expected ${EVENTS.length} messages`);
+    while (consumed.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    console.log(`\nThe app's consumer (bound "#.#.#" on "${EXCHANGE}") received ${consumed.length} event(s):`);
+    for (const line of consumed) console.log(`  ${line}`);
+    if (consumed.length !== expected)
+      throw new Error(`expected ${expected} events, the consumer saw ${consumed.length}`);
   } finally {
-    app.kill('SIGTERM');
-    await once(app, 'exit');
-    await connection.close();
+    child.kill('SIGTERM');
+    await once(child, 'exit');
   }
 }
 

@@ -1,10 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
+import { setupApp } from './setup-app';
 
 async function bootstrap(): Promise<void> {
   // abortOnError: false turns a start-up failure into an exception we report, not a core dump.
-  const app = await NestFactory.create(AppModule, { abortOnError: false });
+  const app = setupApp(await NestFactory.create(AppModule, { abortOnError: false }));
   app.enableShutdownHooks();
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, '127.0.0.1');

@@ -1,0 +1,25 @@
+import { RabbitSubscribe } from '@golevelup/nestjs-rabbitmq';
+import { Injectable, Logger } from '@nestjs/common';
+import type { ConsumeMessage } from 'amqplib';
+
+/**
+ * What the seed's Python example does, as a plain golevelup handler: print
+ * `[routing_key] body` for every MO event. Its own exclusive queue, gone when
+ * the app stops. Decorator arguments are fixed when this file loads, so the
+ * exchange comes from the environment directly (not from a .env file).
+ */
+@Injectable()
+export class EventLogConsumer {
+  private readonly logger = new Logger('MoEventLog');
+
+  @RabbitSubscribe({
+    exchange: process.env.AMQP__EXCHANGE || 'os2mo',
+    routingKey: '#.#.#',
+    queueOptions: { exclusive: true, autoDelete: true },
+    allowNonJsonMessages: true,
+    deserializer: (content: Buffer) => content.toString('utf8'),
+  })
+  log(body: string, message: ConsumeMessage): void {
+    this.logger.log(`[${message.fields.routingKey}] ${body}`);
+  }
+}
