@@ -15,6 +15,7 @@ import {
 } from '../../lib';
 import { bootApp } from '../support/app';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
+import { CapturingLogger } from '../support/capturing-logger';
 
 const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -193,6 +194,45 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     const results = await Promise.all(waiting);
     expect(results.map((r) => r.status)).toEqual(['confirmed', 'confirmed', 'confirmed']);
     await collector.waitFor(3);
+  });
+
+  it('sends what was published while the connection was lost once it is back', async () => {
+    proxy = await TcpProxy.start();
+    app = await bootApp(
+      { enabled: true, url: proxy.url, exchange, publishTimeoutMs: 15_000 },
+      { logger: new CapturingLogger() },
+    );
+    const events = app.get(MoEventsService);
+    await events.publish('employee', 'it', 'create', UUID);
+    proxy.dropConnections();
+    // The library reconnects on its own (every 2 s); these wait for it instead of failing.
+    const during = await Promise.all([1, 2, 3].map(() => events.publish('employee', 'it', 'update', UUID)));
+    expect(during.map((r) => r.status)).toEqual(['confirmed', 'confirmed', 'confirmed']);
+    const messages = await collector.waitFor(4);
+    expect(messages.map((m) => m.fields.routingKey)).toEqual([
+      'employee.it.create',
+      'employee.it.update',
+      'employee.it.update',
+      'employee.it.update',
+    ]);
+    expect(proxy.connections).toBeGreaterThanOrEqual(2);
+  });
+
+  it('recovers when the exchange is deleted under it: declares it again and delivers', async () => {
+    const logger = new CapturingLogger();
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange }, { logger });
+    await broker.channel.deleteExchange(exchange);
+    // The publish closes the channel (404 NOT_FOUND); the message waits for a new one.
+    const publishing = app.get(MoEventsService).publish('org_unit', 'role', 'delete', UUID);
+    const deadline = Date.now() + 5_000;
+    while (!logger.text.includes('NOT_FOUND') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(logger.text).toContain('NOT_FOUND');
+    // A queue bound to the exchange again (a second after the 404 the library re-declares it too).
+    const fresh = await broker.collect(exchange);
+    const result = await publishing;
+    expect(result.status).toBe('confirmed');
+    const [message] = await fresh.waitFor(1);
+    expect(message.properties.messageId).toBe(result.messageId);
   });
 
   it('lets confirms in flight arrive before closing, and refuses publishes after', async () => {

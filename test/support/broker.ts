@@ -129,8 +129,13 @@ export class TcpProxy {
     for (const socket of this.sockets) socket.resume();
   }
 
-  async close(): Promise<void> {
+  /** Cuts every connection through the proxy, as a broker restart or network fault would. */
+  dropConnections(): void {
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.dropConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 

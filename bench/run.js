@@ -1,0 +1,108 @@
+// `npm run bench`: every scenario in bench/scenarios against the local broker,
+// this package and its baselines alternating in the same run. Prints one
+// markdown table and writes the results as JSON to bench/results/.
+// `--rounds N` sets the counted rounds per scenario (default 9: a multiple of 3
+// gives each of three contenders every position equally often).
+const amqp = require('amqplib');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { golevelup, moAmqp, rawAmqplib } = require('./lib/contenders');
+
+const BROKER_URL = process.env.AMQP__URL || 'amqp://localhost:5672';
+const SCENARIOS = [...require('./scenarios/publish'), ...require('./scenarios/decorator')];
+
+function option(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? fallback : Number(process.argv[i + 1]);
+}
+
+// Lower is better for latencies and CPU: their ratio is baseline ÷ ours, so above 1 always means ours is better.
+function ratio(figure, ours, baseline) {
+  return figure === 'msg/s' ? ours / baseline : baseline / ours;
+}
+
+function format(value) {
+  return value >= 100 ? String(Math.round(value)) : value.toFixed(2);
+}
+
+async function main() {
+  const rounds = option('--rounds', 9);
+  const started = Date.now();
+  const admin = await amqp.connect(BROKER_URL);
+  const rabbitmq = String(admin.connection.serverProperties.version);
+  const channel = await admin.createChannel();
+  const exchange = `bench.${process.pid}`;
+  const queue = `${exchange}.sink`;
+  await channel.assertExchange(exchange, 'topic', { durable: true });
+  await channel.assertQueue(queue, { durable: true });
+  await channel.bindQueue(queue, exchange, '#');
+
+  const contenders = {};
+  const rows = [];
+  try {
+    contenders.mo = await moAmqp(BROKER_URL, exchange);
+    contenders.raw = await rawAmqplib(BROKER_URL, exchange);
+    contenders.golevelup = await golevelup(BROKER_URL, exchange);
+    for (const scenario of SCENARIOS) {
+      process.stderr.write(`bench: ${scenario.title} …\n`);
+      const { medians, samples } = await scenario.run({
+        contenders,
+        rounds,
+        purge: () => channel.purgeQueue(queue),
+      });
+      for (const target of scenario.targets) {
+        const ours = medians[scenario.ours][target.figure];
+        const baseline = medians[target.baseline][target.figure];
+        const r = ratio(target.figure, ours, baseline);
+        rows.push({
+          scenario: scenario.title,
+          figure: target.figure,
+          ours: { name: scenario.ours, value: ours },
+          baseline: { name: target.baseline, value: baseline },
+          ratio: r,
+          target: target.atLeast,
+          met: target.atLeast === undefined ? undefined : r >= target.atLeast,
+          samples,
+        });
+      }
+    }
+  } finally {
+    for (const c of Object.values(contenders)) await c.close();
+    await channel.deleteQueue(queue);
+    await channel.deleteExchange(exchange);
+    await admin.close();
+  }
+
+  const lines = [
+    '| scenario | figure | this package | baseline | baseline figure | ratio | target |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${r.figure} | ${format(r.ours.value)} | ${r.baseline.name} | ${format(r.baseline.value)} | ` +
+        `${r.ratio.toFixed(2)} | ${r.target === undefined ? '' : `≥ ${r.target} ${r.met ? 'met' : 'NOT MET'}`} |`,
+    ),
+  ];
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, rabbitmq };
+  const seconds = Math.round((Date.now() - started) / 1000);
+  console.log(lines.join('\n'));
+  console.log(
+    `\n${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, RabbitMQ ${rabbitmq}; ` +
+      `${rounds} rounds + 1 warm-up per scenario, medians; ratio above 1 favours this package; ${seconds} s`,
+  );
+
+  const dir = path.join(__dirname, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(
+    file,
+    `${JSON.stringify({ date: new Date().toISOString(), machine, rounds, seconds, rows }, null, 2)}\n`,
+  );
+  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  if (rows.some((r) => r.met === false)) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${err.stack || err.message}`);
+  process.exit(1);
+});
