@@ -68,8 +68,8 @@ export function buildMoEvent(
     throw new MoEventValidationError('options', options, 'an object with time and/or objectUuid, or nothing');
   }
   if (options) {
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) {
+    for (const key in options) {
+      if (!OPTION_KEYS.has(key) && Object.prototype.hasOwnProperty.call(options, key)) {
         throw new MoEventValidationError(
           `options.${key}`,
           (options as Record<string, unknown>)[key],

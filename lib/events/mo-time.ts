@@ -96,7 +96,8 @@ function wallClockMs(
 export function formatMoTime(date: Date, timeZone = 'UTC'): string | undefined {
   const t = date.getTime();
   if (Number.isNaN(t)) return undefined;
-  const offsetSeconds = timeZone === 'UTC' ? 0 : offsetSecondsAt(t, timeZone);
+  if (timeZone === 'UTC') return formatUtc(t, date);
+  const offsetSeconds = offsetSecondsAt(t, timeZone);
   const wall = new Date(t + offsetSeconds * 1000);
   const year = wall.getUTCFullYear();
   if (year < MIN_YEAR || year > MAX_YEAR) return undefined;
@@ -105,6 +106,23 @@ export function formatMoTime(date: Date, timeZone = 'UTC'): string | undefined {
     `T${pad(wall.getUTCHours(), 2)}:${pad(wall.getUTCMinutes(), 2)}:${pad(wall.getUTCSeconds(), 2)}` +
     `.${pad(wall.getUTCMilliseconds(), 3)}000${formatOffset(offsetSeconds)}`
   );
+}
+
+// The hot path (every default `time` is now, in UTC): events published within the
+// same second share everything up to the milliseconds, so that part is kept.
+const MILLIS = Array.from({ length: 1000 }, (_, ms) => String(ms).padStart(3, '0'));
+let utcSecond = Number.NaN;
+let utcPrefix = '';
+
+function formatUtc(t: number, date: Date): string | undefined {
+  const second = Math.floor(t / 1000);
+  if (second !== utcSecond) {
+    const year = date.getUTCFullYear();
+    if (year < MIN_YEAR || year > MAX_YEAR) return undefined;
+    utcPrefix = date.toISOString().slice(0, 20); // "2019-03-24T13:02:15."
+    utcSecond = second;
+  }
+  return `${utcPrefix}${MILLIS[t - second * 1000]}000+00:00`;
 }
 
 function pad(n: number, width: number): string {
@@ -140,9 +158,33 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** The zone's UTC offset at instant `epochMs`, in whole seconds. */
+const HOUR_MS = 3_600_000;
+const MAX_CACHED_HOURS = 4_096;
+/** Per zone: hour since the epoch -> the offset in force all that hour, or NaN when it changes within it. */
+const hourlyOffsets = new Map<string, Map<number, number>>();
+
+/**
+ * The zone's UTC offset at instant `epochMs`, in whole seconds. Asking Intl costs
+ * microseconds, so the answer is kept per hour: no zone changes its offset twice
+ * within one hour, so an hour that starts and ends on the same offset has it throughout.
+ */
 export function offsetSecondsAt(epochMs: number, timeZone: string): number {
   if (timeZone === 'UTC') return 0;
+  let hours = hourlyOffsets.get(timeZone);
+  if (!hours) hourlyOffsets.set(timeZone, (hours = new Map()));
+  const hour = Math.floor(epochMs / HOUR_MS);
+  let offset = hours.get(hour);
+  if (offset === undefined) {
+    const start = exactOffsetSecondsAt(hour * HOUR_MS, timeZone);
+    const end = exactOffsetSecondsAt((hour + 1) * HOUR_MS - 1_000, timeZone);
+    offset = start === end ? start : Number.NaN;
+    if (hours.size >= MAX_CACHED_HOURS) hours.clear();
+    hours.set(hour, offset);
+  }
+  return Number.isNaN(offset) ? exactOffsetSecondsAt(epochMs, timeZone) : offset;
+}
+
+export function exactOffsetSecondsAt(epochMs: number, timeZone: string): number {
   const wholeSecond = Math.floor(epochMs / 1000) * 1000;
   let year = 0;
   let month = 1;

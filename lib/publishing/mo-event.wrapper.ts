@@ -69,9 +69,9 @@ export function wrapMethod(
       return result;
     }
     if (isPromiseLike(result)) {
-      return Promise.resolve(result).then(async (value) => {
-        await publishEvents(state, binding, binding.failures, value, args);
-        return value;
+      return Promise.resolve(result).then((value) => {
+        const sent = publishEvents(state, binding, binding.failures, value, args);
+        return sent === undefined ? value : sent.then(() => value);
       });
     }
     // A synchronous method stays synchronous: its events go in the background,
@@ -88,41 +88,59 @@ export function wrapMethod(
   return { wrapper, state };
 }
 
-interface SelectedEvent {
+interface Problem {
   readonly definition: MoEventDefinition;
-  readonly uuid: unknown;
-  readonly options: MoEventOptions;
+  readonly error: unknown;
 }
 
-async function publishEvents(
+/**
+ * Publishes every event the result owes, all at once (one channel keeps them in
+ * the order written). Returns undefined when nothing needs waiting for, so the
+ * common case allocates no arrays and adds no promise hops.
+ */
+function publishEvents(
   state: WrappedMethodState,
   binding: MoEventBinding,
   failures: 'log' | 'throw',
   result: unknown,
   args: unknown[],
-): Promise<void> {
-  const problems: { definition: MoEventDefinition; error: unknown }[] = [];
-  const sends: Promise<unknown>[] = [];
+): Promise<void> | undefined {
+  let problems: Problem[] | undefined;
+  const fail = (definition: MoEventDefinition, error: unknown) => (problems ??= []).push({ definition, error });
+  let sends: Promise<unknown>[] | undefined;
+  const send = (definition: MoEventDefinition, uuid: unknown, options: MoEventOptions) => {
+    const sent = binding
+      .publish(definition.service, definition.objectType, definition.action, uuid as string, options)
+      .then(undefined, (error: unknown) => fail(definition, error));
+    (sends ??= []).push(sent);
+  };
+
   for (const definition of state.definitions) {
-    let selected: SelectedEvent[];
+    let uuids: unknown;
+    let options: MoEventOptions;
     try {
-      selected = select(state.label, definition, result, args);
+      [uuids, options] = select(state.label, definition, result, args);
     } catch (error) {
-      problems.push({ definition, error });
+      fail(definition, error);
       continue;
     }
-    // All go out at once; one channel keeps them in the order written.
-    for (const event of selected) {
-      sends.push(
-        binding
-          .publish(definition.service, definition.objectType, definition.action, event.uuid as string, event.options)
-          .catch((error: unknown) => problems.push({ definition, error })),
-      );
-    }
+    if (Array.isArray(uuids)) for (const uuid of uuids) send(definition, uuid, options);
+    else send(definition, uuids, options);
   }
-  await Promise.all(sends);
-  if (problems.length === 0) return;
 
+  const report = () => {
+    if (problems) reportProblems(state, binding, failures, problems);
+  };
+  if (!sends) return problems ? Promise.resolve().then(report) : undefined;
+  return (sends.length === 1 ? sends[0] : Promise.all(sends)).then(report);
+}
+
+function reportProblems(
+  state: WrappedMethodState,
+  binding: MoEventBinding,
+  failures: 'log' | 'throw',
+  problems: Problem[],
+): void {
   for (const { definition, error } of problems) {
     binding.recordDecoratorFailure();
     const key = moRoutingKey(definition.service, definition.objectType, definition.action);
@@ -132,14 +150,19 @@ async function publishEvents(
   if (failures === 'throw') throw problems[0].error;
 }
 
-function select(label: string, definition: MoEventDefinition, result: unknown, args: unknown[]): SelectedEvent[] {
+/** The UUID (or UUIDs) and the options of one event, from the selectors or the defaults. */
+function select(
+  label: string,
+  definition: MoEventDefinition,
+  result: unknown,
+  args: unknown[],
+): [uuids: unknown, options: MoEventOptions] {
   const { selectors } = definition;
-  const picked = selectors.uuid
+  const uuids = selectors.uuid
     ? call(label, 'uuid', selectors.uuid, result, args)
     : typeof result === 'string'
       ? result
       : (result as { uuid?: unknown } | null | undefined)?.uuid;
-  const uuids = Array.isArray(picked) ? picked : [picked];
   const options: MoEventOptions = {};
   if (selectors.time) {
     const time = call(label, 'time', selectors.time, result, args);
@@ -149,7 +172,7 @@ function select(label: string, definition: MoEventDefinition, result: unknown, a
     const objectUuid = call(label, 'objectUuid', selectors.objectUuid, result, args);
     if (objectUuid !== undefined && objectUuid !== null) options.objectUuid = objectUuid as string;
   }
-  return uuids.map((uuid) => ({ definition, uuid, options }));
+  return [uuids, options];
 }
 
 function call(

@@ -1,11 +1,26 @@
 import { formatMoTime, parseMoTime } from '../../lib';
-import { offsetSecondsAt } from '../../lib/events/mo-time';
+import { exactOffsetSecondsAt, offsetSecondsAt } from '../../lib/events/mo-time';
 
 const CPH = 'Europe/Copenhagen';
 
 describe('formatMoTime', () => {
   it('writes what Python’s isoformat() gives an aware UTC datetime', () => {
     expect(formatMoTime(new Date('2019-03-24T13:02:15.132Z'))).toBe('2019-03-24T13:02:15.132000+00:00');
+  });
+
+  it('formats times within one second, and either side of it, each correctly', () => {
+    const texts = [
+      '2021-07-27T10:00:00.999Z',
+      '2021-07-27T10:00:01.000Z',
+      '2021-07-27T10:00:01.007Z',
+      '2021-07-27T10:00:00.010Z',
+    ];
+    expect(texts.map((iso) => formatMoTime(new Date(iso)))).toEqual([
+      '2021-07-27T10:00:00.999000+00:00',
+      '2021-07-27T10:00:01.000000+00:00',
+      '2021-07-27T10:00:01.007000+00:00',
+      '2021-07-27T10:00:00.010000+00:00',
+    ]);
   });
 
   it('always writes six fraction digits and never Z', () => {
@@ -132,4 +147,19 @@ describe('parseMoTime', () => {
     expect(offsetSecondsAt(Date.parse('2021-07-27T00:00:00Z'), 'Asia/Kolkata')).toBe(19_800);
     expect(offsetSecondsAt(Date.parse('2021-07-27T00:00:00Z'), 'UTC')).toBe(0);
   });
+
+  it.each(['Europe/Copenhagen', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'America/St_Johns'])(
+    'keeps per-hour offsets that agree with Intl through 2021, and minute by minute around each change, in %s',
+    (zone) => {
+      const DAY = 86_400_000;
+      const start = Date.parse('2021-01-01T00:00:00Z');
+      const points: number[] = [];
+      for (let t = start; t < start + 365 * DAY; t += 3_600_000 + 433_000) points.push(t);
+      for (let day = start; day < start + 365 * DAY; day += DAY) {
+        if (exactOffsetSecondsAt(day, zone) === exactOffsetSecondsAt(day + DAY, zone)) continue;
+        for (let t = day; t < day + DAY; t += 61_000) points.push(t);
+      }
+      for (const t of points) expect(offsetSecondsAt(t, zone)).toBe(exactOffsetSecondsAt(t, zone));
+    },
+  );
 });
