@@ -23,3 +23,15 @@ export type { MoAmqpConfigProblem } from './errors/mo-amqp-config.error';
 export { MoAmqpConfigError } from './errors/mo-amqp-config.error';
 export { MoAmqpConnectionError } from './errors/mo-amqp-connection.error';
 export { MoEventDecoratorError } from './errors/mo-event-decorator.error';
+export { MoEventParseError } from './errors/mo-event-parse.error';
+export { MoEventSubscribe } from './subscribing/mo-event-subscribe.decorator';
+export type { MoEventSubscribeOptions } from './subscribing/mo-event-subscribe.decorator';
+export { parseMoEvent } from './subscribing/mo-event-message';
+export type { MoEventMessage } from './subscribing/mo-event-message';
+export {
+  MO_HEADER_ATTEMPT,
+  MO_HEADER_EXCHANGE,
+  MO_HEADER_QUEUE,
+  MO_HEADER_REASON,
+  MO_HEADER_ROUTING_KEY,
+} from './mo-amqp.constants';

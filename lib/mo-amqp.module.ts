@@ -14,6 +14,8 @@ import {
 } from './mo-amqp.module-definition';
 import { MoEventExplorer } from './publishing/mo-event.explorer';
 import { MoEventsService } from './publishing/mo-events.service';
+import { MoEventSubscriberExplorer } from './subscribing/mo-event-subscriber.explorer';
+import { prefetchChannel, subscriberPrefetches } from './subscribing/mo-event-subscribe.decorator';
 import { RabbitMqLogger } from './util/rabbitmq-logger';
 
 /** Holds the validated options, so both this module and its RabbitMQModule can inject them. */
@@ -81,7 +83,7 @@ function assemble(definition: DynamicModule): DynamicModule {
   return {
     ...definition,
     imports: [optionsModule, rabbitMqModule, DiscoveryModule],
-    providers: [MoEventsService, MoEventExplorer],
+    providers: [MoEventsService, MoEventExplorer, MoEventSubscriberExplorer],
     exports: [MoEventsService, optionsModule, rabbitMqModule],
   };
 }
@@ -99,5 +101,7 @@ function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | unde
       connectionOptions: { timeout: options.connectTimeoutMs },
     },
     logger: new RabbitMqLogger(),
+    // One channel per prefetch that an @MoEventSubscribe asked for (decorators have run by now).
+    channels: Object.fromEntries([...subscriberPrefetches].map((n) => [prefetchChannel(n), { prefetchCount: n }])),
   };
 }

@@ -11,6 +11,7 @@ type Kind = 'boolean' | 'integer' | 'string';
 const KINDS: Readonly<Record<keyof MoAmqpModuleOptions, Kind>> = {
   enabled: 'boolean',
   exchange: 'string',
+  delayedExchange: 'string',
   host: 'string',
   port: 'integer',
   url: 'string',

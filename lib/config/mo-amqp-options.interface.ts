@@ -8,6 +8,8 @@ export interface MoAmqpModuleOptions {
   enabled?: boolean;
   /** The topic exchange events go to. Default `os2mo`. */
   exchange?: string;
+  /** The topic exchange the delay agent republishes due events on. Default `os2mo_delayed`. */
+  delayedExchange?: string;
   /** Broker host, default `localhost`; ignored when `url` is given. */
   host?: string;
   /** Broker port, default 5672; ignored when `url` is given. */

@@ -54,6 +54,10 @@ class MoAmqpOptionsSchema {
   @Matches(EXCHANGE_NAME)
   exchange!: string;
 
+  @IsString()
+  @Matches(EXCHANGE_NAME)
+  delayedExchange!: string;
+
   @ValidateBy({ name: 'isBrokerHost', validator: { validate: isBrokerHost } })
   host!: string;
 
@@ -102,6 +106,11 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
     env: 'AMQP__EXCHANGE',
     allowed: '1-255 letters, digits, "-", "_", "." or ":", not starting with "amq."',
     defaultValue: 'os2mo',
+  },
+  delayedExchange: {
+    env: 'AMQP__DELAYED_EXCHANGE',
+    allowed: '1-255 letters, digits, "-", "_", "." or ":", not starting with "amq."',
+    defaultValue: 'os2mo_delayed',
   },
   host: { env: 'AMQP__HOST', allowed: 'a host name or IP address', defaultValue: 'localhost' },
   port: { env: 'AMQP__PORT', allowed: 'a whole number from 1 to 65535', defaultValue: 5672 },

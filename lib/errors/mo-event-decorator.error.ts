@@ -1,7 +1,7 @@
 /**
- * An `@MoEvent` that cannot work, found at start-up: a word outside the
- * vocabulary, a selector that is not a function, or a place the library cannot
- * wrap (a controller). `method` is `Class.method`.
+ * An `@MoEvent` or `@MoEventSubscribe` that cannot work, found at start-up: a
+ * word outside the vocabulary, a bad option, or a place the library cannot use
+ * (a controller). `method` is `Class.method`.
  */
 export class MoEventDecoratorError extends Error {
   override readonly name = 'MoEventDecoratorError';
@@ -9,7 +9,8 @@ export class MoEventDecoratorError extends Error {
   constructor(
     readonly method: string,
     problem: string,
+    readonly decorator: '@MoEvent' | '@MoEventSubscribe' = '@MoEvent',
   ) {
-    super(`@MoEvent on ${method}: ${problem}`);
+    super(`${decorator} on ${method}: ${problem}`);
   }
 }

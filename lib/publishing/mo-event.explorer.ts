@@ -37,7 +37,16 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
   ) {}
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    try {
+      this.wrapDecoratedMethods();
+    } catch (err) {
+      await this.events.abortStart();
+      throw err;
+    }
+  }
+
+  private wrapDecoratedMethods(): void {
     for (const wrapper of this.discovery.getControllers()) {
       const prototype = prototypeOf(wrapper);
       const [method] = prototype ? this.decoratedMethods(prototype) : [];
@@ -52,7 +61,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
 
     const binding: MoEventBinding = (this.binding = {
       publish: this.events.publish.bind(this.events),
-      recordDecoratorFailure: () => this.events.recordDecoratorFailure(),
+      recordDecoratorFailure: () => this.events.count('decoratorFailures'),
       logger: this.logger,
       failures: this.options.eventFailures,
     });

@@ -8,6 +8,7 @@ import {
   OnModuleInit,
   Optional,
 } from '@nestjs/common';
+import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
@@ -42,9 +43,19 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   /** Undefined when AMQP is disabled. */
   private readonly publisher: ConfirmPublisher | undefined;
   private readonly amqpConnection: AmqpConnection | undefined;
-  private readonly counts: MoEventCounters = { confirmed: 0, disabled: 0, invalid: 0, failed: 0, decoratorFailures: 0 };
+  private readonly counts: MoEventCounters = {
+    confirmed: 0,
+    disabled: 0,
+    invalid: 0,
+    failed: 0,
+    decoratorFailures: 0,
+    retried: 0,
+    deadLettered: 0,
+  };
   /** Start-up listens here for the first set-up failure. */
   private onPublisherError: ((err: unknown) => void) | undefined;
+  /** Ends the start-up wait early when start-up failed elsewhere. */
+  private cancelStart: ((err: Error) => void) | undefined;
 
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
@@ -57,8 +68,12 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       this.amqpConnection = amqpConnection;
       this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {
         timeoutMs: options.publishTimeoutMs,
-        // Runs on every new channel, so the exchange exists before the first publish.
-        setup: (channel) => channel.assertExchange(options.exchange, 'topic', { durable: true }),
+        // Runs on every new channel, so the exchanges exist before the first publish
+        // (and before any consumer binds to the delayed one).
+        setup: async (channel) => {
+          await channel.assertExchange(options.exchange, 'topic', { durable: true });
+          await channel.assertExchange(options.delayedExchange, 'topic', { durable: true });
+        },
         onError: (err) => {
           this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`);
           this.onPublisherError?.(err);
@@ -77,9 +92,32 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     return { ...this.counts };
   }
 
-  /** @internal Counts an event an `@MoEvent` method owed but did not publish (it was logged). */
-  recordDecoratorFailure(): void {
-    this.counts.decoratorFailures++;
+  /** @internal Counts what the decorators and consumers did (each is also logged). */
+  count(what: 'decoratorFailures' | 'retried' | 'deadLettered'): void {
+    this.counts[what]++;
+  }
+
+  /**
+   * @internal Publishes a message as it is (no validation, no new id), on the
+   * same confirm channel: resolves on the confirm, rejects with `MoPublishError`.
+   * Consumers retry and dead-letter through it.
+   */
+  async forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
+    if (!this.publisher) throw new Error('AMQP is disabled (ENABLE_AMQP is off)');
+    try {
+      await this.publisher.publish(exchange, routingKey, content, properties);
+    } catch (err) {
+      const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
+      const what = `message_id ${properties.messageId} to "${routingKey}" on exchange "${exchange}"`;
+      throw new MoPublishError(
+        failure.reason === 'timeout'
+          ? `RabbitMQ at ${this.broker} did not confirm ${what} within ${this.options.publishTimeoutMs} ms`
+          : `Could not publish ${what} to RabbitMQ at ${this.broker}: ${failure.reason} ${this.redact(failure.cause ?? '')}`,
+        failure.reason,
+        routingKey,
+        String(properties.messageId),
+      );
+    }
   }
 
   /**
@@ -135,13 +173,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     try {
       await this.waitForBroker(this.amqpConnection, this.publisher);
     } catch (err) {
-      // Stop the reconnect loop, or a failed start-up would leave the process running.
-      // Bounded: close() first waits for an attempt in progress.
-      await this.publisher.close();
-      await Promise.race([
-        this.amqpConnection.managedConnection.close().catch(() => undefined),
-        delay(CLOSE_WAIT_MS, undefined, { ref: false }),
-      ]);
+      await this.abortStart();
       throw err;
     }
     this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
@@ -165,6 +197,21 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     await this.publisher?.close();
   }
 
+  /**
+   * @internal Closes the connection when start-up fails: Nest runs no shutdown
+   * hook after a failed init, and the reconnect loop would keep the process alive.
+   */
+  async abortStart(): Promise<void> {
+    this.cancelStart?.(new Error('start-up failed'));
+    await this.publisher?.close();
+    if (!this.amqpConnection) return;
+    // Bounded: close() first waits for a connection attempt in progress.
+    await Promise.race([
+      this.amqpConnection.managedConnection.close().catch(() => undefined),
+      delay(CLOSE_WAIT_MS, undefined, { ref: false }),
+    ]);
+  }
+
   /** Resolves once this publisher's channel and golevelup's own channel are set up. */
   private waitForBroker(amqpConnection: AmqpConnection, publisher: ConfirmPublisher): Promise<void> {
     const connection = amqpConnection.managedConnection;
@@ -174,6 +221,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
         clearTimeout(timer);
         connection.removeListener('connectFailed', onConnectFailed);
         this.onPublisherError = undefined;
+        this.cancelStart = undefined;
         if (err) reject(err);
         else resolve();
       };
@@ -188,7 +236,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       this.onPublisherError = (err) =>
         done(
           new MoAmqpConnectionError(
-            `RabbitMQ at ${this.broker} refused to declare exchange "${this.options.exchange}" as a durable topic exchange: ${this.redact(err)}`,
+            `RabbitMQ at ${this.broker} refused to declare the exchanges "${this.options.exchange}" and ` +
+              `"${this.options.delayedExchange}" as durable topic exchanges: ${this.redact(err)}`,
             this.broker,
           ),
         );
@@ -203,6 +252,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
           ),
         this.options.connectTimeoutMs,
       );
+      this.cancelStart = done;
       connection.on('connectFailed', onConnectFailed);
       Promise.all([publisher.whenReady(), amqpConnection.managedChannel.waitForConnect()]).then(() => done(), done);
     });

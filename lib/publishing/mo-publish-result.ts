@@ -29,4 +29,8 @@ export interface MoEventCounters {
   failed: number;
   /** Events an `@MoEvent` method owed but did not publish (each also logged at error level). */
   decoratorFailures: number;
+  /** Received messages whose `@MoEventSubscribe` handler threw and that were queued again. */
+  retried: number;
+  /** Received messages sent to a dead-letter queue (malformed, or the handler kept failing). */
+  deadLettered: number;
 }

@@ -1,6 +1,6 @@
-import { Module } from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { MoAmqpConfigError, MoAmqpConnectionError, MoAmqpModule, MoEventsService } from '../../lib';
+import { MoAmqpConfigError, MoAmqpConnectionError, MoAmqpModule, MoEventSubscribe, MoEventsService } from '../../lib';
 import { bootApp, withEnv } from '../support/app';
 import { BROKER_URL, TcpProxy, TestBroker, closedPort, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
@@ -136,8 +136,37 @@ describe('start-up', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(MoAmqpConnectionError);
-    expect((err as Error).message).toContain(`refused to declare exchange "${exchange}" as a durable topic exchange`);
+    expect((err as Error).message).toContain(`refused to declare the exchanges "${exchange}" and "os2mo_delayed"`);
+    expect((err as Error).message).toContain(`for exchange '${exchange}'`);
     expect((err as Error).message).toContain('PRECONDITION_FAILED');
+    await broker.close();
+  });
+
+  it('closes its connection when start-up fails after connecting (Nest runs no shutdown hook then)', async () => {
+    const proxy = await TcpProxy.start();
+    const broker = await TestBroker.connect();
+    const queue = uniqueName('taken');
+    broker.trackQueue(queue);
+    await broker.channel.assertQueue(queue, { durable: true }); // no dead-letter arguments: a conflict
+    @Injectable()
+    class Consumer {
+      @MoEventSubscribe({ queue })
+      async onEvent() {}
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [MoAmqpModule.forRoot({ enabled: true, url: proxy.url })],
+      providers: [Consumer],
+    })
+      .setLogger(new CapturingLogger())
+      .compile();
+    const err = await moduleRef.init().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MoAmqpConnectionError);
+    expect(proxy.connections).toBe(1);
+    // Longer than the 2 s reconnect interval: a connection left behind would have come back.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(proxy.openSockets).toBe(0);
+    expect(proxy.connections).toBe(1);
+    await proxy.close();
     await broker.close();
   });
 });

@@ -45,6 +45,7 @@ export class Collector {
 /** A plain amqplib client, the way a consumer outside this package sees the broker. */
 export class TestBroker {
   private readonly exchanges = new Set<string>();
+  private readonly queues = new Set<string>();
 
   private constructor(
     readonly connection: amqp.ChannelModel,
@@ -73,8 +74,27 @@ export class TestBroker {
     this.exchanges.add(exchange);
   }
 
-  /** Deletes the exchanges this test used; exclusive queues go with the connection. */
+  /** Remembers a queue a test made the library declare, so `close()` deletes it. */
+  trackQueue(queue: string): void {
+    this.queues.add(queue);
+  }
+
+  /** Takes every message waiting on `queue` (acknowledged, so it is gone). */
+  async drain(queue: string): Promise<amqp.GetMessage[]> {
+    const messages: amqp.GetMessage[] = [];
+    for (
+      let m = await this.channel.get(queue, { noAck: true });
+      m;
+      m = await this.channel.get(queue, { noAck: true })
+    ) {
+      messages.push(m);
+    }
+    return messages;
+  }
+
+  /** Deletes the exchanges and queues this test used; exclusive queues go with the connection. */
   async close(): Promise<void> {
+    for (const queue of this.queues) await this.channel.deleteQueue(queue);
     for (const exchange of this.exchanges) await this.channel.deleteExchange(exchange);
     await this.connection.close();
   }
@@ -127,6 +147,11 @@ export class TcpProxy {
   resume(): void {
     this.paused = false;
     for (const socket of this.sockets) socket.resume();
+  }
+
+  /** Sockets open through the proxy now (client and broker side). */
+  get openSockets(): number {
+    return this.sockets.size;
   }
 
   /** Cuts every connection through the proxy, as a broker restart or network fault would. */

@@ -16,6 +16,7 @@ describe('configuration from the environment', () => {
     expect(loadMoAmqpOptionsFromEnv({})).toEqual({
       enabled: false,
       exchange: 'os2mo',
+      delayedExchange: 'os2mo_delayed',
       host: 'localhost',
       port: 5672,
       url: undefined,
@@ -48,6 +49,7 @@ describe('configuration from the environment', () => {
     const options = loadMoAmqpOptionsFromEnv({
       ENABLE_AMQP: 'yes',
       AMQP__EXCHANGE: 'mo-events',
+      AMQP__DELAYED_EXCHANGE: 'mo-events-delayed',
       AMQP__HOST: 'rabbit_mq',
       AMQP__PORT: '5673',
       AMQP__URL: 'amqps://user:p%40ss@broker.example:5671/mo',
@@ -60,6 +62,7 @@ describe('configuration from the environment', () => {
     expect(options).toEqual({
       enabled: true,
       exchange: 'mo-events',
+      delayedExchange: 'mo-events-delayed',
       host: 'rabbit_mq',
       port: 5673,
       url: 'amqps://user:p%40ss@broker.example:5671/mo',
@@ -77,6 +80,7 @@ describe('configuration from the environment', () => {
     ['AMQP__EXCHANGE', 'amq.topic', 'not starting with "amq."'],
     ['AMQP__EXCHANGE', 'has space', '1-255 letters'],
     ['AMQP__EXCHANGE', 'x'.repeat(256), '1-255 letters'],
+    ['AMQP__DELAYED_EXCHANGE', 'amq.delayed', 'not starting with "amq."'],
     ['AMQP__HOST', 'http://rabbit', 'a host name or IP address'],
     ['AMQP__HOST', 'user@rabbit', 'a host name or IP address'],
     ['AMQP__PORT', '0', 'a whole number from 1 to 65535'],
@@ -147,7 +151,7 @@ describe('options given in code', () => {
     const err = configError(() => resolveMoAmqpOptions({ exchnage: 'x' } as never));
     expect(err.problems[0]).toMatchObject({
       name: 'exchnage',
-      allowed: expect.stringContaining('enabled, exchange, host'),
+      allowed: expect.stringContaining('enabled, exchange, delayedExchange, host'),
     });
   });
 

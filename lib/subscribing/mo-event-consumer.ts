@@ -1,0 +1,126 @@
+import { Nack } from '@golevelup/nestjs-rabbitmq';
+import type { Logger } from '@nestjs/common';
+import type { ConsumeMessage, Options } from 'amqplib';
+import { setTimeout as delay } from 'node:timers/promises';
+import { MoEventParseError } from '../errors/mo-event-parse.error';
+import {
+  MO_HEADER_ATTEMPT,
+  MO_HEADER_EXCHANGE,
+  MO_HEADER_QUEUE,
+  MO_HEADER_REASON,
+  MO_HEADER_ROUTING_KEY,
+} from '../mo-amqp.constants';
+import { publishPropertiesOf } from '../util/publish-properties';
+import { readMoEvent } from './mo-event-message';
+
+// When a retry or dead-letter copy cannot be published, the message goes back to
+// its queue after this pause, so a broker in trouble is not asked again in a hot loop.
+const REQUEUE_PAUSE_MS = 1_000;
+
+/** What a running module gives a subscription. */
+export interface ConsumerBinding {
+  readonly label: string;
+  readonly queue: string;
+  readonly deadLetterQueue: string;
+  readonly retries: number;
+  readonly timeZone: string;
+  readonly logger: Pick<Logger, 'warn' | 'error'>;
+  forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void>;
+  count(what: 'retried' | 'deadLettered'): void;
+}
+
+export interface ConsumerState {
+  readonly method: string | symbol;
+  binding: ConsumerBinding | undefined;
+}
+
+/**
+ * Handles one delivery for golevelup: returns nothing to ack it (handled, retried
+ * or dead-lettered, each copy confirmed first), or a requeueing `Nack` when a
+ * copy could not be published. Never throws.
+ */
+export async function consumeDelivery(
+  state: ConsumerState,
+  instance: object,
+  content: Buffer,
+  message: ConsumeMessage,
+): Promise<Nack | undefined> {
+  const binding = state.binding;
+  if (!binding) return new Nack(true); // shutting down: leave it to the next consumer
+  try {
+    let event;
+    try {
+      event = readMoEvent(
+        content,
+        message.fields.routingKey,
+        message.properties,
+        message.fields.redelivered,
+        binding.timeZone,
+      );
+    } catch (err) {
+      return await deadLetter(binding, message, reasonOf(err));
+    }
+    try {
+      await (instance as Record<string | symbol, (...args: unknown[]) => unknown>)[state.method](event, message);
+      return undefined;
+    } catch (err) {
+      const attempt = attemptOf(message);
+      if (attempt <= binding.retries) return await retry(binding, message, attempt, err);
+      return await deadLetter(binding, message, `the handler failed ${attempt} times; last error: ${reasonOf(err)}`);
+    }
+  } catch (err) {
+    binding.logger.error(
+      `${binding.label}: could not retry or dead-letter message_id ${message.properties.messageId} from "${binding.queue}" ` +
+        `(${reasonOf(err)}); it goes back to the queue`,
+    );
+    await delay(REQUEUE_PAUSE_MS);
+    return new Nack(true);
+  }
+}
+
+function attemptOf(message: ConsumeMessage): number {
+  const attempt = message.properties.headers?.[MO_HEADER_ATTEMPT];
+  return typeof attempt === 'number' && attempt >= 1 ? attempt : 1;
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof MoEventParseError) return err.message;
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** The headers a copy needs to be read as the original: its routing key and exchange. */
+function originHeaders(message: ConsumeMessage): Record<string, unknown> {
+  const headers = message.properties.headers ?? {};
+  return {
+    ...headers,
+    [MO_HEADER_ROUTING_KEY]: headers[MO_HEADER_ROUTING_KEY] ?? message.fields.routingKey,
+    [MO_HEADER_EXCHANGE]: headers[MO_HEADER_EXCHANGE] ?? message.fields.exchange,
+  };
+}
+
+async function retry(
+  binding: ConsumerBinding,
+  message: ConsumeMessage,
+  attempt: number,
+  err: unknown,
+): Promise<undefined> {
+  const headers: Record<string, unknown> = { ...originHeaders(message), [MO_HEADER_ATTEMPT]: attempt + 1 };
+  await binding.forward('', binding.queue, message.content, publishPropertiesOf(message.properties, headers));
+  binding.count('retried');
+  binding.logger.warn(
+    `${binding.label} failed on ${headers[MO_HEADER_ROUTING_KEY]} (message_id ${message.properties.messageId}, ` +
+      `attempt ${attempt} of ${binding.retries + 1}): ${reasonOf(err)}; it will be tried again`,
+  );
+  return undefined;
+}
+
+async function deadLetter(binding: ConsumerBinding, message: ConsumeMessage, reason: string): Promise<undefined> {
+  const headers = { ...originHeaders(message), [MO_HEADER_REASON]: reason, [MO_HEADER_QUEUE]: binding.queue };
+  await binding.forward('', binding.deadLetterQueue, message.content, publishPropertiesOf(message.properties, headers));
+  binding.count('deadLettered');
+  binding.logger.warn(
+    `${binding.label}: message_id ${message.properties.messageId} from "${binding.queue}" went to ` +
+      `"${binding.deadLetterQueue}": ${reason}`,
+  );
+  return undefined;
+}

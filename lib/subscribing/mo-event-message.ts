@@ -1,0 +1,117 @@
+import type { ConsumeMessage, MessageProperties } from 'amqplib';
+import { MoEventParseError } from '../errors/mo-event-parse.error';
+import { TIME_TEXT_ALLOWED, parseMoTime } from '../events/mo-time';
+import { parseMoRoutingKey } from '../events/routing-key';
+import { UUID_ALLOWED, normalizeUuid } from '../events/uuid';
+import { MoAction, MoObjectType, MoRoutingKey, MoService } from '../events/vocabulary';
+import { MO_HEADER_ATTEMPT, MO_HEADER_ROUTING_KEY } from '../mo-amqp.constants';
+
+/** A received MO event, validated. */
+export interface MoEventMessage {
+  /** The affected employee's or unit's UUID (lower case). */
+  readonly uuid: string;
+  /** When the change is effective (to the millisecond; `timeText` has it all). */
+  readonly time: Date;
+  /** `time` exactly as it was sent. */
+  readonly timeText: string;
+  readonly routingKey: MoRoutingKey;
+  readonly service: MoService;
+  readonly objectType: MoObjectType;
+  readonly action: MoAction;
+  /** The changed object's own UUID, when the publisher sent one. */
+  readonly objectUuid?: string;
+  /** The AMQP `message_id`: the same on every copy of one event, so deduplicate on it. */
+  readonly messageId?: string;
+  /** True when this delivery is not the first (a broker redelivery or a retry after a failure). */
+  readonly redelivered: boolean;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * For plain `@RabbitSubscribe` handlers: the typed, validated event, or a
+ * `MoEventParseError` that says what is wrong.
+ *
+ * ```ts
+ * @RabbitSubscribe({ exchange: 'os2mo', routingKey: '#.#.#', queue: 'mine', allowNonJsonMessages: true })
+ * handle(payload: unknown, message: ConsumeMessage) {
+ *   const event = parseMoEvent(payload, message);
+ * }
+ * ```
+ *
+ * `payload` is what golevelup passed (the parsed JSON); when it is undefined,
+ * a string or a Buffer, the message's own bytes are read. A naive `time` is read
+ * in `timeZone` (default UTC).
+ */
+export function parseMoEvent(
+  payload: unknown,
+  message: ConsumeMessage,
+  { timeZone = 'UTC' }: { timeZone?: string } = {},
+): MoEventMessage {
+  const body =
+    payload === undefined || typeof payload === 'string' || Buffer.isBuffer(payload) ? message.content : payload;
+  return readMoEvent(body, message.fields.routingKey, message.properties, message.fields.redelivered, timeZone);
+}
+
+/**
+ * Validates a delivery: `body` is the message's bytes or an already parsed value.
+ * A retried delivery carries its original routing key in a header.
+ */
+export function readMoEvent(
+  body: unknown,
+  deliveredRoutingKey: string,
+  properties: MessageProperties,
+  redelivered: boolean,
+  timeZone: string,
+): MoEventMessage {
+  const headers = properties.headers ?? {};
+  const originalKey = headers[MO_HEADER_ROUTING_KEY];
+  const routingKey = typeof originalKey === 'string' ? originalKey : deliveredRoutingKey;
+  const fail = (field: string, value: unknown, allowed: string) =>
+    new MoEventParseError(field, value, allowed, routingKey);
+
+  const words = parseMoRoutingKey(routingKey);
+  if (!words) {
+    throw fail('routing key', routingKey, '<service>.<object-type>.<action> with words from the MO vocabulary');
+  }
+  const object = Buffer.isBuffer(body) ? decodeJson(body, fail) : body;
+  if (object === null || typeof object !== 'object' || Array.isArray(object)) {
+    throw fail('body', object, 'a JSON object with "uuid" and "time"');
+  }
+  const fields = object as Record<string, unknown>;
+  const uuid = normalizeUuid(fields.uuid);
+  if (uuid === undefined) throw fail('uuid', fields.uuid, UUID_ALLOWED);
+  const timeText = fields.time;
+  const parsed = parseMoTime(timeText, timeZone);
+  if (parsed === undefined) throw fail('time', timeText, TIME_TEXT_ALLOWED);
+  let objectUuid: string | undefined;
+  if (fields.object_uuid !== undefined) {
+    objectUuid = normalizeUuid(fields.object_uuid);
+    if (objectUuid === undefined) throw fail('object_uuid', fields.object_uuid, `${UUID_ALLOWED}, or absent`);
+  }
+  const attempt = headers[MO_HEADER_ATTEMPT];
+  return {
+    uuid,
+    time: new Date(parsed.epochMs),
+    timeText: timeText as string,
+    routingKey: routingKey as MoRoutingKey,
+    ...words,
+    ...(objectUuid !== undefined && { objectUuid }),
+    ...(typeof properties.messageId === 'string' && { messageId: properties.messageId }),
+    redelivered: redelivered || (typeof attempt === 'number' && attempt > 1),
+  };
+}
+
+function decodeJson(content: Buffer, fail: (field: string, value: unknown, allowed: string) => Error): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(content);
+  } catch {
+    throw fail('body', `${content.length} bytes that are not UTF-8`, 'UTF-8 JSON');
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw fail('body', text, 'JSON');
+  }
+}

@@ -1,0 +1,142 @@
+import { Nack } from '@golevelup/nestjs-rabbitmq';
+import type { ConsumeMessage, Options } from 'amqplib';
+import {
+  MO_HEADER_ATTEMPT,
+  MO_HEADER_EXCHANGE,
+  MO_HEADER_QUEUE,
+  MO_HEADER_REASON,
+  MO_HEADER_ROUTING_KEY,
+} from '../../lib';
+import { ConsumerBinding, ConsumerState, consumeDelivery } from '../../lib/subscribing/mo-event-consumer';
+
+const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
+const GOOD = Buffer.from(`{"uuid": "${UUID}", "time": "2021-07-27"}`);
+
+function delivery(
+  content: Buffer,
+  headers: Record<string, unknown> = {},
+  routingKey = 'employee.it.create',
+): ConsumeMessage {
+  return {
+    content,
+    fields: { deliveryTag: 1, redelivered: false, exchange: 'os2mo', routingKey, consumerTag: 'c' },
+    properties: {
+      headers,
+      messageId: 'm-1',
+      contentType: 'application/json',
+      deliveryMode: 2,
+      timestamp: 1,
+      userId: 'someone-else',
+    } as unknown as ConsumeMessage['properties'],
+  };
+}
+
+function setup(handler: (event: unknown) => unknown, { forwardFails = false } = {}) {
+  const forwarded: { exchange: string; routingKey: string; content: Buffer; properties: Options.Publish }[] = [];
+  const counts: string[] = [];
+  const logs: string[] = [];
+  const binding: ConsumerBinding = {
+    label: 'Payroll.onEvent',
+    queue: 'payroll',
+    deadLetterQueue: 'payroll.dlq',
+    retries: 2,
+    timeZone: 'UTC',
+    logger: { warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) } as never,
+    forward: async (exchange, routingKey, content, properties) => {
+      if (forwardFails) throw new Error('broker away');
+      forwarded.push({ exchange, routingKey, content, properties });
+    },
+    count: (what) => counts.push(what),
+  };
+  const state: ConsumerState = { method: 'onEvent', binding };
+  const instance = { onEvent: jest.fn(handler) };
+  return { forwarded, counts, logs, state, instance };
+}
+
+describe('consumeDelivery', () => {
+  it('calls the handler with the typed event and acks', async () => {
+    const { state, instance, forwarded } = setup(() => undefined);
+    await expect(consumeDelivery(state, instance, GOOD, delivery(GOOD))).resolves.toBeUndefined();
+    expect(instance.onEvent).toHaveBeenCalledWith(
+      expect.objectContaining({ uuid: UUID, routingKey: 'employee.it.create' }),
+      expect.anything(),
+    );
+    expect(forwarded).toEqual([]);
+  });
+
+  it('dead-letters a malformed message without calling the handler, saying why, keeping the bytes', async () => {
+    const { state, instance, forwarded, counts } = setup(() => undefined);
+    const bad = Buffer.from('{"uuid": "nope", "time": "2021-07-27"}');
+    await expect(consumeDelivery(state, instance, bad, delivery(bad))).resolves.toBeUndefined();
+    expect(instance.onEvent).not.toHaveBeenCalled();
+    expect(forwarded).toHaveLength(1);
+    const [copy] = forwarded;
+    expect([copy.exchange, copy.routingKey, copy.content]).toEqual(['', 'payroll.dlq', bad]);
+    expect(copy.properties).toMatchObject({
+      messageId: 'm-1',
+      contentType: 'application/json',
+      deliveryMode: 2,
+      timestamp: 1,
+    });
+    expect(copy.properties.userId).toBeUndefined();
+    expect(copy.properties.headers).toMatchObject({
+      [MO_HEADER_REASON]: expect.stringContaining('uuid: received "nope"'),
+      [MO_HEADER_ROUTING_KEY]: 'employee.it.create',
+      [MO_HEADER_EXCHANGE]: 'os2mo',
+      [MO_HEADER_QUEUE]: 'payroll',
+    });
+    expect(counts).toEqual(['deadLettered']);
+  });
+
+  it('queues a failed message again with the next attempt number, then dead-letters it after the retries', async () => {
+    const { state, instance, forwarded, counts, logs } = setup(() => {
+      throw new Error('payroll is down');
+    });
+    await consumeDelivery(state, instance, GOOD, delivery(GOOD));
+    expect(forwarded[0]).toMatchObject({ exchange: '', routingKey: 'payroll' });
+    expect(forwarded[0].properties.headers).toMatchObject({
+      [MO_HEADER_ATTEMPT]: 2,
+      [MO_HEADER_ROUTING_KEY]: 'employee.it.create',
+    });
+
+    // The retried copy arrives with the queue's name as routing key and the original in a header.
+    const retried = delivery(GOOD, forwarded[0].properties.headers, 'payroll');
+    await consumeDelivery(state, instance, GOOD, retried);
+    expect(forwarded[1].properties.headers).toMatchObject({ [MO_HEADER_ATTEMPT]: 3 });
+
+    await consumeDelivery(state, instance, GOOD, delivery(GOOD, forwarded[1].properties.headers, 'payroll'));
+    expect(forwarded[2]).toMatchObject({ routingKey: 'payroll.dlq' });
+    expect(forwarded[2].properties.headers?.[MO_HEADER_REASON]).toBe(
+      'the handler failed 3 times; last error: Error: payroll is down',
+    );
+    expect(instance.onEvent).toHaveBeenCalledTimes(3);
+    expect(counts).toEqual(['retried', 'retried', 'deadLettered']);
+    expect(logs[0]).toContain(
+      'Payroll.onEvent failed on employee.it.create (message_id m-1, attempt 1 of 3): Error: payroll is down',
+    );
+  });
+
+  it('puts the message back (after a pause) when its copy cannot be published, instead of losing it', async () => {
+    jest.useFakeTimers();
+    try {
+      const { state, instance, logs } = setup(() => undefined, { forwardFails: true });
+      const bad = Buffer.from('not json');
+      const result = consumeDelivery(state, instance, bad, delivery(bad));
+      await jest.advanceTimersByTimeAsync(1_000);
+      const outcome = await result;
+      expect(outcome).toBeInstanceOf(Nack);
+      expect((outcome as Nack).requeue).toBe(true);
+      expect(logs[0]).toContain('could not retry or dead-letter message_id m-1 from "payroll" (Error: broker away)');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('puts the message back when the module is shutting down', async () => {
+    const { state, instance } = setup(() => undefined);
+    state.binding = undefined;
+    const outcome = await consumeDelivery(state, instance, GOOD, delivery(GOOD));
+    expect(outcome).toBeInstanceOf(Nack);
+    expect(instance.onEvent).not.toHaveBeenCalled();
+  });
+});
