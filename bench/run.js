@@ -10,7 +10,11 @@ const path = require('node:path');
 const { golevelup, moAmqp, rawAmqplib } = require('./lib/contenders');
 
 const BROKER_URL = process.env.AMQP__URL || 'amqp://localhost:5672';
-const SCENARIOS = [...require('./scenarios/publish'), ...require('./scenarios/decorator')];
+const SCENARIOS = [
+  ...require('./scenarios/publish'),
+  ...require('./scenarios/decorator'),
+  ...require('./scenarios/consume'),
+];
 
 function option(name, fallback) {
   const i = process.argv.indexOf(name);
@@ -49,6 +53,7 @@ async function main() {
       const { medians, samples } = await scenario.run({
         contenders,
         rounds,
+        url: BROKER_URL,
         purge: () => channel.purgeQueue(queue),
       });
       for (const target of scenario.targets) {

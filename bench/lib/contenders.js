@@ -2,12 +2,12 @@
 // body bytes and the contract's properties (persistent, content type, a fresh
 // message id, timestamp) with publisher confirms, to the same exchange.
 require('reflect-metadata');
-const { AmqpConnection } = require('@golevelup/nestjs-rabbitmq');
+const { AmqpConnection, RabbitSubscribe } = require('@golevelup/nestjs-rabbitmq');
 const { Injectable, Module } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
 const amqp = require('amqplib');
 const { randomUUID } = require('node:crypto');
-const { MoAmqpModule, MoEvent, MoEventsService } = require('../..');
+const { MoAmqpModule, MoEvent, MoEventSubscribe, MoEventsService } = require('../..');
 
 const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
 const DATE = new Date('2019-03-24T13:02:15.132Z');
@@ -88,4 +88,73 @@ async function moAmqp(url, exchange) {
   };
 }
 
-module.exports = { rawAmqplib, golevelup, moAmqp, BODY, ROUTING_KEY };
+/**
+ * Two consumers of the same messages in one app: `@MoEventSubscribe` (parses and
+ * validates each message into a typed event) and a plain `@RabbitSubscribe`
+ * (golevelup's JSON.parse only), both at the default prefetch of 10. Each counts
+ * what it handled; `expect(n)` resolves with the handling rate once n have arrived.
+ */
+async function consumers(url, exchange, moQueue, plainQueue) {
+  const counters = new Map();
+  const counter = (name) => {
+    const c = { count: 0, first: 0n, last: 0n, target: Infinity, done: undefined };
+    counters.set(name, c);
+    return () => {
+      const now = process.hrtime.bigint();
+      if (c.count === 0) c.first = now;
+      c.last = now;
+      if (++c.count === c.target) c.done();
+    };
+  };
+  const onMo = counter('@MoEventSubscribe');
+  const onPlain = counter('@RabbitSubscribe');
+
+  class Consumers {
+    async typed(event) {
+      if (typeof event.uuid === 'string') onMo();
+    }
+
+    async plain(body) {
+      if (typeof body.uuid === 'string') onPlain();
+    }
+  }
+  const method = (name) => Object.getOwnPropertyDescriptor(Consumers.prototype, name);
+  MoEventSubscribe({ queue: moQueue })(Consumers.prototype, 'typed', method('typed'));
+  RabbitSubscribe({ exchange, routingKey: '#.#.#', queue: plainQueue })(Consumers.prototype, 'plain', method('plain'));
+  Injectable()(Consumers);
+
+  class ConsumeModule {}
+  Module({ imports: [MoAmqpModule.forRoot({ enabled: true, url, exchange })], providers: [Consumers] })(ConsumeModule);
+  const app = await NestFactory.createApplicationContext(ConsumeModule, { logger: false, abortOnError: false });
+  const amqpConnection = app.get(AmqpConnection);
+  // Which consumer tag belongs to which queue, so each can be paused while its queue fills.
+  const tagOf = (queue) =>
+    amqpConnection.consumerTags.find((tag) => amqpConnection.getConsumer(tag).msgOptions.queue === queue);
+
+  const contender = (name, queue) => {
+    let tag = tagOf(queue);
+    return {
+      name,
+      queue,
+      pause: async () => {
+        await amqpConnection.cancelConsumer(tag);
+      },
+      /** Consumes `n` waiting messages; resolves with messages per second between the first and the last. */
+      consume: async (n) => {
+        const c = counters.get(name);
+        Object.assign(c, { count: 0, target: n });
+        const finished = new Promise((resolve) => (c.done = resolve));
+        tag = await amqpConnection.resumeConsumer(tag);
+        await finished;
+        return { 'msg/s': (n - 1) / (Number(c.last - c.first) / 1e9) };
+      },
+    };
+  };
+  return {
+    mo: contender('@MoEventSubscribe', moQueue),
+    plain: contender('@RabbitSubscribe', plainQueue),
+    close: () => app.close(),
+  };
+}
+
+module.exports = { rawAmqplib, golevelup, moAmqp, consumers, BODY, ROUTING_KEY };

@@ -42,7 +42,15 @@ describe('the built package, required from the repository root', () => {
     expect(results.map((r: { status: string }) => r.status)).toEqual(['confirmed', 'confirmed']);
     expect(created).toEqual({ uuid: engagement, employeeUuid: person, orgUnitUuid: unit, validFrom: '2021-08-01' });
     expect(failed).toBe('the write failed');
-    expect(counters).toEqual({ confirmed: 4, disabled: 0, invalid: 0, failed: 0, decoratorFailures: 0 });
+    expect(counters).toEqual({
+      confirmed: 4,
+      disabled: 0,
+      invalid: 0,
+      failed: 0,
+      decoratorFailures: 0,
+      retried: 0,
+      deadLettered: 0,
+    });
 
     // os2mo is shared with any other publisher on this broker: look at ours only.
     const ours = () =>

@@ -1,0 +1,68 @@
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { publishCommand } from './publish.command';
+import { tailCommand } from './tail.command';
+
+/** What a command needs from its surroundings; tests pass their own. */
+export interface CliIo {
+  readonly env: NodeJS.ProcessEnv;
+  out(line: string): void;
+  err(line: string): void;
+  /** Resolves when the user asks to stop (Ctrl-C, SIGTERM). */
+  readonly stopped: Promise<void>;
+}
+
+export type Command = (args: string[], io: CliIo) => Promise<number>;
+
+export const USAGE = `Usage: mo-amqp <command> [options]
+
+OS2mo AMQP events from the command line. Reads ENABLE_AMQP's companions from the
+environment: AMQP__URL (or AMQP__HOST and AMQP__PORT), AMQP__EXCHANGE, AMQP__TIME_ZONE, …
+
+Commands:
+  tail [--exchange NAME] [--binding KEY]     print [routing_key] body for every message
+  publish <routing-key> <uuid> [--time ISO] [--object-uuid UUID]
+                                             publish one event and wait for the confirm
+
+Run "mo-amqp <command> --help" for a command's options.
+Exit codes: 0 done, 1 the broker failed (unreachable, refused), 2 bad arguments or configuration.`;
+
+const COMMANDS: Record<string, Command> = { tail: tailCommand, publish: publishCommand };
+
+/** Runs one command line and returns the exit code. */
+export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.err(`mo-amqp: unknown command "${name}"; the commands are ${Object.keys(COMMANDS).join(', ')}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(args, io);
+  } catch (err) {
+    if (err instanceof MoAmqpConfigError) {
+      io.err(`mo-amqp ${name}: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`mo-amqp ${name}: ${err.message}; see "mo-amqp ${name} --help"`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+function processIo(): CliIo {
+  return {
+    env: process.env,
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+    stopped: new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    }),
+  };
+}

@@ -1,0 +1,82 @@
+import * as amqp from 'amqplib';
+import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
+import { brokerUrlOf } from '../config/mo-amqp-options.schema';
+import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
+import { parseArgs } from 'node:util';
+import { CliIo } from './run-cli';
+
+const HELP = `Usage: mo-amqp tail [--exchange NAME] [--binding KEY]
+
+Prints "[routing_key] body" for every message on the exchange, as the seed's
+Python example does, through an exclusive queue that goes away with it.
+
+Options:
+  --exchange NAME   default: AMQP__EXCHANGE, else os2mo
+  --binding KEY     a topic binding such as employee.*.create; default #.#.#
+  -h, --help        this text`;
+
+const EXCHANGE = /^(?!amq\.)[\w.:-]{1,255}$/;
+const BINDING = /^(?:[#*]|[\w-]+)(?:\.(?:[#*]|[\w-]+))*$/;
+
+/** `mo-amqp tail`: 0 after Ctrl-C, 1 when the broker fails, 2 for bad arguments. */
+export async function tailCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { exchange: { type: 'string' }, binding: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  const options = loadMoAmqpOptionsFromEnv(io.env);
+  const exchange = values.exchange ?? options.exchange;
+  const binding = values.binding ?? '#.#.#';
+  if (!EXCHANGE.test(exchange)) {
+    io.err(`mo-amqp tail: --exchange "${exchange}" is not an exchange name (letters, digits, "-", "_", ".", ":")`);
+    return 2;
+  }
+  if (!BINDING.test(binding)) {
+    io.err(`mo-amqp tail: --binding "${binding}" is not a topic binding (words, "*" or "#", separated by dots)`);
+    return 2;
+  }
+  const url = brokerUrlOf(options);
+  const broker = redactUrl(url);
+  const redact = (err: unknown) =>
+    redactSecrets(err instanceof Error ? err.message : String(err), [passwordOf(url) ?? '']);
+
+  let connection: amqp.ChannelModel;
+  try {
+    connection = await amqp.connect(url, { timeout: options.connectTimeoutMs });
+  } catch (err) {
+    io.err(`mo-amqp tail: could not connect to RabbitMQ at ${broker}: ${redact(err)}`);
+    return 1;
+  }
+  const lost = new Promise<string>((resolve) => {
+    connection.on('error', (err: unknown) => resolve(redact(err)));
+    connection.on('close', () => resolve('the connection closed'));
+  });
+  try {
+    const channel = await connection.createChannel();
+    await channel.assertExchange(exchange, 'topic', { durable: true });
+    const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+    await channel.bindQueue(queue, exchange, binding);
+    await channel.consume(
+      queue,
+      (message) => message && io.out(`[${message.fields.routingKey}] ${message.content.toString('utf8')}`),
+      { noAck: true },
+    );
+    io.err(` [*] Waiting for messages on "${exchange}" (binding ${binding}) at ${broker}. To exit press CTRL+C`);
+  } catch (err) {
+    io.err(`mo-amqp tail: RabbitMQ at ${broker} refused: ${redact(err)}`);
+    await connection.close().catch(() => undefined);
+    return 1;
+  }
+  const outcome = await Promise.race([io.stopped.then(() => undefined), lost]);
+  if (outcome !== undefined) {
+    io.err(`mo-amqp tail: lost RabbitMQ at ${broker}: ${outcome}`);
+    return 1;
+  }
+  await connection.close().catch(() => undefined);
+  return 0;
+}

@@ -1,0 +1,156 @@
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { allMoRoutingKeys } from '../../lib';
+import { BROKER_URL, TestBroker, closedPort, uniqueName } from '../support/broker';
+
+const CLI = join(__dirname, '..', '..', 'dist', 'cli', 'mo-amqp.js');
+const run = promisify(execFile);
+
+/** Runs `mo-amqp` to the end: its exit code and output. */
+async function cli(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+      env: { ...process.env, AMQP__URL: BROKER_URL, ...env },
+      timeout: 20_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const failed = err as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** Starts `mo-amqp tail` and resolves once it says it is waiting. */
+async function startTail(args: string[]): Promise<{ child: ChildProcess; lines: string[] }> {
+  const child = spawn(process.execPath, [CLI, 'tail', ...args], { env: { ...process.env, AMQP__URL: BROKER_URL } });
+  const lines: string[] = [];
+  let buffered = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => chunk.toString().includes('Waiting for messages') && resolve());
+    child.on('exit', (code) => reject(new Error(`tail exited with ${code}`)));
+  });
+  return { child, lines };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('the mo-amqp command', () => {
+  let broker: TestBroker;
+  let exchange: string;
+
+  beforeEach(async () => {
+    broker = await TestBroker.connect();
+    exchange = uniqueName('cli');
+    broker.track(exchange);
+  });
+
+  afterEach(async () => {
+    await broker.close();
+  });
+
+  it('tail prints what publish sent, as [routing_key] body, and exits cleanly on Ctrl-C', async () => {
+    const { child, lines } = await startTail(['--exchange', exchange]);
+    const uuid = randomUUID();
+    const published = await cli([
+      'publish',
+      'employee.engagement.create',
+      uuid,
+      '--time',
+      '2021-07-27T00:00:00+02:00',
+      '--exchange',
+      exchange,
+    ]);
+    expect(published.code).toBe(0);
+    expect(published.stdout).toMatch(/^confirmed \[employee\.engagement\.create\] .* message_id=[0-9a-f-]{36}\n$/);
+
+    await until(() => lines.length === 1, 'the line from tail');
+    expect(lines).toEqual([`[employee.engagement.create] {"uuid": "${uuid}", "time": "2021-07-27T00:00:00+02:00"}`]);
+    child.kill('SIGINT');
+    const [code] = await new Promise<[number | null]>((resolve) => child.on('exit', (c) => resolve([c])));
+    expect(code).toBe(0);
+  });
+
+  it('tail with the seed’s binding #.#.# sees every routing key; a narrower binding only its own', async () => {
+    const all = await startTail(['--exchange', exchange]);
+    const creates = await startTail(['--exchange', exchange, '--binding', 'org_unit.*.create']);
+    const body = Buffer.from(`{"uuid": "${randomUUID()}", "time": "2021-07-27"}`);
+    for (const key of allMoRoutingKeys()) broker.channel.publish(exchange, key, body);
+    await until(() => all.lines.length === 60, 'sixty lines');
+    await until(() => creates.lines.length === 10, 'ten lines');
+    expect(new Set(all.lines.map((l) => l.slice(1, l.indexOf(']')))).size).toBe(60);
+    expect(creates.lines.every((l) => /^\[org_unit\.[a-z_]+\.create\] /.test(l))).toBe(true);
+    all.child.kill('SIGTERM');
+    creates.child.kill('SIGTERM');
+  });
+
+  it('publish also takes --object-uuid, and a plain client receives the contract’s message', async () => {
+    const collector = await broker.collect(exchange);
+    const [uuid, objectUuid] = [randomUUID(), randomUUID()];
+    const result = await cli(['publish', 'org_unit.address.update', uuid, '--object-uuid', objectUuid], {
+      AMQP__EXCHANGE: exchange,
+      AMQP__TIME_ZONE: 'Europe/Copenhagen',
+    });
+    expect(result.code).toBe(0);
+    const [message] = await collector.waitFor(1);
+    const body = JSON.parse(message.content.toString());
+    expect(body).toEqual({ uuid, time: expect.stringMatching(/\+0[12]:00$/), object_uuid: objectUuid });
+    expect(message.properties).toMatchObject({ deliveryMode: 2, contentType: 'application/json' });
+  });
+
+  it.each([
+    [['publish', 'employee.kle.create', randomUUID()], 'objectType: received "kle"'],
+    [['publish', 'employee.create', randomUUID()], 'must be <service>.<object-type>.<action>'],
+    [['publish', 'employee.it.create', 'not-a-uuid'], 'uuid: received "not-a-uuid"'],
+    [['publish', 'employee.it.create', randomUUID(), '--time', 'tomorrow'], 'options.time: received "tomorrow"'],
+    [['publish', 'employee.it.create'], 'needs a routing key and a UUID'],
+    [['publish', 'employee.it.create', randomUUID(), '--when', 'now'], "Unknown option '--when'"],
+    [['tail', '--binding', 'a..b'], 'is not a topic binding'],
+    [['tail', 'extra'], 'Unexpected argument'],
+    [['frobnicate'], 'unknown command "frobnicate"'],
+  ])('refuses %j with a clear message and exit code 2', async (args, message) => {
+    const result = await cli(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('refuses bad configuration with exit code 2, naming the variable', async () => {
+    const result = await cli(['publish', 'employee.it.create', randomUUID()], { AMQP__URL: 'http://nope' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('AMQP__URL: received "http://nope"');
+  });
+
+  it('says where it could not connect, without the password, and exits 1', async () => {
+    const port = await closedPort();
+    const env = { AMQP__URL: `amqp://admin:Top-Secret-42@127.0.0.1:${port}`, AMQP__CONNECT_TIMEOUT_MS: '1000' };
+    for (const args of [['tail'], ['publish', 'employee.it.create', randomUUID()]]) {
+      const result = await cli(args, env);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`amqp://admin:***@127.0.0.1:${port}`);
+      expect(result.stderr).toContain('ECONNREFUSED');
+      expect(result.stdout + result.stderr).not.toContain('Top-Secret-42');
+    }
+  });
+
+  it('prints help for the command and for each subcommand', async () => {
+    expect((await cli(['--help'])).stdout).toContain('Usage: mo-amqp <command>');
+    for (const command of ['tail', 'publish']) {
+      const result = await cli([command, '--help']);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`Usage: mo-amqp ${command}`);
+    }
+  });
+});
