@@ -35,3 +35,8 @@ export {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
 } from './mo-amqp.constants';
+export { MoDelayAgentModule } from './delay/mo-delay-agent.module';
+export { MoDelayAgent } from './delay/mo-delay-agent.service';
+export type { MoDelayAgentStats } from './delay/mo-delay-agent.service';
+export type { MoDelayAgentOptions } from './delay/mo-delay-agent.options';
+export { loadMoDelayAgentOptionsFromEnv } from './delay/mo-delay-agent.config';

@@ -1,4 +1,5 @@
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { delayAgentCommand } from './delay-agent.command';
 import { publishCommand } from './publish.command';
 import { tailCommand } from './tail.command';
 
@@ -22,11 +23,17 @@ Commands:
   tail [--exchange NAME] [--binding KEY]     print [routing_key] body for every message
   publish <routing-key> <uuid> [--time ISO] [--object-uuid UUID]
                                              publish one event and wait for the confirm
+  delay-agent                                republish every event on the delayed exchange
+                                             once its time is due (runs until Ctrl-C)
 
 Run "mo-amqp <command> --help" for a command's options.
 Exit codes: 0 done, 1 the broker failed (unreachable, refused), 2 bad arguments or configuration.`;
 
-const COMMANDS: Record<string, Command> = { tail: tailCommand, publish: publishCommand };
+const COMMANDS: Record<string, Command> = {
+  tail: tailCommand,
+  publish: publishCommand,
+  'delay-agent': delayAgentCommand,
+};
 
 /** Runs one command line and returns the exit code. */
 export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {

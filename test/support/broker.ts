@@ -1,5 +1,6 @@
 import * as amqp from 'amqplib';
 import * as net from 'node:net';
+import { LEVELS, delayTopology } from '../../lib/delay/delay-ladder';
 
 /** The broker the e2e specs use: AMQP__URL, or AMQP__HOST/AMQP__PORT, default localhost:5672. */
 export const BROKER_URL =
@@ -55,7 +56,19 @@ export class TestBroker {
   static async connect(): Promise<TestBroker> {
     const connection = await amqp.connect(BROKER_URL);
     const channel = await connection.createChannel();
+    // A broker restart (fault tests) must not crash the test process.
+    connection.on('error', () => undefined);
+    channel.on('error', () => undefined);
     return new TestBroker(connection, channel);
+  }
+
+  /** A fresh connection that keeps what `old` would clean up (after a broker restart). */
+  static async reconnect(old: TestBroker): Promise<TestBroker> {
+    await old.connection.close().catch(() => undefined);
+    const fresh = await TestBroker.connect();
+    old.exchanges.forEach((e) => fresh.exchanges.add(e));
+    old.queues.forEach((q) => fresh.queues.add(q));
+    return fresh;
   }
 
   /** Declares `exchange` as the contract says (durable topic) and collects what `binding` matches. */
@@ -77,6 +90,22 @@ export class TestBroker {
   /** Remembers a queue a test made the library declare, so `close()` deletes it. */
   trackQueue(queue: string): void {
     this.queues.add(queue);
+  }
+
+  /** Has `close()` delete a delay agent's queues and exchanges. */
+  trackDelayAgent(prefix: string): void {
+    const t = delayTopology(prefix);
+    for (const queue of [t.incoming, t.due, t.deadLetter]) this.queues.add(queue);
+    this.exchanges.add(t.entryRouter);
+    for (let level = 0; level < LEVELS; level++) {
+      this.queues.add(t.waitQueue(level));
+      this.exchanges.add(t.router(level));
+    }
+  }
+
+  /** Messages waiting in `queue` now. */
+  async depth(queue: string): Promise<number> {
+    return (await this.channel.checkQueue(queue)).messageCount;
   }
 
   /** Takes every message waiting on `queue` (acknowledged, so it is gone). */

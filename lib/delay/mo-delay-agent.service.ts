@@ -1,0 +1,328 @@
+import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
+import type { Channel, ConsumeMessage, MessageProperties, Options } from 'amqplib';
+import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
+import { MoEventParseError } from '../errors/mo-event-parse.error';
+import { parseMoTime } from '../events/mo-time';
+import {
+  MO_AMQP_OPTIONS,
+  MO_HEADER_EXCHANGE,
+  MO_HEADER_QUEUE,
+  MO_HEADER_REASON,
+  MO_HEADER_ROUTING_KEY,
+} from '../mo-amqp.constants';
+import { MoEventsService } from '../publishing/mo-events.service';
+import { readMoEvent } from '../subscribing/mo-event-message';
+import { publishPropertiesOf } from '../util/publish-properties';
+import { AgentChannel, Delivery } from './agent-channel';
+import {
+  BIT_HEADER_PREFIX,
+  DELAY_HEADER_PREFIX,
+  DUE_HEADER,
+  DelayTopology,
+  EXCHANGE_HEADER,
+  LEVELS,
+  META_HEADER,
+  ROUTING_KEY_HEADER,
+  delayTopology,
+  routerBindings,
+  secondsToBitHeaders,
+} from './delay-ladder';
+import { MO_DELAY_AGENT_OPTIONS } from './mo-delay-agent.module-definition';
+import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
+
+// Below this a message waits in memory instead of in the ladder (whose unit is a second).
+const LADDER_UNIT_MS = 1_000;
+// Headers RabbitMQ adds on every dead-letter hop; the forwarded copy must not carry them.
+const DEATH_HEADER = /^x-(death|first-death-|last-death-)/;
+
+/** What the original message had that its ladder copy must not (it would expire or be transient there). */
+interface Meta {
+  readonly expiration?: string;
+  readonly deliveryMode?: number;
+}
+
+/** What the agent has done since it started. */
+export interface MoDelayAgentStats {
+  /** Forwarded to the delayed exchange (confirmed). */
+  forwarded: number;
+  /** Put into the ladder to wait (a long wait may go round more than once). */
+  laddered: number;
+  /** Sent to the agent's dead-letter queue (malformed). */
+  deadLettered: number;
+  /** Waiting in memory now for the last fraction of a second. */
+  holding: number;
+}
+
+/**
+ * The delay agent: takes every message of the events exchange from a durable
+ * queue, and republishes it, identical (routing key, body bytes, properties with
+ * `message_id`), on the delayed exchange once its `time` is due, never before.
+ * Pending messages wait in a ladder of queues in RabbitMQ, so the agent keeps no
+ * state: stop it, restart it, run several; a message is acknowledged only after
+ * its next hop is confirmed (at least once, duplicates possible).
+ */
+@Injectable()
+export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('MoDelayAgent');
+  private readonly topology: DelayTopology;
+  private channel: AgentChannel | undefined;
+  private readonly held = new Map<NodeJS.Timeout, Delivery>();
+  private readonly counts: MoDelayAgentStats = { forwarded: 0, laddered: 0, deadLettered: 0, holding: 0 };
+
+  constructor(
+    @Inject(MO_AMQP_OPTIONS) private readonly amqp: ResolvedMoAmqpOptions,
+    @Inject(MO_DELAY_AGENT_OPTIONS) private readonly options: ResolvedMoDelayAgentOptions,
+    private readonly events: MoEventsService,
+    @Optional() private readonly amqpConnection?: AmqpConnection,
+  ) {
+    this.topology = delayTopology(options.prefix);
+  }
+
+  get stats(): MoDelayAgentStats {
+    return { ...this.counts, holding: this.held.size };
+  }
+
+  /** Declares the ladder and starts consuming, once the connection is up. */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.amqp.enabled || !this.amqpConnection) {
+      throw new MoAmqpConnectionError(
+        'The delay agent needs AMQP: set ENABLE_AMQP=true (or enabled: true) in MoAmqpModule',
+        'none',
+      );
+    }
+    try {
+      await this.start(this.amqpConnection);
+    } catch (err) {
+      await this.events.abortStart();
+      throw err;
+    }
+    this.logger.log(
+      `Delaying events from "${this.amqp.exchange}" to "${this.amqp.delayedExchange}" through ${this.topology.incoming}`,
+    );
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.channel?.close();
+    // Held deliveries went back to their queue with the channel; forget their timers.
+    for (const timer of this.held.keys()) clearTimeout(timer);
+    this.held.clear();
+  }
+
+  private start(amqpConnection: AmqpConnection): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      this.channel = new AgentChannel(amqpConnection.managedConnection, {
+        prefetch: this.options.prefetch,
+        setup: (channel) => this.declare(channel),
+        consumers: [
+          { queue: this.topology.incoming, onMessage: (m, d) => void this.take(m, d, 'incoming') },
+          { queue: this.topology.due, onMessage: (m, d) => void this.take(m, d, 'due') },
+        ],
+        onError: (err) => {
+          const message = err instanceof Error ? err.message : String(err);
+          if (!ready) {
+            reject(new MoAmqpConnectionError(`The delay agent could not declare its queues: ${message}`, 'RabbitMQ'));
+          } else {
+            this.logger.error(`Delay agent channel error: ${message}`);
+          }
+        },
+        onReady: () => {
+          ready = true;
+          resolve();
+        },
+      });
+    });
+  }
+
+  /** The ladder: LEVELS wait queues with fixed TTLs, a headers router after each, and the entry router. */
+  private async declare(channel: Channel): Promise<void> {
+    const t = this.topology;
+    const quorum = this.options.queueType === 'quorum';
+    const typed = quorum ? { 'x-queue-type': 'quorum' } : {};
+    // Along the ladder a quorum queue must dead-letter at least once, not at most once.
+    const ladderSafety = quorum ? { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } : {};
+    await channel.assertQueue(t.deadLetter, { durable: true, arguments: typed });
+    await channel.assertQueue(t.incoming, { durable: true, arguments: typed });
+    await channel.assertQueue(t.due, { durable: true, arguments: typed });
+    await channel.assertExchange(t.entryRouter, 'headers', { durable: true });
+    for (let level = 0; level < LEVELS; level++) {
+      await channel.assertExchange(t.router(level), 'headers', { durable: true });
+      await channel.assertQueue(t.waitQueue(level), {
+        durable: true,
+        arguments: {
+          ...typed,
+          ...ladderSafety,
+          'x-message-ttl': 2 ** level * 1000,
+          'x-dead-letter-exchange': t.router(level),
+        },
+      });
+    }
+    const bind = async (router: string, from: number) => {
+      for (const { to, args } of routerBindings(from)) {
+        await channel.bindQueue(to === 'due' ? t.due : t.waitQueue(to), router, '', args);
+      }
+    };
+    await bind(t.entryRouter, LEVELS);
+    for (let level = 0; level < LEVELS; level++) await bind(t.router(level), level);
+    await channel.assertExchange(this.amqp.exchange, 'topic', { durable: true });
+    await channel.assertExchange(this.amqp.delayedExchange, 'topic', { durable: true });
+    await channel.bindQueue(t.incoming, this.amqp.exchange, '#');
+  }
+
+  /** One delivery from the incoming or the due queue: forward, hold, or (re)enter the ladder. */
+  private async take(message: ConsumeMessage, delivery: Delivery, from: 'incoming' | 'due'): Promise<void> {
+    try {
+      const due = from === 'due' ? dueOf(message, this.amqp.timeZone) : this.dueOfIncoming(message);
+      if (due === undefined) {
+        await this.deadLetter(message, 'no readable due time');
+        delivery.ack();
+        return;
+      }
+      await this.progress(message, delivery, due);
+    } catch (err) {
+      if (err instanceof MoEventParseError) {
+        try {
+          await this.deadLetter(message, err.message);
+          delivery.ack();
+        } catch (failure) {
+          this.giveBack(delivery, failure);
+        }
+        return;
+      }
+      this.giveBack(delivery, err);
+    }
+  }
+
+  private async progress(message: ConsumeMessage, delivery: Delivery, due: number): Promise<void> {
+    const remaining = due - Date.now();
+    if (remaining <= 0) {
+      await this.forward(message);
+      delivery.ack();
+    } else if (remaining < LADDER_UNIT_MS) {
+      const timer = setTimeout(() => {
+        this.held.delete(timer);
+        // Timers may fire a little before the wall clock agrees: check, and wait again if so.
+        this.progress(message, delivery, due).catch((err: unknown) => this.giveBack(delivery, err));
+      }, remaining);
+      this.held.set(timer, delivery);
+    } else {
+      await this.enterLadder(message, due, Math.floor(remaining / LADDER_UNIT_MS));
+      delivery.ack();
+    }
+  }
+
+  private dueOfIncoming(message: ConsumeMessage): number {
+    // The full MO check: only valid events are delayed; the rest go to the DLQ with the reason.
+    const event = readMoEvent(
+      message.content,
+      message.fields.routingKey,
+      message.properties,
+      message.fields.redelivered,
+      this.amqp.timeZone,
+    );
+    const parsed = parseMoTime(event.timeText, this.amqp.timeZone) as NonNullable<ReturnType<typeof parseMoTime>>;
+    // Never early: a time with microseconds beyond the millisecond is due at the next millisecond.
+    return parsed.epochMs + (parsed.extraNanos > 0 ? 1 : 0);
+  }
+
+  private async enterLadder(message: ConsumeMessage, due: number, seconds: number): Promise<void> {
+    const headers: Record<string, unknown> = message.properties.headers ?? {};
+    const original = {
+      routingKey: (headers[ROUTING_KEY_HEADER] as string | undefined) ?? message.fields.routingKey,
+      exchange: (headers[EXCHANGE_HEADER] as string | undefined) ?? message.fields.exchange,
+      meta: (headers[META_HEADER] as string | undefined) ?? JSON.stringify(metaOf(message.properties)),
+    };
+    const copy: Options.Publish = {
+      ...publishPropertiesOf(message.properties),
+      // Persistent in the ladder whatever the original was; it is restored on the way out.
+      deliveryMode: 2,
+      headers: {
+        ...withoutLadderHeaders(headers),
+        ...secondsToBitHeaders(seconds),
+        [DUE_HEADER]: due,
+        [ROUTING_KEY_HEADER]: original.routingKey,
+        [EXCHANGE_HEADER]: original.exchange,
+        [META_HEADER]: original.meta,
+      },
+    };
+    await this.events.forward(this.topology.entryRouter, '', message.content, copy);
+    this.counts.laddered++;
+  }
+
+  /** The identical message on the delayed exchange: same routing key, bytes and properties. */
+  private async forward(message: ConsumeMessage): Promise<void> {
+    const headers: Record<string, unknown> = message.properties.headers ?? {};
+    const routingKey = (headers[ROUTING_KEY_HEADER] as string | undefined) ?? message.fields.routingKey;
+    const meta: Meta =
+      typeof headers[META_HEADER] === 'string'
+        ? JSON.parse(headers[META_HEADER] as string)
+        : metaOf(message.properties);
+    const properties: Options.Publish = {
+      ...publishPropertiesOf(message.properties, withoutLadderHeaders(headers)),
+      ...(meta.expiration !== undefined && { expiration: meta.expiration }),
+    };
+    if (meta.deliveryMode !== undefined) properties.deliveryMode = meta.deliveryMode;
+    else delete properties.deliveryMode;
+    await this.events.forward(this.amqp.delayedExchange, routingKey, message.content, properties);
+    this.counts.forwarded++;
+  }
+
+  private async deadLetter(message: ConsumeMessage, reason: string): Promise<void> {
+    const headers = {
+      ...(message.properties.headers ?? {}),
+      [MO_HEADER_REASON]: reason,
+      [MO_HEADER_ROUTING_KEY]: message.fields.routingKey,
+      [MO_HEADER_EXCHANGE]: message.fields.exchange,
+      [MO_HEADER_QUEUE]: this.topology.incoming,
+    };
+    await this.events.forward(
+      '',
+      this.topology.deadLetter,
+      message.content,
+      publishPropertiesOf(message.properties, headers),
+    );
+    this.counts.deadLettered++;
+    this.logger.warn(`Message ${message.properties.messageId} went to ${this.topology.deadLetter}: ${reason}`);
+  }
+
+  private giveBack(delivery: Delivery, err: unknown): void {
+    this.logger.error(
+      `Delay agent could not pass a message on (${err instanceof Error ? err.message : String(err)}); it goes back to its queue`,
+    );
+    // A pause, so a broker in trouble is not asked again at once.
+    setTimeout(() => delivery.requeue(), 1_000).unref();
+  }
+}
+
+function metaOf(properties: MessageProperties): Meta {
+  return {
+    ...(properties.expiration !== undefined && { expiration: String(properties.expiration) }),
+    ...(properties.deliveryMode !== undefined && { deliveryMode: properties.deliveryMode }),
+  };
+}
+
+/** The headers of the original message: without the ladder's own and RabbitMQ's dead-letter history. */
+function withoutLadderHeaders(headers: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (!key.startsWith(DELAY_HEADER_PREFIX) && !key.startsWith(BIT_HEADER_PREFIX) && !DEATH_HEADER.test(key)) {
+      kept[key] = value;
+    }
+  }
+  return kept;
+}
+
+/** A ladder copy knows when it is due; anything else in the due queue is read from its body. */
+function dueOf(message: ConsumeMessage, timeZone: string): number | undefined {
+  const due = message.properties.headers?.[DUE_HEADER];
+  if (typeof due === 'number' && Number.isFinite(due)) return due;
+  try {
+    const body = JSON.parse(message.content.toString('utf8'));
+    const parsed = parseMoTime(body?.time, timeZone);
+    return parsed && parsed.epochMs + (parsed.extraNanos > 0 ? 1 : 0);
+  } catch {
+    return undefined;
+  }
+}

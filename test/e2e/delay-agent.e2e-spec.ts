@@ -1,0 +1,243 @@
+import { Test, TestingModule } from '@nestjs/testing';
+import type { ConsumeMessage, Options } from 'amqplib';
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { MO_HEADER_REASON, MoAmqpModule, MoDelayAgent, MoDelayAgentModule } from '../../lib';
+import { delayTopology } from '../../lib/delay/delay-ladder';
+import { BROKER_URL, Collector, TestBroker, uniqueName } from '../support/broker';
+import { CapturingLogger } from '../support/capturing-logger';
+
+const CLI = join(__dirname, '..', '..', 'dist', 'cli', 'mo-amqp.js');
+
+interface Names {
+  exchange: string;
+  delayedExchange: string;
+  prefix: string;
+}
+
+async function bootAgent(names: Names, timeZone = 'UTC'): Promise<TestingModule> {
+  const app = await Test.createTestingModule({
+    imports: [
+      MoAmqpModule.forRoot({
+        enabled: true,
+        url: BROKER_URL,
+        exchange: names.exchange,
+        delayedExchange: names.delayedExchange,
+        timeZone,
+      }),
+      MoDelayAgentModule.forRoot({ prefix: names.prefix }),
+    ],
+  })
+    .setLogger(new CapturingLogger())
+    .compile();
+  await app.init();
+  return app;
+}
+
+/** The ISO text of `ms` from now, with an offset, with Z, or naive in Europe/Copenhagen. */
+function inFuture(ms: number, shape: 'offset' | 'z' | 'naive-cph' = 'offset'): { text: string; due: number } {
+  const due = Date.now() + ms;
+  const iso = new Date(due).toISOString(); // 2021-07-27T10:00:00.123Z
+  if (shape === 'z') return { text: iso, due };
+  if (shape === 'offset') return { text: iso.replace('Z', '+00:00'), due };
+  const offset = new Intl.DateTimeFormat('en-US', { timeZone: 'Europe/Copenhagen', timeZoneName: 'longOffset' })
+    .format(new Date(due))
+    .match(/GMT([+-]\d\d):(\d\d)/) as RegExpMatchArray;
+  const local = new Date(due + (Number(offset[1]) * 60 + Math.sign(Number(offset[1])) * Number(offset[2])) * 60_000);
+  return { text: local.toISOString().replace('Z', ''), due };
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('the delay agent against RabbitMQ', () => {
+  let broker: TestBroker;
+  let names: Names;
+  let delayed: Collector;
+  let received: Map<string, number>;
+  let app: TestingModule | undefined;
+
+  beforeEach(async () => {
+    broker = await TestBroker.connect();
+    names = { exchange: uniqueName('events'), delayedExchange: uniqueName('delayed'), prefix: uniqueName('agent') };
+    broker.track(names.exchange);
+    broker.trackDelayAgent(names.prefix);
+    await broker.channel.assertExchange(names.exchange, 'topic', { durable: true });
+    delayed = await broker.collect(names.delayedExchange, '#');
+    received = new Map();
+    const push = delayed.push.bind(delayed);
+    delayed.push = (message: ConsumeMessage) => {
+      received.set(String(message.properties.messageId), Date.now());
+      push(message);
+    };
+  });
+
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+    await broker.close();
+  });
+
+  function send(time: string, options: Options.Publish = {}, routingKey = 'employee.engagement.create') {
+    const messageId = randomUUID();
+    const body = Buffer.from(`{"uuid": "${randomUUID()}", "time": "${time}"}`);
+    broker.channel.publish(names.exchange, routingKey, body, {
+      persistent: true,
+      contentType: 'application/json',
+      messageId,
+      timestamp: 1_700_000_000,
+      ...options,
+    });
+    return { messageId, body };
+  }
+
+  function lateness(messageId: string, due: number): number {
+    return (received.get(messageId) as number) - due;
+  }
+
+  it('forwards a due message at once, identical: routing key, bytes and properties', async () => {
+    app = await bootAgent(names);
+    const { messageId, body } = send('2019-03-24T13:02:15.132025', {
+      headers: { 'x-trace': 'abc', 'x-count': 7 },
+      priority: 3,
+      correlationId: 'corr-1',
+      appId: 'os2mo',
+      type: 'mo-event',
+    });
+    const [message] = await delayed.waitFor(1, 2_000);
+    expect(message.fields).toMatchObject({ exchange: names.delayedExchange, routingKey: 'employee.engagement.create' });
+    expect(message.content.equals(body)).toBe(true);
+    expect(message.properties).toEqual(
+      expect.objectContaining({
+        messageId,
+        contentType: 'application/json',
+        deliveryMode: 2,
+        timestamp: 1_700_000_000,
+        priority: 3,
+        correlationId: 'corr-1',
+        appId: 'os2mo',
+        type: 'mo-event',
+        headers: { 'x-trace': 'abc', 'x-count': 7 },
+      }),
+    );
+    expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 0 });
+  });
+
+  it('forwards a message due in 3 s no earlier than its time and within 1 s after, identical after the ladder', async () => {
+    app = await bootAgent(names);
+    const { text, due } = inFuture(3_000);
+    const { messageId, body } = send(text, { headers: { 'x-trace': 'abc' }, expiration: '600000' });
+    await delayed.waitFor(1, 6_000);
+    const [message] = delayed.messages;
+    expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
+    expect(lateness(messageId, due)).toBeLessThanOrEqual(1_000);
+    expect(message.content.equals(body)).toBe(true);
+    // The ladder's headers and RabbitMQ's dead-letter history are gone; the expiration is back.
+    expect(message.properties.headers).toEqual({ 'x-trace': 'abc' });
+    expect(message.properties.expiration).toBe('600000');
+    expect(message.properties.deliveryMode).toBe(2);
+    expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
+  });
+
+  it('reads all three time shapes, never early', async () => {
+    app = await bootAgent(names, 'Europe/Copenhagen');
+    const sent = (['offset', 'z', 'naive-cph'] as const).map((shape, i) => {
+      const { text, due } = inFuture(1_500 + i * 300, shape);
+      return { ...send(text), due };
+    });
+    await delayed.waitFor(3, 6_000);
+    for (const { messageId, due } of sent) {
+      expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
+      expect(lateness(messageId, due)).toBeLessThanOrEqual(1_000);
+    }
+  });
+
+  it('delivers what was published while no agent ran, once one starts', async () => {
+    app = await bootAgent(names); // declares the durable incoming queue
+    await app.close();
+    app = undefined;
+    const now = send('2021-07-27T00:00:00+02:00');
+    const soon = inFuture(2_000);
+    const later = { ...send(soon.text), due: soon.due };
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await broker.depth(delayTopology(names.prefix).incoming)).toBe(2);
+    expect(delayed.messages).toHaveLength(0);
+
+    app = await bootAgent(names);
+    await delayed.waitFor(2, 6_000);
+    expect(received.has(now.messageId)).toBe(true);
+    expect(lateness(later.messageId, later.due)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('holds a year-9999 message safely in the ladder instead of rejecting it', async () => {
+    app = await bootAgent(names);
+    send('9999-12-31T23:59:59.999999+00:00');
+    const t = delayTopology(names.prefix);
+    await until(async () => (await broker.depth(t.waitQueue(28))) === 1, 'the message on the top rung');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // Exactly one copy, on the top rung only: nothing multiplied along the ladder.
+    for (let level = 0; level < 28; level++) expect(await broker.depth(t.waitQueue(level))).toBe(0);
+    expect(await broker.depth(t.waitQueue(28))).toBe(1);
+    expect(await broker.depth(t.due)).toBe(0);
+    expect(await broker.depth(t.deadLetter)).toBe(0);
+    expect(delayed.messages).toHaveLength(0);
+  });
+
+  it('sends malformed messages to its DLQ with a reason, and keeps going', async () => {
+    app = await bootAgent(names);
+    send('next tuesday');
+    broker.channel.publish(names.exchange, 'employee.engagement.create', Buffer.from('not json'));
+    send('2021-07-27', {}, 'employee.kle.create');
+    const good = send('2021-07-27');
+    await delayed.waitFor(1, 3_000);
+    expect(delayed.messages[0].properties.messageId).toBe(good.messageId);
+    const dlq = delayTopology(names.prefix).deadLetter;
+    await until(async () => (await broker.depth(dlq)) === 3, 'three dead-lettered');
+    const reasons = (await broker.drain(dlq)).map((m) => String(m.properties.headers?.[MO_HEADER_REASON]));
+    expect(reasons).toEqual([
+      expect.stringContaining('time: received "next tuesday"'),
+      expect.stringContaining('body: received "not json"'),
+      expect.stringContaining('routing key: received "employee.kle.create"'),
+    ]);
+  });
+
+  it('runs side by side with a second agent (another process): each message at least once, none early', async () => {
+    app = await bootAgent(names);
+    const other: ChildProcess = spawn(process.execPath, [CLI, 'delay-agent'], {
+      env: {
+        ...process.env,
+        AMQP__URL: BROKER_URL,
+        AMQP__EXCHANGE: names.exchange,
+        AMQP__DELAYED_EXCHANGE: names.delayedExchange,
+        AMQP__DELAY_PREFIX: names.prefix,
+        NO_COLOR: '1',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        other.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('Delaying events from') && resolve());
+        other.on('exit', (code) => reject(new Error(`the second agent exited with ${code}`)));
+      });
+      const sent = Array.from({ length: 200 }, (_, i) => {
+        const { text, due } = inFuture((i % 10) * 250);
+        return { ...send(text), due };
+      });
+      await until(() => sent.every((m) => received.has(m.messageId)), 'all 200 delivered');
+      for (const { messageId, due } of sent) expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
+      // The in-process agent did part of the work, not all: the other one took a share.
+      const stats = app.get(MoDelayAgent).stats;
+      expect(stats.forwarded).toBeGreaterThan(0);
+      expect(stats.forwarded).toBeLessThan(200);
+    } finally {
+      other.kill('SIGTERM');
+      await new Promise((resolve) => other.on('exit', resolve));
+    }
+  });
+});
