@@ -45,14 +45,28 @@ async function main() {
   await channel.assertQueue(queue, { durable: true });
   await channel.bindQueue(queue, exchange, '#');
 
+  // The publish contenders (one of them a Nest app) exist only while their scenarios
+  // run: golevelup's registry is per process, so a later app (the consumers') would
+  // not get its handlers while another app is open.
   const contenders = {};
-  const rows = [];
-  try {
+  const openContenders = async () => {
+    if (contenders.mo) return;
     contenders.mo = await moAmqp(BROKER_URL, exchange);
     contenders.raw = await rawAmqplib(BROKER_URL, exchange);
     contenders.golevelup = await golevelup(BROKER_URL, exchange);
+  };
+  const closeContenders = async () => {
+    for (const [name, c] of Object.entries(contenders)) {
+      await c.close();
+      delete contenders[name];
+    }
+  };
+  const rows = [];
+  try {
     for (const scenario of SCENARIOS.filter((s) => s.title.includes(only))) {
       process.stderr.write(`bench: ${scenario.title} …\n`);
+      if (scenario.usesPublishers) await openContenders();
+      else await closeContenders();
       const { medians, samples } = await scenario.run({
         contenders,
         rounds,
@@ -93,7 +107,7 @@ async function main() {
       }
     }
   } finally {
-    for (const c of Object.values(contenders)) await c.close();
+    await closeContenders();
     await channel.deleteQueue(queue);
     await channel.deleteExchange(exchange);
     await admin.close();

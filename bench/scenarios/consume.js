@@ -12,6 +12,7 @@ module.exports = [
     async run({ url, rounds }) {
       const exchange = `bench.consume.${process.pid}`;
       const connection = await amqp.connect(url);
+      connection.on('error', () => undefined);
       const channel = await connection.createConfirmChannel();
       const moQueue = `${exchange}.mo`;
       const plainQueue = `${exchange}.plain`;

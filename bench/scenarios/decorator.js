@@ -3,6 +3,7 @@ const { alternate, run } = require('../lib/harness');
 
 function decoratorScenario(concurrency, count) {
   return {
+    usesPublishers: true,
     title: `@MoEvent method vs method + publish(), concurrency ${concurrency}`,
     async run({ contenders, purge, rounds }) {
       const { decorated, handWritten } = contenders.mo;

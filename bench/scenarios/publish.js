@@ -4,6 +4,7 @@ const { alternate, run } = require('../lib/harness');
 
 function publishScenario(concurrency, count, targets) {
   return {
+    usesPublishers: true,
     title: `publish, concurrency ${concurrency}`,
     async run({ contenders, purge, rounds }) {
       const { mo, raw, golevelup } = contenders;
