@@ -26,8 +26,10 @@ export const ROUTING_KEY_HEADER = 'x-mo-delay-routing-key';
 export const EXCHANGE_HEADER = 'x-mo-delay-exchange';
 export const META_HEADER = 'x-mo-delay-meta';
 
+const BIT_HEADERS = Array.from({ length: LEVELS }, (_, level) => `${BIT_HEADER_PREFIX}${level}`);
+
 export function bitHeader(level: number): string {
-  return `${BIT_HEADER_PREFIX}${level}`;
+  return BIT_HEADERS[level];
 }
 
 /** The names of everything the agent declares, from one prefix. */
@@ -57,7 +59,7 @@ export function secondsToBitHeaders(seconds: number): Record<string, string> {
   const capped = Math.min(Math.max(0, Math.floor(seconds)), MAX_PASS_SECONDS);
   const headers: Record<string, string> = {};
   for (let level = 0; level < LEVELS; level++) {
-    headers[bitHeader(level)] = Math.floor(capped / 2 ** level) % 2 === 1 ? '1' : '0';
+    headers[BIT_HEADERS[level]] = Math.floor(capped / 2 ** level) % 2 === 1 ? '1' : '0';
   }
   return headers;
 }

@@ -34,6 +34,7 @@ import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
+const INCOMING_PREFETCH = 200;
 // Headers RabbitMQ adds on every dead-letter hop; the forwarded copy must not carry them.
 const DEATH_HEADER = /^x-(death|first-death-|last-death-)/;
 
@@ -114,11 +115,20 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       this.channel = new AgentChannel(amqpConnection.managedConnection, {
-        prefetch: this.options.prefetch,
         setup: (channel) => this.declare(channel),
         consumers: [
-          { queue: this.topology.incoming, onMessage: (m, d) => void this.take(m, d, 'incoming') },
-          { queue: this.topology.due, onMessage: (m, d) => void this.take(m, d, 'due') },
+          // Incoming messages are passed on within milliseconds: a few hundred in hand keep it busy.
+          {
+            queue: this.topology.incoming,
+            prefetch: Math.min(this.options.prefetch, INCOMING_PREFETCH),
+            onMessage: (m, d) => void this.take(m, d, 'incoming'),
+          },
+          // Due ones may wait here up to a second: as many as fall due in a second.
+          {
+            queue: this.topology.due,
+            prefetch: this.options.prefetch,
+            onMessage: (m, d) => void this.take(m, d, 'due'),
+          },
         ],
         onError: (err) => {
           const message = err instanceof Error ? err.message : String(err);

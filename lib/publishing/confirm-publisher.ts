@@ -1,12 +1,7 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
-import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import type { ConfirmChannel, Options } from 'amqplib';
+import { ChannelKeeper } from '../util/channel-keeper';
 import { MoPublishFailure } from '../errors/mo-publish.error';
-
-// How long to wait before reopening a channel the broker closed while the
-// connection stayed up (an exchange deleted under us, say); doubles while the
-// set-up keeps failing.
-const REOPEN_DELAY_MS = 1_000;
-const MAX_REOPEN_DELAY_MS = 30_000;
 
 /** Why the publisher gave a message up, with the broker's own error when there was one. */
 export class PublishFailure extends Error {
@@ -48,8 +43,7 @@ export interface ConfirmPublisherOptions {
  * every message gets the same timeout, so the oldest is always due first.
  */
 export class ConfirmPublisher {
-  private channel: ConfirmChannel | undefined;
-  private model: ChannelModel | undefined;
+  private readonly keeper: ChannelKeeper<ConfirmChannel>;
   private writable = true;
   private closed = false;
   /** Every unsettled message, in publish order. */
@@ -58,17 +52,35 @@ export class ConfirmPublisher {
   private queue: Pending[] = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
-  private reopenTimer: NodeJS.Timeout | undefined;
-  private reopenDelay = REOPEN_DELAY_MS;
   private readyWaiters: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
 
-  constructor(
-    private readonly manager: AmqpConnectionManager,
-    private readonly options: ConfirmPublisherOptions,
-  ) {
-    manager.on('connect', this.onConnect);
-    if (manager.connection) void this.open(manager.connection);
+  constructor(manager: AmqpConnectionManager, options: ConfirmPublisherOptions) {
+    this.timeoutMs = options.timeoutMs;
+    this.keeper = new ChannelKeeper(manager, {
+      create: (model) => model.createConfirmChannel(),
+      prepare: async (channel) => {
+        channel.on('drain', () => {
+          if (channel !== this.keeper.channel) return;
+          this.writable = true;
+          this.flush();
+        });
+        await options.setup(channel);
+      },
+      opened: () => {
+        this.writable = true;
+        for (const wake of this.readyWaiters.splice(0)) wake();
+        this.flush();
+      },
+      lost: () => this.requeueUnsettled(),
+      error: options.onError,
+    });
+  }
+
+  private readonly timeoutMs: number;
+
+  private get channel(): ConfirmChannel | undefined {
+    return this.keeper.channel;
   }
 
   /** Messages not yet settled. */
@@ -94,7 +106,7 @@ export class ConfirmPublisher {
         routingKey,
         content,
         options,
-        deadline: Date.now() + this.options.timeoutMs,
+        deadline: Date.now() + this.timeoutMs,
         resolve,
         reject,
         state: 'queued',
@@ -110,73 +122,21 @@ export class ConfirmPublisher {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.manager.removeListener('connect', this.onConnect);
-    clearTimeout(this.reopenTimer);
     for (const message of this.pending) this.settle(message, new PublishFailure('closed'));
-    const channel = this.channel;
-    this.channel = undefined;
-    await channel?.close().catch(() => undefined);
+    await this.keeper.close();
   }
 
-  private readonly onConnect = ({ connection }: { connection: ChannelModel }): void => {
-    void this.open(connection);
-  };
-
-  private async open(model: ChannelModel): Promise<void> {
-    clearTimeout(this.reopenTimer);
-    this.reopenTimer = undefined;
-    let channel: ConfirmChannel;
-    try {
-      channel = await model.createConfirmChannel();
-    } catch {
-      return; // the connection went away meanwhile; its reconnect opens the next channel
-    }
-    // Without a listener a channel error would be raised on the whole connection.
-    channel.on('error', (err: unknown) => this.options.onError(err));
-    channel.on('close', () => this.onChannelClosed(channel, model));
-    channel.on('drain', () => {
-      if (channel !== this.channel) return;
-      this.writable = true;
-      this.flush();
-    });
-    try {
-      await this.options.setup(channel);
-    } catch (err) {
-      this.options.onError(err);
-      this.reopenDelay = Math.min(this.reopenDelay * 2, MAX_REOPEN_DELAY_MS);
-      return; // a failed declaration closes the channel: onChannelClosed retries
-    }
-    this.reopenDelay = REOPEN_DELAY_MS;
-    if (this.closed) {
-      await channel.close().catch(() => undefined);
-      return;
-    }
-    this.channel = channel;
-    this.model = model;
-    this.writable = true;
-    for (const wake of this.readyWaiters.splice(0)) wake();
-    this.flush();
-  }
-
-  private onChannelClosed(channel: ConfirmChannel, model: ChannelModel): void {
-    if (this.channel === channel) this.channel = undefined;
-    if (this.closed) return;
-    // amqplib failed this channel's unconfirmed messages ('channel closed'); write
-    // everything unsettled again, in the original order, on the next channel.
+  /**
+   * amqplib failed the closed channel's unconfirmed messages ('channel closed'):
+   * write everything unsettled again, in the original order, on the next channel.
+   */
+  private requeueUnsettled(): void {
     this.queue = [];
     this.head = 0;
     for (const message of this.pending) {
       message.state = 'queued';
       message.channel = undefined;
       this.queue.push(message);
-    }
-    // The broker closed only the channel: open another on the same connection.
-    // (When the connection went, the manager's next 'connect' opens one.)
-    if (this.manager.connection === model && this.reopenTimer === undefined) {
-      this.reopenTimer = setTimeout(() => {
-        this.reopenTimer = undefined;
-        if (!this.closed && !this.channel && this.manager.connection === model) void this.open(model);
-      }, this.reopenDelay);
     }
   }
 

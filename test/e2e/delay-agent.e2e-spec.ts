@@ -1,14 +1,11 @@
 import { Test, TestingModule } from '@nestjs/testing';
 import type { ConsumeMessage, Options } from 'amqplib';
-import { ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { MO_HEADER_REASON, MoAmqpModule, MoDelayAgent, MoDelayAgentModule } from '../../lib';
 import { delayTopology } from '../../lib/delay/delay-ladder';
+import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { BROKER_URL, Collector, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
-
-const CLI = join(__dirname, '..', '..', 'dist', 'cli', 'mo-amqp.js');
 
 interface Names {
   exchange: string;
@@ -209,22 +206,8 @@ describe('the delay agent against RabbitMQ', () => {
 
   it('runs side by side with a second agent (another process): each message at least once, none early', async () => {
     app = await bootAgent(names);
-    const other: ChildProcess = spawn(process.execPath, [CLI, 'delay-agent'], {
-      env: {
-        ...process.env,
-        AMQP__URL: BROKER_URL,
-        AMQP__EXCHANGE: names.exchange,
-        AMQP__DELAYED_EXCHANGE: names.delayedExchange,
-        AMQP__DELAY_PREFIX: names.prefix,
-        NO_COLOR: '1',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const other = await startAgentProcess(names);
     try {
-      await new Promise<void>((resolve, reject) => {
-        other.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('Delaying events from') && resolve());
-        other.on('exit', (code) => reject(new Error(`the second agent exited with ${code}`)));
-      });
       const sent = Array.from({ length: 200 }, (_, i) => {
         const { text, due } = inFuture((i % 10) * 250);
         return { ...send(text), due };
@@ -236,8 +219,7 @@ describe('the delay agent against RabbitMQ', () => {
       expect(stats.forwarded).toBeGreaterThan(0);
       expect(stats.forwarded).toBeLessThan(200);
     } finally {
-      other.kill('SIGTERM');
-      await new Promise((resolve) => other.on('exit', resolve));
+      await stopProcess(other, 'SIGTERM');
     }
   });
 });

@@ -1,12 +1,12 @@
 import * as amqp from 'amqplib';
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { ChildProcess, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 
 const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'dist', 'cli', 'mo-amqp.js');
 const run = promisify(execFile);
 
 interface Names {
@@ -14,33 +14,6 @@ interface Names {
   delayedExchange: string;
   prefix: string;
   sink: string;
-}
-
-/** Starts `mo-amqp delay-agent` in its own process; resolves once it consumes. */
-async function startAgent(names: Names): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'delay-agent'], {
-    env: {
-      ...process.env,
-      AMQP__URL: BROKER_URL,
-      AMQP__EXCHANGE: names.exchange,
-      AMQP__DELAYED_EXCHANGE: names.delayedExchange,
-      AMQP__DELAY_PREFIX: names.prefix,
-      NO_COLOR: '1',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('Delaying events from') && resolve());
-    child.on('exit', (code) => reject(new Error(`the agent exited with ${code}`)));
-  });
-  return child;
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  child.kill(signal);
-  await exited;
 }
 
 /** Publishes `count` events to the events exchange, each due `delayMs(i)` from now; returns id -> due. */
@@ -122,17 +95,17 @@ describe('delay agent faults', () => {
   });
 
   afterEach(async () => {
-    for (const agent of agents.splice(0)) await stop(agent, 'SIGTERM');
+    for (const agent of agents.splice(0)) await stopProcess(agent, 'SIGTERM');
     broker = await TestBroker.reconnect(broker);
     await broker.close();
   });
 
   it('loses nothing when the agent is killed (SIGKILL) mid-stream', async () => {
-    agents.push(await startAgent(names));
+    agents.push(await startAgentProcess(names));
     const due = await publish(names, 1_000, (i) => (i % 20) * 150); // due over 3 s
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    await stop(agents[0], 'SIGKILL');
-    agents.push(await startAgent(names));
+    await stopProcess(agents[0], 'SIGKILL');
+    agents.push(await startAgentProcess(names));
     const seen = await readSink(names, due.size, 30_000);
     const lost = [...due.keys()].filter((id) => !seen.has(id));
     const early = [...seen].filter(([id, at]) => at < (due.get(id) as number));
@@ -142,7 +115,7 @@ describe('delay agent faults', () => {
   });
 
   it('loses nothing when the broker restarts with messages pending in the ladder', async () => {
-    agents.push(await startAgent(names));
+    agents.push(await startAgentProcess(names));
     const due = await publish(names, 300, (i) => 3_000 + (i % 10) * 300); // pending 3-6 s
     await new Promise((resolve) => setTimeout(resolve, 500));
     const restart = await run('bash', [join(ROOT, 'scripts', 'rabbitmq.sh'), 'restart'], { timeout: 120_000 });
