@@ -20,6 +20,9 @@ const KINDS: Readonly<Record<keyof MoAmqpModuleOptions, Kind>> = {
   connectTimeoutMs: 'integer',
   maxInFlight: 'integer',
   eventFailures: 'string',
+  spoolDir: 'string',
+  spoolMaxBytes: 'integer',
+  shutdownTimeoutMs: 'integer',
 };
 
 /**

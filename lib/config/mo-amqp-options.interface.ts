@@ -30,6 +30,16 @@ export interface MoAmqpModuleOptions {
    * OS2mo did (publishing must not fail a write that succeeded); `throw` rejects.
    */
   eventFailures?: 'log' | 'throw';
+  /**
+   * Directory of the durable spool: events the broker cannot take now are written
+   * here (fsynced) and sent, in order, when it can. `off` disables it. Default
+   * `.mo-amqp-spool` in the working directory.
+   */
+  spoolDir?: string;
+  /** The spool's limit; beyond it `publish()` fails with reason `spool-full`. Default 100 MiB. */
+  spoolMaxBytes?: number;
+  /** How long shutdown waits for confirms in flight before it spools what is left. Default 5,000 ms. */
+  shutdownTimeoutMs?: number;
 }
 
 /** Options after defaults and validation: what the library runs on. */

@@ -89,6 +89,19 @@ class MoAmqpOptionsSchema {
 
   @IsIn(['log', 'throw'])
   eventFailures!: 'log' | 'throw';
+
+  @IsString()
+  @Matches(/^(?!\s*$)[^\0]+$/)
+  spoolDir!: string;
+
+  @IsInt()
+  @Min(1024)
+  spoolMaxBytes!: number;
+
+  @IsInt()
+  @Min(0)
+  @Max(MAX_TIMER_MS)
+  shutdownTimeoutMs!: number;
 }
 
 type OptionKey = keyof MoAmqpModuleOptions;
@@ -136,6 +149,17 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
   },
   maxInFlight: { env: 'AMQP__MAX_IN_FLIGHT', allowed: 'a whole number from 1 up', defaultValue: 10_000 },
   eventFailures: { env: 'AMQP__EVENT_FAILURES', allowed: 'log or throw', defaultValue: 'log' },
+  spoolDir: { env: 'AMQP__SPOOL_DIR', allowed: 'a directory path, or off', defaultValue: '.mo-amqp-spool' },
+  spoolMaxBytes: {
+    env: 'AMQP__SPOOL_MAX_BYTES',
+    allowed: 'a whole number of bytes from 1024 up',
+    defaultValue: 100 * 1024 * 1024,
+  },
+  shutdownTimeoutMs: {
+    env: 'AMQP__SHUTDOWN_TIMEOUT_MS',
+    allowed: `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`,
+    defaultValue: 5_000,
+  },
 };
 
 const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];

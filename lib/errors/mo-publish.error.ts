@@ -7,7 +7,11 @@ export type MoPublishFailure =
   /** The broker refused the message (a negative confirm). */
   | 'rejected'
   /** The publisher was closed (application shutdown) before the confirm arrived. */
-  | 'closed';
+  | 'closed'
+  /** It would have been spooled, but the spool holds AMQP__SPOOL_MAX_BYTES already. */
+  | 'spool-full'
+  /** It would have been spooled, but writing the spool failed (disk full, permissions). */
+  | 'spool-failed';
 
 /**
  * A valid event that RabbitMQ has not confirmed. The message may or may not have

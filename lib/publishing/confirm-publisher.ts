@@ -33,6 +33,8 @@ export interface ConfirmPublisherOptions {
   timeoutMs: number;
   /** Told about set-up failures and channel errors; start-up turns the first into its error. */
   onError: (err: unknown) => void;
+  /** Told each time a channel is open and set up (after every reconnect). */
+  onOpen?: () => void;
 }
 
 /**
@@ -71,6 +73,7 @@ export class ConfirmPublisher {
         this.writable = true;
         for (const wake of this.readyWaiters.splice(0)) wake();
         this.flush();
+        options.onOpen?.();
       },
       lost: () => this.requeueUnsettled(),
       error: options.onError,
@@ -81,6 +84,18 @@ export class ConfirmPublisher {
 
   private get channel(): ConfirmChannel | undefined {
     return this.keeper.channel;
+  }
+
+  /** Declares an exchange on the open channel (the spool may hold events for one the broker lost). */
+  async assertExchange(name: string): Promise<void> {
+    const channel = this.channel;
+    if (!channel) throw new PublishFailure('closed');
+    await channel.assertExchange(name, 'topic', { durable: true });
+  }
+
+  /** True while a channel is open and set up. */
+  get ready(): boolean {
+    return this.channel !== undefined;
   }
 
   /** Messages not yet settled. */

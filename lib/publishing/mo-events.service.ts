@@ -10,6 +10,7 @@ import {
 } from '@nestjs/common';
 import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { brokerUrlOf } from '../config/mo-amqp-options.schema';
@@ -19,7 +20,9 @@ import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-even
 import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
+import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
+import { Outbox } from './outbox';
 import { MoEventCounters, MoPublishResult } from './mo-publish-result';
 
 const CLOSE_WAIT_MS = 2_000;
@@ -42,9 +45,14 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private readonly secrets: string[];
   /** Undefined when AMQP is disabled. */
   private readonly publisher: ConfirmPublisher | undefined;
+  /** The publish path: the publisher with the spool around it. */
+  private readonly outbox: Outbox | undefined;
+  private readonly spool: DiskSpool | undefined;
   private readonly amqpConnection: AmqpConnection | undefined;
   private readonly counts: MoEventCounters = {
     confirmed: 0,
+    spooled: 0,
+    resent: 0,
     disabled: 0,
     invalid: 0,
     failed: 0,
@@ -78,7 +86,11 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
           this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`);
           this.onPublisherError?.(err);
         },
+        onOpen: () => this.outbox?.kick(),
       });
+      this.spool =
+        options.spoolDir === 'off' ? undefined : new DiskSpool(resolve(options.spoolDir), options.spoolMaxBytes);
+      this.outbox = new Outbox(this.publisher, this.spool, options.maxInFlight, this.logger);
     }
   }
 
@@ -89,7 +101,17 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
 
   /** What has happened to the events of this process so far (a copy). */
   get counters(): MoEventCounters {
-    return { ...this.counts };
+    return { ...this.counts, resent: this.outbox?.resent ?? 0 };
+  }
+
+  /** The spool now: bytes, records and when the oldest was spooled; undefined without one. */
+  get spoolStats(): { bytes: number; records: number; oldestSpooledAt: number | undefined } | undefined {
+    return this.spool?.stats;
+  }
+
+  /** True while a channel to the broker is open and set up. */
+  get connected(): boolean {
+    return this.publisher?.ready ?? false;
   }
 
   /** @internal Counts what the decorators and consumers did (each is also logged). */
@@ -143,14 +165,14 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     }
     const messageId = randomUUID();
     const { exchange } = this.options;
-    if (!this.publisher) {
+    if (!this.outbox) {
       this.counts.disabled++;
       return { status: 'disabled', exchange, routingKey: event.routingKey, messageId, body: event.body };
     }
-    if (this.publisher.size >= this.options.maxInFlight) throw this.failure('overloaded', event, messageId);
+    let status: 'confirmed' | 'spooled';
     try {
       // The body is ASCII (validated), where latin1 is the same bytes as UTF-8, and cheaper to encode.
-      await this.publisher.publish(exchange, event.routingKey, Buffer.from(event.body, 'latin1'), {
+      status = await this.outbox.send(exchange, event.routingKey, Buffer.from(event.body, 'latin1'), {
         persistent: true,
         contentType: 'application/json',
         messageId,
@@ -160,8 +182,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
       throw this.failure(failure.reason, event, messageId, failure.cause);
     }
-    this.counts.confirmed++;
-    return { status: 'confirmed', exchange, routingKey: event.routingKey, messageId, body: event.body };
+    this.counts[status]++;
+    return { status, exchange, routingKey: event.routingKey, messageId, body: event.body };
   }
 
   /** Start-up waits for the broker, so a wrong address stops the app instead of every publish. */
@@ -177,6 +199,11 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       throw err;
     }
     this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
+    if (this.spool) {
+      const waiting = await this.spool.recover();
+      if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
+      this.outbox?.kick();
+    }
   }
 
   /**
@@ -184,12 +211,15 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
    * refuses new publishes: the connection closes next.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    if (!this.publisher) return;
+    if (!this.publisher || !this.outbox) return;
     if (this.publisher.size > 0) {
-      this.logger.log(`Waiting for ${this.publisher.size} publish confirm(s) before shutting down`);
-      await this.publisher.whenIdle();
+      this.logger.log(
+        `Waiting up to ${this.options.shutdownTimeoutMs} ms for ${this.publisher.size} publish confirm(s)`,
+      );
     }
-    await this.publisher.close();
+    await this.outbox.close(this.options.shutdownTimeoutMs);
+    const left = this.spool?.stats;
+    if (left && left.bytes > 0) this.logger.warn(`${left.records} event(s) wait in the spool for the next start`);
   }
 
   /** For an app closed without `beforeApplicationShutdown` having run (a failed start). */
@@ -267,6 +297,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     this.counts.failed++;
     const what = `${event.routingKey} (message_id ${messageId}) on exchange "${this.options.exchange}"`;
     const text: Record<MoPublishFailure, string> = {
+      'spool-full': `RabbitMQ at ${this.broker} could not take ${what} and the spool is full (AMQP__SPOOL_MAX_BYTES = ${this.options.spoolMaxBytes}); it was not sent`,
+      'spool-failed': `RabbitMQ at ${this.broker} could not take ${what} and writing it to the spool in ${this.options.spoolDir} failed: ${this.redact(cause)}`,
       timeout: `RabbitMQ at ${this.broker} did not confirm ${what} within ${this.options.publishTimeoutMs} ms; it may still arrive`,
       overloaded: `${this.options.maxInFlight} publishes are already waiting for RabbitMQ at ${this.broker} (maxInFlight, AMQP__MAX_IN_FLIGHT = ${this.options.maxInFlight}); ${what} was not sent`,
       rejected: `RabbitMQ at ${this.broker} rejected ${what}: ${this.redact(cause)}`,

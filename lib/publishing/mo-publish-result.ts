@@ -5,10 +5,12 @@ import { MoRoutingKey } from '../events/vocabulary';
  *
  * - `confirmed`: RabbitMQ has confirmed the message (it is in every bound
  *   queue, or no queue was bound to receive it).
+ * - `spooled`: the broker could not take it now; it is on disk (fsynced) and is
+ *   sent, in order, when the broker can.
  * - `disabled`: AMQP is off (`ENABLE_AMQP`); it was validated but not sent.
  */
 export interface MoPublishResult {
-  readonly status: 'confirmed' | 'disabled';
+  readonly status: 'confirmed' | 'spooled' | 'disabled';
   readonly exchange: string;
   readonly routingKey: MoRoutingKey;
   /** The AMQP `message_id`; consumers deduplicate on it. */
@@ -21,6 +23,10 @@ export interface MoPublishResult {
 export interface MoEventCounters {
   /** Confirmed by the broker. */
   confirmed: number;
+  /** Written to the spool instead (the broker could not take them then). */
+  spooled: number;
+  /** Sent again from the spool and confirmed. */
+  resent: number;
   /** Validated but not sent because AMQP is disabled. */
   disabled: number;
   /** Refused with `MoEventValidationError`; nothing sent. */

@@ -1,11 +1,13 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Channel, ChannelModel } from 'amqplib';
+import { setTimeout as delay } from 'node:timers/promises';
 
 // A channel the broker closed while the connection stayed up (an exchange deleted
 // under us, a refused declaration) is reopened after this, doubling while its
 // preparation keeps failing.
 const REOPEN_DELAY_MS = 1_000;
 const MAX_REOPEN_DELAY_MS = 30_000;
+const CLOSE_WAIT_MS = 2_000;
 
 export interface ChannelKeeperHooks<C extends Channel> {
   create(model: ChannelModel): Promise<C>;
@@ -50,7 +52,8 @@ export class ChannelKeeper<C extends Channel> {
     clearTimeout(this.reopenTimer);
     const channel = this.current;
     this.current = undefined;
-    await channel?.close().catch(() => undefined);
+    // Bounded: a broker that has stopped answering never sends close-ok.
+    await Promise.race([channel?.close().catch(() => undefined), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);
   }
 
   private readonly onConnect = ({ connection }: { connection: ChannelModel }): void => {

@@ -57,7 +57,8 @@ describe('@MoEvent against RabbitMQ', () => {
     const logger = new CapturingLogger();
     broker.track(exchange);
     app = await bootApp(
-      { enabled: true, url: BROKER_URL, exchange, maxInFlight: 1, publishTimeoutMs: 1_000 },
+      // No spool: the second publish is refused at once instead of spooled.
+      { enabled: true, url: BROKER_URL, exchange, maxInFlight: 1, publishTimeoutMs: 1_000, spoolDir: 'off' },
       { providers: [People], logger },
     );
     // Fill the one in-flight slot so the decorated call's publish is refused at once.

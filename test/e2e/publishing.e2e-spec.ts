@@ -13,7 +13,7 @@ import {
   allMoRoutingKeys,
   parseMoRoutingKey,
 } from '../../lib';
-import { bootApp } from '../support/app';
+import { bootApp, testSpoolDir } from '../support/app';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
 
@@ -34,6 +34,7 @@ describe('MoEventsService publishing to RabbitMQ', () => {
   });
 
   afterEach(async () => {
+    proxy?.resume();
     await app?.close();
     await proxy?.close();
     await broker.close();
@@ -153,13 +154,14 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     await collector.waitFor(1);
   });
 
-  it('rejects with MoPublishError after the publish timeout when the broker stops answering', async () => {
+  it('without a spool, rejects with MoPublishError after the publish timeout when the broker stops answering', async () => {
     proxy = await TcpProxy.start();
     app = await bootApp({
       enabled: true,
       url: proxy.url,
       exchange,
       publishTimeoutMs: 400,
+      spoolDir: 'off', // without a spool, an unconfirmed event is an error
     });
     proxy.pause();
     const started = Date.now();
@@ -179,9 +181,16 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     proxy.resume();
   });
 
-  it('refuses at once, instead of queueing without bound, when maxInFlight publishes wait', async () => {
+  it('without a spool, refuses at once, instead of queueing without bound, when maxInFlight publishes wait', async () => {
     proxy = await TcpProxy.start();
-    app = await bootApp({ enabled: true, url: proxy.url, exchange, maxInFlight: 3, publishTimeoutMs: 5_000 });
+    app = await bootApp({
+      enabled: true,
+      url: proxy.url,
+      exchange,
+      maxInFlight: 3,
+      publishTimeoutMs: 5_000,
+      spoolDir: 'off',
+    });
     const events = app.get(MoEventsService);
     proxy.pause();
     const waiting = [1, 2, 3].map(() => events.publish('employee', 'it', 'update', UUID));
@@ -235,8 +244,9 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     expect(message.properties.messageId).toBe(result.messageId);
   });
 
-  it('lets confirms in flight arrive before closing, and refuses publishes after', async () => {
-    app = await bootApp({ enabled: true, url: BROKER_URL, exchange });
+  it('lets confirms in flight arrive before closing; after, spools (or, without a spool, refuses)', async () => {
+    const spoolDir = testSpoolDir();
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange, spoolDir });
     const events = app.get(MoEventsService);
     const inFlight = Array.from({ length: 50 }, () => events.publish('employee', 'leave', 'create', UUID));
     await app.close();
@@ -244,9 +254,18 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     const results = await Promise.all(inFlight);
     expect(results.every((r) => r.status === 'confirmed')).toBe(true);
     await collector.waitFor(50);
-    const late = (await events.publish('employee', 'leave', 'create', UUID).catch((e: unknown) => e)) as MoPublishError;
-    expect(late).toBeInstanceOf(MoPublishError);
-    expect(late.reason).toBe('closed');
+    const late = await events.publish('employee', 'leave', 'create', UUID);
+    expect(late.status).toBe('spooled'); // on disk, sent at the next start
+
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange, spoolDir: 'off' });
+    const unspooled = app.get(MoEventsService);
+    await app.close();
+    app = undefined;
+    const refused = (await unspooled
+      .publish('employee', 'leave', 'create', UUID)
+      .catch((e: unknown) => e)) as MoPublishError;
+    expect(refused).toBeInstanceOf(MoPublishError);
+    expect(refused.reason).toBe('closed');
   });
 
   it('shares its connection with the app’s own @RabbitSubscribe handlers and AmqpConnection', async () => {

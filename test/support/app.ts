@@ -1,5 +1,8 @@
 import { LoggerService, Provider } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MoAmqpModule, MoAmqpModuleOptions } from '../../lib';
 
 /** Boots `MoAmqpModule.forRoot(options)` (plus `providers`) the way an app would, hooks included. */
@@ -7,7 +10,9 @@ export async function bootApp(
   options: MoAmqpModuleOptions,
   { providers = [], logger }: { providers?: Provider[]; logger?: LoggerService } = {},
 ): Promise<TestingModule> {
-  const builder = Test.createTestingModule({ imports: [MoAmqpModule.forRoot(options)], providers });
+  // Each app spools into a directory of its own, unless the test chose one.
+  const withSpool = { spoolDir: testSpoolDir(), ...options };
+  const builder = Test.createTestingModule({ imports: [MoAmqpModule.forRoot(withSpool)], providers });
   if (logger) builder.setLogger(logger);
   const app = await builder.compile();
   try {
@@ -34,4 +39,9 @@ export async function withEnv<T>(vars: Record<string, string | undefined>, fn: (
   } finally {
     assign(saved);
   }
+}
+
+/** A fresh directory under the system's temporary one, for a spool no other test shares. */
+export function testSpoolDir(): string {
+  return mkdtempSync(join(tmpdir(), 'mo-amqp-spool-'));
 }

@@ -146,6 +146,7 @@ export async function closedPort(): Promise<number> {
 export class TcpProxy {
   connections = 0;
   private paused = false;
+  private blocked = false;
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
 
@@ -178,6 +179,17 @@ export class TcpProxy {
     for (const socket of this.sockets) socket.resume();
   }
 
+  /** Cuts every connection and refuses new ones: to the client, the broker is down. */
+  block(): void {
+    this.blocked = true;
+    this.dropConnections();
+  }
+
+  /** The broker is back: connections go through again. */
+  unblock(): void {
+    this.blocked = false;
+  }
+
   /** Sockets open through the proxy now (client and broker side). */
   get openSockets(): number {
     return this.sockets.size;
@@ -194,6 +206,10 @@ export class TcpProxy {
   }
 
   private accept(client: net.Socket, target: { host: string; port: number } | null): void {
+    if (this.blocked) {
+      client.destroy();
+      return;
+    }
     this.connections++;
     this.track(client);
     if (!target) return;

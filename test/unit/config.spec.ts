@@ -25,6 +25,9 @@ describe('configuration from the environment', () => {
       connectTimeoutMs: 10_000,
       maxInFlight: 10_000,
       eventFailures: 'log',
+      spoolDir: '.mo-amqp-spool',
+      spoolMaxBytes: 104_857_600,
+      shutdownTimeoutMs: 5_000,
     });
   });
 
@@ -58,6 +61,9 @@ describe('configuration from the environment', () => {
       AMQP__CONNECT_TIMEOUT_MS: '30000',
       AMQP__MAX_IN_FLIGHT: '50',
       AMQP__EVENT_FAILURES: 'throw',
+      AMQP__SPOOL_DIR: '/var/spool/mo',
+      AMQP__SPOOL_MAX_BYTES: '2048',
+      AMQP__SHUTDOWN_TIMEOUT_MS: '0',
     });
     expect(options).toEqual({
       enabled: true,
@@ -71,6 +77,9 @@ describe('configuration from the environment', () => {
       connectTimeoutMs: 30_000,
       maxInFlight: 50,
       eventFailures: 'throw',
+      spoolDir: '/var/spool/mo',
+      spoolMaxBytes: 2048,
+      shutdownTimeoutMs: 0,
     });
   });
 
@@ -99,6 +108,8 @@ describe('configuration from the environment', () => {
     ['AMQP__CONNECT_TIMEOUT_MS', '9999999999', 'a whole number of milliseconds'],
     ['AMQP__MAX_IN_FLIGHT', '0', 'a whole number from 1 up'],
     ['AMQP__EVENT_FAILURES', 'ignore', 'log or throw'],
+    ['AMQP__SPOOL_MAX_BYTES', '10', 'a whole number of bytes from 1024 up'],
+    ['AMQP__SHUTDOWN_TIMEOUT_MS', 'soon', 'a whole number of milliseconds'],
   ])('rejects %s=%p, naming the variable, the value and what is allowed', (name, value, allowed) => {
     const err = configError(() => loadMoAmqpOptionsFromEnv({ [name]: value }));
     expect(err.problems).toHaveLength(1);

@@ -1,0 +1,165 @@
+import type { Options } from 'amqplib';
+import { DiskSpool, SpoolFullError } from '../spool/disk-spool';
+import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
+
+// Spooled records go back to the broker this many at a time (confirms awaited per batch).
+const DRAIN_BATCH = 500;
+// While the spool holds anything, it is tried again this often (a reconnect tries at once).
+const DRAIN_RETRY_MS = 2_000;
+
+/** Where an event went: to the broker (confirmed) or to disk, to be sent later. */
+export type Outcome = 'confirmed' | 'spooled';
+
+export interface OutboxLogger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * The publish path with the spool around it. An event goes to the broker and
+ * counts once confirmed; it goes to the spool (fsynced before the caller hears)
+ * when there is no channel, when the broker does not confirm in time, when too
+ * many wait, or when the spool already holds events (so they keep their order).
+ * The spool is drained in order whenever a channel is open.
+ */
+export class Outbox {
+  private draining: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly active = new Set<Promise<unknown>>();
+  /** Events sent again from the spool and confirmed. */
+  resent = 0;
+
+  constructor(
+    private readonly publisher: ConfirmPublisher,
+    private readonly spool: DiskSpool | undefined,
+    private readonly maxInFlight: number,
+    private readonly logger: OutboxLogger,
+  ) {}
+
+  get spoolStats(): DiskSpool['stats'] | undefined {
+    return this.spool?.stats;
+  }
+
+  /**
+   * Resolves with where the event went; rejects with a `PublishFailure` when it
+   * could go nowhere (no spool, or the spool failed or is full).
+   */
+  send(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<Outcome> {
+    const sending = this.route(exchange, routingKey, content, properties);
+    this.active.add(sending);
+    void sending.finally(() => this.active.delete(sending)).catch(() => undefined);
+    return sending;
+  }
+
+  /** Drains what it can now: at start-up, after a reconnect. */
+  kick(): void {
+    if (!this.spool || this.closed) return;
+    this.draining ??= this.drain().finally(() => (this.draining = undefined));
+  }
+
+  /**
+   * At shutdown: waits up to `boundMs` for confirms, then spools what is still
+   * waiting (the publisher gives it up as `closed`), and waits for those writes.
+   */
+  async close(boundMs: number): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.publisher.whenIdle(), new Promise((r) => (timer = setTimeout(r, boundMs)))]);
+    clearTimeout(timer);
+    await this.publisher.close();
+    await Promise.allSettled([...this.active]);
+    await this.draining?.catch(() => undefined);
+    await this.spool?.close();
+  }
+
+  private async route(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+  ): Promise<Outcome> {
+    const spool = this.spool;
+    if (
+      spool &&
+      (this.closed || !this.publisher.ready || !spool.isEmpty() || this.publisher.size >= this.maxInFlight)
+    ) {
+      return this.toSpool(exchange, routingKey, content, properties);
+    }
+    if (!spool && this.publisher.size >= this.maxInFlight) throw new PublishFailure('overloaded');
+    try {
+      await this.publisher.publish(exchange, routingKey, content, properties);
+      return 'confirmed';
+    } catch (err) {
+      const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
+      // Not confirmed in time, or the app is closing: on disk it waits for the broker.
+      if (spool && (failure.reason === 'timeout' || failure.reason === 'closed')) {
+        return this.toSpool(exchange, routingKey, content, properties);
+      }
+      throw failure;
+    }
+  }
+
+  private async toSpool(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+  ): Promise<Outcome> {
+    try {
+      await (this.spool as DiskSpool).append({ exchange, routingKey, content, properties });
+    } catch (err) {
+      throw new PublishFailure(err instanceof SpoolFullError ? 'spool-full' : 'spool-failed', err);
+    }
+    if (this.closed) await (this.spool as DiskSpool).close();
+    else this.scheduleDrain(0);
+    return 'spooled';
+  }
+
+  private scheduleDrain(ms: number): void {
+    if (this.retryTimer !== undefined || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.kick();
+    }, ms);
+  }
+
+  private async drain(): Promise<void> {
+    const spool = this.spool as DiskSpool;
+    while (!this.closed && this.publisher.ready && !spool.isEmpty()) {
+      for (const file of await spool.takeSegments()) {
+        const records = await spool.readSegment(file, (f, offset, reason) =>
+          this.logger.error(
+            `Spool record at ${f}, byte ${offset}, is damaged (${reason}): skipped; the records around it are sent`,
+          ),
+        );
+        try {
+          // An exchange the broker lost (or a test deleted) would refuse every record
+          // for ever: declare it again first, durable topic, as the publisher does.
+          for (const exchange of new Set(records.map((r) => r.exchange))) {
+            if (exchange !== '') await this.publisher.assertExchange(exchange);
+          }
+          for (let i = 0; i < records.length; i += DRAIN_BATCH) {
+            // One channel keeps them in order; the batch's confirms are awaited together.
+            await Promise.all(
+              records
+                .slice(i, i + DRAIN_BATCH)
+                .map((r) => this.publisher.publish(r.exchange, r.routingKey, r.content, r.properties)),
+            );
+          }
+        } catch (err) {
+          // The broker went away again: the segment stays and is sent again (duplicates possible).
+          this.logger.warn(
+            `Sending the spool again stopped (${err instanceof Error ? err.message : String(err)}); retrying`,
+          );
+          this.scheduleDrain(DRAIN_RETRY_MS);
+          return;
+        }
+        await spool.remove(file);
+        this.resent += records.length;
+      }
+    }
+    if (!spool.isEmpty()) this.scheduleDrain(DRAIN_RETRY_MS);
+  }
+}

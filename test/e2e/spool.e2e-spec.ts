@@ -1,0 +1,124 @@
+import { TestingModule } from '@nestjs/testing';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { MoEventsService, MoPublishError } from '../../lib';
+import { DiskSpool } from '../../lib/spool/disk-spool';
+import { bootApp, testSpoolDir } from '../support/app';
+import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
+import { CapturingLogger } from '../support/capturing-logger';
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const uuid = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+
+describe('the durable spool', () => {
+  let broker: TestBroker;
+  let exchange: string;
+  let collector: Collector;
+  let proxy: TcpProxy | undefined;
+  let app: TestingModule | undefined;
+  let logger: CapturingLogger;
+
+  beforeEach(async () => {
+    broker = await TestBroker.connect();
+    exchange = uniqueName('spool');
+    collector = await broker.collect(exchange);
+    logger = new CapturingLogger();
+  });
+
+  afterEach(async () => {
+    proxy?.unblock();
+    await app?.close();
+    await proxy?.close();
+    await broker.close();
+    app = undefined;
+    proxy = undefined;
+  });
+
+  it('keeps what the broker cannot take on disk, answers at once, and sends it in order when it is back', async () => {
+    proxy = await TcpProxy.start();
+    app = await bootApp({ enabled: true, url: proxy.url, exchange, spoolDir: testSpoolDir() }, { logger });
+    const events = app.get(MoEventsService);
+    expect((await events.publish('employee', 'it', 'create', uuid(0))).status).toBe('confirmed');
+
+    proxy.block();
+    await until(() => !events.connected, 'the disconnect to be noticed');
+    const started = Date.now();
+    const spooled = [];
+    for (let i = 1; i <= 20; i++) spooled.push(await events.publish('employee', 'it', 'update', uuid(i)));
+    expect(spooled.every((r) => r.status === 'spooled')).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2_000); // each one answered after its fsync, not a timeout
+    expect(events.spoolStats).toMatchObject({ records: 20 });
+    await collector.waitFor(1);
+
+    proxy.unblock();
+    const messages = await collector.waitFor(21, 15_000);
+    expect(messages.map((m) => JSON.parse(m.content.toString()).uuid)).toEqual(
+      Array.from({ length: 21 }, (_, i) => uuid(i)),
+    );
+    expect(messages.slice(1).map((m) => m.properties.messageId)).toEqual(spooled.map((r) => r.messageId));
+    await until(() => events.counters.resent === 20, 'the spool to be done');
+    expect(events.counters).toMatchObject({ confirmed: 1, spooled: 20, resent: 20 });
+    expect(events.spoolStats).toMatchObject({ records: 0 });
+  });
+
+  it('refuses clearly once the spool is full, and still sends what it holds', async () => {
+    proxy = await TcpProxy.start();
+    app = await bootApp(
+      { enabled: true, url: proxy.url, exchange, spoolDir: testSpoolDir(), spoolMaxBytes: 1_024 },
+      { logger },
+    );
+    const events = app.get(MoEventsService);
+    proxy.block();
+    await until(() => !events.connected, 'the disconnect to be noticed');
+    const outcomes: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      outcomes.push(
+        await events.publish('employee', 'it', 'create', uuid(i)).then(
+          (r) => r.status,
+          (err: MoPublishError) => `${err.reason}: ${err.message}`,
+        ),
+      );
+    }
+    const kept = outcomes.filter((o) => o === 'spooled').length;
+    expect(kept).toBeGreaterThan(0);
+    expect(outcomes.slice(kept).every((o) => o.startsWith('spool-full: '))).toBe(true);
+    expect(outcomes[kept]).toContain('the spool is full (AMQP__SPOOL_MAX_BYTES = 1024)');
+    proxy.unblock();
+    await collector.waitFor(kept, 15_000);
+  });
+
+  it('sends at start what a process that is gone left, skipping a damaged record and saying so', async () => {
+    const spoolDir = testSpoolDir();
+    const left = new DiskSpool(spoolDir, 1_000_000);
+    for (const i of [1, 2, 3]) {
+      await left.append({
+        exchange,
+        routingKey: 'org_unit.role.create',
+        content: Buffer.from(`{"uuid": "${uuid(i)}", "time": "2021-07-27"}`),
+        properties: { persistent: true, messageId: `left-${i}` },
+      });
+    }
+    await left.close();
+    const [own] = fs.readdirSync(spoolDir);
+    fs.renameSync(join(spoolDir, own), join(spoolDir, '999999-crashed')); // its process is gone
+    const [segment] = fs.readdirSync(join(spoolDir, '999999-crashed'));
+    const file = join(spoolDir, '999999-crashed', segment);
+    const data = fs.readFileSync(file);
+    data[data.indexOf('MOS1', 4) + 30] ^= 0xff; // damage the second record
+    fs.writeFileSync(file, data);
+
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange, spoolDir }, { logger });
+    const messages = await collector.waitFor(2, 10_000);
+    expect(messages.map((m) => m.properties.messageId)).toEqual(['left-1', 'left-3']);
+    expect(logger.text).toContain('is damaged (checksum mismatch): skipped; the records around it are sent');
+    // Once sent, the adopted directory goes.
+    await until(() => fs.readdirSync(spoolDir).every((d) => !d.includes('crashed')), 'the adopted directory to go');
+  });
+});
