@@ -26,6 +26,7 @@ export interface AgentChannelOptions {
  */
 export class AgentChannel {
   private readonly keeper: ChannelKeeper<Channel>;
+  private consumerTags: string[] = [];
 
   constructor(manager: AmqpConnectionManager, options: AgentChannelOptions) {
     this.keeper = new ChannelKeeper(manager, {
@@ -34,18 +35,28 @@ export class AgentChannel {
         const open = { now: true };
         channel.once('close', () => (open.now = false));
         await options.setup(channel);
+        const tags: string[] = [];
         for (const { queue, prefetch, onMessage } of options.consumers) {
           // basic.qos without global applies to the consumers started after it.
           await channel.prefetch(prefetch);
-          await channel.consume(queue, (message) => {
+          const { consumerTag } = await channel.consume(queue, (message) => {
             if (message) onMessage(message, delivery(channel, open, message));
           });
+          tags.push(consumerTag);
         }
+        this.consumerTags = tags;
       },
       opened: () => options.onReady?.(),
       lost: () => undefined, // unacknowledged deliveries went back to their queues
       error: options.onError,
     });
+  }
+
+  /** Takes no new deliveries; the ones in hand can still be acknowledged. */
+  async stopConsuming(): Promise<void> {
+    const channel = this.keeper.channel;
+    for (const tag of this.consumerTags) await channel?.cancel(tag).catch(() => undefined);
+    this.consumerTags = [];
   }
 
   async close(): Promise<void> {

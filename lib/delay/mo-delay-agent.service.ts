@@ -70,6 +70,8 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly topology: DelayTopology;
   private channel: AgentChannel | undefined;
   private readonly held = new Map<NodeJS.Timeout, Delivery>();
+  /** Deliveries being passed on now (published, waiting for the confirm). */
+  private readonly inHand = new Set<Promise<void>>();
   private readonly counts: MoDelayAgentStats = { forwarded: 0, laddered: 0, deadLettered: 0, holding: 0 };
 
   constructor(
@@ -79,6 +81,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     @Optional() private readonly amqpConnection?: AmqpConnection,
   ) {
     this.topology = delayTopology(options.prefix);
+    events.onShutdown(() => this.stop());
   }
 
   get stats(): MoDelayAgentStats {
@@ -104,11 +107,24 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     );
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    await this.channel?.close();
-    // Held deliveries went back to their queue with the channel; forget their timers.
-    for (const timer of this.held.keys()) clearTimeout(timer);
+  /**
+   * At shutdown, while publishing still works: takes nothing new, lets the
+   * messages in hand reach their next hop, and gives back the ones waiting
+   * for their last fraction of a second (another agent, or the next start, has them).
+   */
+  async stop(): Promise<void> {
+    await this.channel?.stopConsuming();
+    for (const [timer, delivery] of this.held) {
+      clearTimeout(timer);
+      delivery.requeue();
+    }
     this.held.clear();
+    await Promise.allSettled([...this.inHand]);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.stop();
+    await this.channel?.close();
   }
 
   private start(amqpConnection: AmqpConnection): Promise<void> {
@@ -121,7 +137,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           {
             queue: this.topology.incoming,
             prefetch: Math.min(this.options.prefetch, INCOMING_PREFETCH),
-            onMessage: (m, d) => void this.take(m, d, 'incoming'),
+            onMessage: (m, d) => this.track(this.take(m, d, 'incoming')),
           },
           // Due ones may wait here up to a second: as many as fall due in a second.
           {
@@ -144,6 +160,11 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
         },
       });
     });
+  }
+
+  private track(work: Promise<void>): void {
+    this.inHand.add(work);
+    void work.finally(() => this.inHand.delete(work));
   }
 
   /** The ladder: LEVELS wait queues with fixed TTLs, a headers router after each, and the entry router. */

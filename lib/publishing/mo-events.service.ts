@@ -64,6 +64,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private onPublisherError: ((err: unknown) => void) | undefined;
   /** Ends the start-up wait early when start-up failed elsewhere. */
   private cancelStart: ((err: Error) => void) | undefined;
+  /** What stops taking messages at shutdown, before publishing stops (the delay agent). */
+  private readonly stoppers: (() => Promise<void>)[] = [];
 
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
@@ -117,6 +119,11 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   /** @internal Counts what the decorators and consumers did (each is also logged). */
   count(what: 'decoratorFailures' | 'retried' | 'deadLettered'): void {
     this.counts[what]++;
+  }
+
+  /** @internal Runs `stop` at shutdown, before publishing stops: consumers finish what they hold first. */
+  onShutdown(stop: () => Promise<void>): void {
+    this.stoppers.push(stop);
   }
 
   /**
@@ -211,13 +218,16 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
    * refuses new publishes: the connection closes next.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    if (!this.publisher || !this.outbox) return;
+    if (!this.publisher || !this.outbox || !this.amqpConnection) return;
+    const bound = this.options.shutdownTimeoutMs;
+    // Consumers first, while publishing still works: they take nothing new and
+    // finish what they hold (its retries, dead-letter copies and events still go out).
+    await withinBound(Promise.all(this.stoppers.map((stop) => stop())), bound);
+    await withinBound(stopGolevelupConsumers(this.amqpConnection), bound);
     if (this.publisher.size > 0) {
-      this.logger.log(
-        `Waiting up to ${this.options.shutdownTimeoutMs} ms for ${this.publisher.size} publish confirm(s)`,
-      );
+      this.logger.log(`Waiting up to ${bound} ms for ${this.publisher.size} publish confirm(s)`);
     }
-    await this.outbox.close(this.options.shutdownTimeoutMs);
+    await this.outbox.close(bound);
     const left = this.spool?.stats;
     if (left && left.bytes > 0) this.logger.warn(`${left.records} event(s) wait in the spool for the next start`);
   }
@@ -311,4 +321,21 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     const message = err instanceof Error ? err.message : String(err);
     return redactSecrets(message, this.secrets);
   }
+}
+
+/** Resolves when `work` does or after `ms`, whichever is first. */
+async function withinBound(work: Promise<unknown>, ms: number): Promise<void> {
+  await Promise.race([work.catch(() => undefined), delay(ms, undefined, { ref: false })]);
+}
+
+/**
+ * Cancels every golevelup consumer (no new deliveries) and waits for the
+ * handlers in progress, whose messages are then acked or requeued as usual.
+ * golevelup's own close() does this too, but only after publishing has stopped.
+ */
+async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<void> {
+  for (const tag of amqpConnection.consumerTags) await amqpConnection.cancelConsumer(tag).catch(() => undefined);
+  const inProgress = (amqpConnection as unknown as { outstandingMessageProcessing?: Set<Promise<void>> })
+    .outstandingMessageProcessing;
+  await Promise.allSettled([...(inProgress ?? [])]);
 }

@@ -319,4 +319,40 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
     expect(err.message).toContain('PRECONDITION_FAILED');
     expect(err.message).toContain('must be deleted or renamed');
   });
+
+  it('at shutdown takes nothing new and finishes what it holds, before publishing stops', async () => {
+    const queue = queueFor('graceful');
+    const started: number[] = [];
+    const finished: number[] = [];
+    let closing = 0;
+    const statuses: string[] = [];
+    @Injectable()
+    class Slow {
+      constructor(private readonly events: MoEventsService) {}
+
+      // employee.*.*: the org_unit events it publishes itself do not come back to it.
+      @MoEventSubscribe({ queue, service: 'employee', prefetch: 3 })
+      async onEvent(event: MoEventMessage) {
+        started.push(Date.now());
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Publishing still works for a handler finishing during shutdown.
+        const result = await this.events.publish('org_unit', 'it', 'update', event.uuid);
+        statuses.push(result.status);
+        finished.push(Date.now());
+      }
+    }
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange }, { providers: [Slow], logger });
+    const events = app.get(MoEventsService);
+    for (let i = 0; i < 12; i++) await events.publish('employee', 'it', 'create', UUID);
+    await until(() => started.length >= 3, 'the first three handled');
+    closing = Date.now();
+    await app.close();
+    app = undefined;
+
+    expect(started.every((t) => t < closing)).toBe(true); // nothing new once closing began
+    expect(finished.length).toBe(started.length); // and what was in hand was finished
+    expect(statuses).toEqual(started.map(() => 'confirmed'));
+    // The rest waits in the queue for the next consumer: handled + waiting = all.
+    expect(started.length + (await broker.depth(queue))).toBe(12);
+  });
 });

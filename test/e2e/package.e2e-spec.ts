@@ -44,6 +44,8 @@ describe('the built package, required from the repository root', () => {
     expect(failed).toBe('the write failed');
     expect(counters).toEqual({
       confirmed: 4,
+      spooled: 0,
+      resent: 0,
       disabled: 0,
       invalid: 0,
       failed: 0,
