@@ -40,3 +40,5 @@ export { MoDelayAgent } from './delay/mo-delay-agent.service';
 export type { MoDelayAgentStats } from './delay/mo-delay-agent.service';
 export type { MoDelayAgentOptions } from './delay/mo-delay-agent.options';
 export { loadMoDelayAgentOptionsFromEnv } from './delay/mo-delay-agent.config';
+export { MoAmqpHealthIndicator } from './health/mo-amqp-health.indicator';
+export type { MoAmqpHealthResult } from './health/mo-amqp-health.indicator';

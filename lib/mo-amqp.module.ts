@@ -12,6 +12,7 @@ import {
   MO_AMQP_MODULE_OPTIONS,
   OPTIONS_TYPE,
 } from './mo-amqp.module-definition';
+import { MoAmqpHealthIndicator } from './health/mo-amqp-health.indicator';
 import { MoEventExplorer } from './publishing/mo-event.explorer';
 import { MoEventsService } from './publishing/mo-events.service';
 import { MoEventSubscriberExplorer } from './subscribing/mo-event-subscriber.explorer';
@@ -83,8 +84,8 @@ function assemble(definition: DynamicModule): DynamicModule {
   return {
     ...definition,
     imports: [optionsModule, rabbitMqModule, DiscoveryModule],
-    providers: [MoEventsService, MoEventExplorer, MoEventSubscriberExplorer],
-    exports: [MoEventsService, optionsModule, rabbitMqModule],
+    providers: [MoEventsService, MoEventExplorer, MoEventSubscriberExplorer, MoAmqpHealthIndicator],
+    exports: [MoEventsService, MoAmqpHealthIndicator, optionsModule, rabbitMqModule],
   };
 }
 

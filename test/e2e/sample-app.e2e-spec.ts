@@ -124,4 +124,12 @@ describe('the sample organisation app, with AMQP on', () => {
     expect(lines()[0]).toMatch(/^LOG \[org_unit\.engagement\.delete\] \{"uuid": "[0-9a-f-]{36}", "time": "2023-01-01"/);
     expect(logger.lines.filter((l) => /^LOG \[[a-z_]+\.[a-z_]+\.[a-z]+\] \{"uuid"/.test(l))).toHaveLength(9);
   });
+
+  it('answers GET /health with the broker connection and the spool', async () => {
+    const res = await request(app.getHttpServer()).get('/health').expect(200);
+    expect(res.body).toMatchObject({
+      status: 'ok',
+      info: { amqp: { status: 'up', enabled: true, connected: true, spooled: 0, spoolBytes: 0 } },
+    });
+  });
 });

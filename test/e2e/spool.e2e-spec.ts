@@ -1,7 +1,7 @@
 import { TestingModule } from '@nestjs/testing';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { MoEventsService, MoPublishError } from '../../lib';
+import { MoAmqpHealthIndicator, MoEventsService, MoPublishError } from '../../lib';
 import { DiskSpool } from '../../lib/spool/disk-spool';
 import { bootApp, testSpoolDir } from '../support/app';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
@@ -120,5 +120,28 @@ describe('the durable spool', () => {
     expect(logger.text).toContain('is damaged (checksum mismatch): skipped; the records around it are sent');
     // Once sent, the adopted directory goes.
     await until(() => fs.readdirSync(spoolDir).every((d) => !d.includes('crashed')), 'the adopted directory to go');
+  });
+
+  it('reports itself down through the health indicator while the broker is away, with the spool depth', async () => {
+    proxy = await TcpProxy.start();
+    app = await bootApp({ enabled: true, url: proxy.url, exchange, spoolDir: testSpoolDir() }, { logger });
+    const health = app.get(MoAmqpHealthIndicator);
+    expect(await health.isHealthy()).toEqual({
+      amqp: { status: 'up', enabled: true, connected: true, spooled: 0, spoolBytes: 0, oldestSpooledSecondsAgo: null },
+    });
+    proxy.block();
+    const events = app.get(MoEventsService);
+    await until(() => !events.connected, 'the disconnect to be noticed');
+    await events.publish('employee', 'it', 'create', uuid(1));
+    expect(await health.isHealthy('broker')).toEqual({
+      broker: {
+        status: 'down',
+        enabled: true,
+        connected: false,
+        spooled: 1,
+        spoolBytes: expect.any(Number),
+        oldestSpooledSecondsAgo: 0,
+      },
+    });
   });
 });

@@ -1,0 +1,64 @@
+import { Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { MoEventsService } from '../publishing/mo-events.service';
+
+/** What `isHealthy` returns: terminus's `HealthIndicatorResult`, written out so terminus stays optional. */
+export type MoAmqpHealthResult<Key extends string = string> = Record<
+  Key,
+  { status: 'up' | 'down'; [detail: string]: unknown }
+>;
+
+interface HealthIndicatorServiceLike {
+  check(key: string): { up(data: object): unknown; down(data: object): unknown };
+}
+
+/**
+ * A `@nestjs/terminus` health indicator (terminus is an optional peer: install
+ * it to use this). Down while AMQP is enabled and no channel to the broker is
+ * open; the details give the spool's depth and the age of its oldest event.
+ *
+ * ```ts
+ * @Get('health') @HealthCheck()
+ * check() { return this.health.check([() => this.amqp.isHealthy('amqp')]); }
+ * ```
+ */
+@Injectable()
+export class MoAmqpHealthIndicator {
+  constructor(
+    private readonly events: MoEventsService,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  async isHealthy<Key extends string = 'amqp'>(key: Key = 'amqp' as Key): Promise<MoAmqpHealthResult<Key>> {
+    const indicator = this.healthIndicatorService().check(key);
+    const spool = this.events.spoolStats;
+    const details = {
+      enabled: this.events.enabled,
+      connected: this.events.connected,
+      ...(spool && {
+        spooled: spool.records,
+        spoolBytes: spool.bytes,
+        oldestSpooledSecondsAgo:
+          spool.oldestSpooledAt === undefined ? null : Math.round((Date.now() - spool.oldestSpooledAt) / 1000),
+      }),
+    };
+    const healthy = !this.events.enabled || this.events.connected;
+    return (healthy ? indicator.up(details) : indicator.down(details)) as MoAmqpHealthResult<Key>;
+  }
+
+  private healthIndicatorService(): HealthIndicatorServiceLike {
+    let terminus: { HealthIndicatorService: new () => HealthIndicatorServiceLike };
+    try {
+      // Required here, not imported above: apps without terminus never load it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      terminus = require('@nestjs/terminus');
+    } catch {
+      throw new Error('MoAmqpHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus');
+    }
+    try {
+      return this.moduleRef.get(terminus.HealthIndicatorService, { strict: false });
+    } catch {
+      return new terminus.HealthIndicatorService(); // stateless: TerminusModule need not be imported
+    }
+  }
+}
