@@ -3,7 +3,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ConfigModule } from '@nestjs/config';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './config/mo-amqp-options.interface';
-import { brokerUrlOf, resolveMoAmqpOptions } from './config/mo-amqp-options.schema';
+import { brokerUrlsOf, resolveMoAmqpOptions } from './config/mo-amqp-options.schema';
 import { moAmqpConfig } from './config/mo-amqp.config';
 import { MO_AMQP_OPTIONS } from './mo-amqp.constants';
 import {
@@ -93,7 +93,7 @@ function assemble(definition: DynamicModule): DynamicModule {
 function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | undefined {
   if (!options.enabled) return undefined;
   return {
-    uri: brokerUrlOf(options),
+    uri: brokerUrlsOf(options),
     // MoEventsService waits for the broker itself, with an error that names it.
     connectionInitOptions: { wait: false },
     connectionManagerOptions: {

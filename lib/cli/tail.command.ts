@@ -1,6 +1,6 @@
 import * as amqp from 'amqplib';
 import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
-import { brokerUrlOf } from '../config/mo-amqp-options.schema';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
 import { parseArgs } from 'node:util';
 import { CliIo } from './run-cli';
@@ -40,24 +40,34 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
     io.err(`mo-amqp tail: --binding "${binding}" is not a topic binding (words, "*" or "#", separated by dots)`);
     return 2;
   }
-  const url = brokerUrlOf(options);
-  const broker = redactUrl(url);
-  const redact = (err: unknown) =>
-    redactSecrets(err instanceof Error ? err.message : String(err), [passwordOf(url) ?? '']);
+  const urls = brokerUrlsOf(options);
+  const secrets = urls.map((url) => passwordOf(url) ?? '');
+  const redact = (err: unknown) => redactSecrets(err instanceof Error ? err.message : String(err), secrets);
 
-  let connection: amqp.ChannelModel;
-  try {
-    connection = await amqp.connect(url, { timeout: options.connectTimeoutMs });
-  } catch (err) {
-    io.err(`mo-amqp tail: could not connect to RabbitMQ at ${broker}: ${redact(err)}`);
+  // A cluster's URLs are tried in turn; the error of the last one is told.
+  let connection: amqp.ChannelModel | undefined;
+  let broker = '';
+  let lastError: unknown;
+  for (const url of urls) {
+    broker = redactUrl(url);
+    try {
+      connection = await amqp.connect(url, { timeout: options.connectTimeoutMs });
+      break;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  if (!connection) {
+    io.err(`mo-amqp tail: could not connect to RabbitMQ at ${urls.map(redactUrl).join(', ')}: ${redact(lastError)}`);
     return 1;
   }
+  const open = connection;
   const lost = new Promise<string>((resolve) => {
-    connection.on('error', (err: unknown) => resolve(redact(err)));
-    connection.on('close', () => resolve('the connection closed'));
+    open.on('error', (err: unknown) => resolve(redact(err)));
+    open.on('close', () => resolve('the connection closed'));
   });
   try {
-    const channel = await connection.createChannel();
+    const channel = await open.createChannel();
     await channel.assertExchange(exchange, 'topic', { durable: true });
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, exchange, binding);
@@ -69,7 +79,7 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
     io.err(` [*] Waiting for messages on "${exchange}" (binding ${binding}) at ${broker}. To exit press CTRL+C`);
   } catch (err) {
     io.err(`mo-amqp tail: RabbitMQ at ${broker} refused: ${redact(err)}`);
-    await connection.close().catch(() => undefined);
+    await open.close().catch(() => undefined);
     return 1;
   }
   const outcome = await Promise.race([io.stopped.then(() => undefined), lost]);
@@ -77,6 +87,6 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
     io.err(`mo-amqp tail: lost RabbitMQ at ${broker}: ${outcome}`);
     return 1;
   }
-  await connection.close().catch(() => undefined);
+  await open.close().catch(() => undefined);
   return 0;
 }

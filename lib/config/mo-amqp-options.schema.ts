@@ -31,6 +31,16 @@ function isBrokerHost(value: unknown): boolean {
   );
 }
 
+/** One amqp:// or amqps:// URL, or several separated by commas (a cluster, tried in turn). */
+function isAmqpUrlList(value: unknown): boolean {
+  return typeof value === 'string' && splitUrls(value).every(isAmqpUrl);
+}
+
+/** The URLs of a comma-separated list (a password with a comma must be written %2C). */
+export function splitUrls(urls: string): string[] {
+  return urls.split(',').map((url) => url.trim());
+}
+
 function isAmqpUrl(value: unknown): boolean {
   if (typeof value !== 'string') return false;
   try {
@@ -67,7 +77,7 @@ class MoAmqpOptionsSchema {
   port!: number;
 
   @IsOptional()
-  @ValidateBy({ name: 'isAmqpUrl', validator: { validate: isAmqpUrl } })
+  @ValidateBy({ name: 'isAmqpUrlList', validator: { validate: isAmqpUrlList } })
   url?: string;
 
   @IsTimeZone()
@@ -129,7 +139,8 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
   port: { env: 'AMQP__PORT', allowed: 'a whole number from 1 to 65535', defaultValue: 5672 },
   url: {
     env: 'AMQP__URL',
-    allowed: 'an amqp:// or amqps:// URL such as amqp://user:password@host:5672/vhost',
+    allowed:
+      'an amqp:// or amqps:// URL such as amqp://user:password@host:5672/vhost, or several separated by commas (a cluster)',
     defaultValue: undefined,
   },
   timeZone: {
@@ -221,9 +232,9 @@ export function resolveMoAmqpOptions(
   }) as ResolvedMoAmqpOptions;
 }
 
-/** The URL to connect to: `url`, or `amqp://host:port` built from the parts. */
-export function brokerUrlOf(options: ResolvedMoAmqpOptions): string {
-  if (options.url) return options.url;
+/** The URLs to connect to, tried in turn: those of `url`, or `amqp://host:port` built from the parts. */
+export function brokerUrlsOf(options: ResolvedMoAmqpOptions): string[] {
+  if (options.url) return splitUrls(options.url);
   const host = isIP(options.host, 6) ? `[${options.host}]` : options.host;
-  return `amqp://${host}:${options.port}`;
+  return [`amqp://${host}:${options.port}`];
 }

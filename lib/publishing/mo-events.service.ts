@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { brokerUrlOf } from '../config/mo-amqp-options.schema';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoPublishError, MoPublishFailure } from '../errors/mo-publish.error';
 import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-event';
@@ -71,9 +71,9 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     @Optional() amqpConnection?: AmqpConnection,
   ) {
-    const url = brokerUrlOf(options);
-    this.broker = redactUrl(url);
-    this.secrets = [passwordOf(url) ?? ''];
+    const urls = brokerUrlsOf(options);
+    this.broker = urls.map(redactUrl).join(', ');
+    this.secrets = urls.map((url) => passwordOf(url) ?? '');
     if (options.enabled && amqpConnection) {
       this.amqpConnection = amqpConnection;
       this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {

@@ -169,4 +169,15 @@ describe('start-up', () => {
     await proxy.close();
     await broker.close();
   });
+
+  it('tries a cluster’s URLs in turn: a node that is down does not stop the start', async () => {
+    const down = await closedPort();
+    const logger = new CapturingLogger();
+    const url = `amqp://guest:${SECRET}@127.0.0.1:${down}, ${BROKER_URL}`;
+    const app = await bootApp({ enabled: true, url, connectTimeoutMs: 15_000 }, { logger });
+    expect(app.get(MoEventsService).connected).toBe(true);
+    await app.close();
+    expect(logger.text).toContain(`amqp://guest:***@127.0.0.1:${down}`);
+    expect(logger.text).not.toContain(SECRET);
+  });
 });

@@ -1,5 +1,5 @@
 import { MoAmqpConfigError, loadMoAmqpOptionsFromEnv } from '../../lib';
-import { brokerUrlOf, resolveMoAmqpOptions } from '../../lib/config/mo-amqp-options.schema';
+import { brokerUrlsOf, resolveMoAmqpOptions } from '../../lib/config/mo-amqp-options.schema';
 
 function configError(fn: () => unknown): MoAmqpConfigError {
   try {
@@ -177,10 +177,24 @@ describe('options given in code', () => {
   });
 });
 
-describe('brokerUrlOf', () => {
+describe('brokerUrlsOf', () => {
   it('prefers the URL, else builds one from host and port', () => {
-    expect(brokerUrlOf(resolveMoAmqpOptions({ url: 'amqp://u:p@h:1/v', host: 'other' }))).toBe('amqp://u:p@h:1/v');
-    expect(brokerUrlOf(resolveMoAmqpOptions({ host: 'rabbit', port: 5673 }))).toBe('amqp://rabbit:5673');
-    expect(brokerUrlOf(resolveMoAmqpOptions({ host: '::1' }))).toBe('amqp://[::1]:5672');
+    expect(brokerUrlsOf(resolveMoAmqpOptions({ url: 'amqp://u:p@h:1/v', host: 'other' }))).toEqual([
+      'amqp://u:p@h:1/v',
+    ]);
+    expect(brokerUrlsOf(resolveMoAmqpOptions({ host: 'rabbit', port: 5673 }))).toEqual(['amqp://rabbit:5673']);
+    expect(brokerUrlsOf(resolveMoAmqpOptions({ host: '::1' }))).toEqual(['amqp://[::1]:5672']);
+  });
+
+  it('takes a comma-separated list of a cluster’s URLs, each checked', () => {
+    const url = 'amqp://u:p%2Cq@node1:5672, amqp://u:p%2Cq@node2:5672,amqps://node3';
+    expect(brokerUrlsOf(loadMoAmqpOptionsFromEnv({ AMQP__URL: url }))).toEqual([
+      'amqp://u:p%2Cq@node1:5672',
+      'amqp://u:p%2Cq@node2:5672',
+      'amqps://node3',
+    ]);
+    const err = configError(() => loadMoAmqpOptionsFromEnv({ AMQP__URL: 'amqp://a:secret@n1, http://a:secret@n2' }));
+    expect(err.message).toContain('AMQP__URL: received "amqp://a:***@n1, http://a:***@n2"');
+    expect(err.message).not.toContain('secret');
   });
 });
