@@ -35,6 +35,12 @@ import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
 const INCOMING_PREFETCH = 200;
+/**
+ * Quorum mode: how often the broker may hand out one message of the incoming or
+ * due queue before dead-lettering it. Higher than a consumer's 10: each agent
+ * restart hands back every message it held, and a good message must survive many.
+ */
+export const AGENT_DELIVERY_LIMIT = 20;
 // Headers RabbitMQ adds on every dead-letter hop; the forwarded copy must not carry them.
 const DEATH_HEADER = /^x-(death|first-death-|last-death-)/;
 
@@ -174,9 +180,19 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     const typed = quorum ? { 'x-queue-type': 'quorum' } : {};
     // Along the ladder a quorum queue must dead-letter at least once, not at most once.
     const ladderSafety = quorum ? { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } : {};
+    // A message the broker has handed out AGENT_DELIVERY_LIMIT times (agents dying on it)
+    // goes to the dead-letter queue instead of round again.
+    const taken = quorum
+      ? {
+          ...typed,
+          'x-delivery-limit': AGENT_DELIVERY_LIMIT,
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': t.deadLetter,
+        }
+      : {};
     await channel.assertQueue(t.deadLetter, { durable: true, arguments: typed });
-    await channel.assertQueue(t.incoming, { durable: true, arguments: typed });
-    await channel.assertQueue(t.due, { durable: true, arguments: typed });
+    await channel.assertQueue(t.incoming, { durable: true, arguments: taken });
+    await channel.assertQueue(t.due, { durable: true, arguments: taken });
     await channel.assertExchange(t.entryRouter, 'headers', { durable: true });
     for (let level = 0; level < LEVELS; level++) {
       await channel.assertExchange(t.router(level), 'headers', { durable: true });

@@ -14,6 +14,7 @@ import {
   allMoRoutingKeys,
   parseMoEvent,
 } from '../../lib';
+import { QUORUM_DELIVERY_LIMIT } from '../../lib/subscribing/mo-event-subscribe.decorator';
 import { bootApp } from '../support/app';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
@@ -236,6 +237,25 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
     await expect(
       channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } }),
     ).rejects.toThrow(/PRECONDITION_FAILED/);
+  });
+
+  it('declares a quorum queue that dead-letters a message consumers keep dying on, after 10 deliveries', async () => {
+    const queue = queueFor('poison');
+    @Injectable()
+    class Never {
+      @MoEventSubscribe({ queue, queueType: 'quorum' })
+      async onEvent() {}
+    }
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange }, { providers: [Never], logger });
+    await app.close(); // the queue stays; the test's channel plays the consumer that dies
+    app = undefined;
+    const body = Buffer.from(`{"uuid": "${UUID}", "time": "2021-07-27"}`);
+    broker.channel.sendToQueue(queue, body, { persistent: true, messageId: 'poison' });
+    const handedOut = await broker.returnUntilDeadLettered(queue, `${queue}.dlq`);
+    expect(handedOut).toBe(QUORUM_DELIVERY_LIMIT + 1);
+    const [dead] = await broker.drain(`${queue}.dlq`);
+    expect(dead.content).toEqual(body);
+    expect(dead.properties.messageId).toBe('poison');
   });
 
   it('handles no more messages at once than its prefetch', async () => {

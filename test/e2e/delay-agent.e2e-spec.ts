@@ -3,6 +3,7 @@ import type { ConsumeMessage, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { MO_HEADER_REASON, MoAmqpModule, MoDelayAgent, MoDelayAgentModule } from '../../lib';
 import { delayTopology } from '../../lib/delay/delay-ladder';
+import { AGENT_DELIVERY_LIMIT } from '../../lib/delay/mo-delay-agent.service';
 import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { BROKER_URL, Collector, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
@@ -13,7 +14,11 @@ interface Names {
   prefix: string;
 }
 
-async function bootAgent(names: Names, timeZone = 'UTC'): Promise<TestingModule> {
+async function bootAgent(
+  names: Names,
+  timeZone = 'UTC',
+  queueType: 'classic' | 'quorum' = 'classic',
+): Promise<TestingModule> {
   const app = await Test.createTestingModule({
     imports: [
       MoAmqpModule.forRoot({
@@ -23,7 +28,7 @@ async function bootAgent(names: Names, timeZone = 'UTC'): Promise<TestingModule>
         delayedExchange: names.delayedExchange,
         timeZone,
       }),
-      MoDelayAgentModule.forRoot({ prefix: names.prefix }),
+      MoDelayAgentModule.forRoot({ prefix: names.prefix, queueType }),
     ],
   })
     .setLogger(new CapturingLogger())
@@ -202,6 +207,32 @@ describe('the delay agent against RabbitMQ', () => {
       expect.stringContaining('body: received "not json"'),
       expect.stringContaining('routing key: received "employee.kle.create"'),
     ]);
+  });
+
+  it('in quorum mode forwards a message through the ladder no earlier than its time', async () => {
+    app = await bootAgent(names, 'UTC', 'quorum');
+    const { text, due } = inFuture(3_000);
+    const { messageId, body } = send(text);
+    const [message] = await delayed.waitFor(1, 6_000);
+    expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
+    expect(lateness(messageId, due)).toBeLessThanOrEqual(1_000);
+    expect(message.content.equals(body)).toBe(true);
+    expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
+  });
+
+  it('in quorum mode dead-letters a message agents keep dying on, from the incoming and the due queue', async () => {
+    app = await bootAgent(names, 'UTC', 'quorum');
+    await app.close(); // the queues stay; the test's channel plays the agent that dies
+    app = undefined;
+    const t = delayTopology(names.prefix);
+    const body = Buffer.from(`{"uuid": "${randomUUID()}", "time": "2021-07-27"}`);
+    for (const queue of [t.incoming, t.due]) {
+      broker.channel.sendToQueue(queue, body, { persistent: true, messageId: queue });
+      expect(await broker.returnUntilDeadLettered(queue, t.deadLetter)).toBe(AGENT_DELIVERY_LIMIT + 1);
+      const [dead] = await broker.drain(t.deadLetter);
+      expect(dead.properties.messageId).toBe(queue);
+      expect(dead.content).toEqual(body);
+    }
   });
 
   it('runs side by side with a second agent (another process): each message at least once, none early', async () => {

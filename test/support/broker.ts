@@ -121,6 +121,27 @@ export class TestBroker {
     return messages;
   }
 
+  /**
+   * Takes the next message of `queue` and hands it back (nack, requeue), as a
+   * consumer dying on it would, until the broker moves it to `deadLetterQueue`
+   * (or `most` returns): how many times it was handed out.
+   */
+  async returnUntilDeadLettered(queue: string, deadLetterQueue: string, most = 50): Promise<number> {
+    let handedOut = 0;
+    const deadline = Date.now() + 10_000;
+    while (handedOut < most && Date.now() < deadline) {
+      const m = await this.channel.get(queue);
+      if (!m) {
+        if ((await this.depth(deadLetterQueue)) > 0) return handedOut;
+        await new Promise((resolve) => setTimeout(resolve, 20)); // the return is on its way
+        continue;
+      }
+      handedOut++;
+      this.channel.nack(m, false, true);
+    }
+    return handedOut;
+  }
+
   /** Deletes the exchanges and queues this test used; exclusive queues go with the connection. */
   async close(): Promise<void> {
     for (const queue of this.queues) await this.channel.deleteQueue(queue);
