@@ -1,5 +1,5 @@
 import type { Options } from 'amqplib';
-import { DiskSpool, SpoolFullError } from '../spool/disk-spool';
+import { DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 
 // Spooled records go back to the broker this many at a time (confirms awaited per batch).
@@ -25,6 +25,8 @@ export interface OutboxLogger {
 export class Outbox {
   private draining: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Looks for spools other processes abandoned (another host's, once its lease ran out). */
+  private scanTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly active = new Set<Promise<unknown>>();
   /** Events sent again from the spool and confirmed. */
@@ -52,10 +54,17 @@ export class Outbox {
     return sending;
   }
 
-  /** Drains what it can now: at start-up, after a reconnect. */
+  /** Drains what it can now: at start-up, after a reconnect, and now and then for abandoned spools. */
   kick(): void {
     if (!this.spool || this.closed) return;
-    this.draining ??= this.drain().finally(() => (this.draining = undefined));
+    this.scanTimer ??= setInterval(() => this.kick(), SPOOL_LEASE_MS).unref();
+    this.draining ??= this.drain()
+      .catch((err: unknown) => {
+        // A disk error: the records stay where they are and are tried again.
+        this.logger.error(`Reading the spool failed (${err instanceof Error ? err.message : String(err)}); retrying`);
+        this.scheduleDrain(DRAIN_RETRY_MS);
+      })
+      .finally(() => (this.draining = undefined));
   }
 
   /**
@@ -65,6 +74,7 @@ export class Outbox {
   async close(boundMs: number): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.scanTimer);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.publisher.whenIdle(), new Promise((r) => (timer = setTimeout(r, boundMs)))]);
     clearTimeout(timer);
@@ -127,7 +137,8 @@ export class Outbox {
 
   private async drain(): Promise<void> {
     const spool = this.spool as DiskSpool;
-    while (!this.closed && this.publisher.ready && !spool.isEmpty()) {
+    // Lists the spool directory at least once: it may hold what another process left.
+    for (let look = true; !this.closed && this.publisher.ready && (look || !spool.isEmpty()); look = false) {
       for (const file of await spool.takeSegments()) {
         const records = await spool.readSegment(file, (f, offset, reason) =>
           this.logger.error(

@@ -1,6 +1,7 @@
 import type { Options } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -21,14 +22,40 @@ const SEGMENT_BYTES = 8 * 1024 * 1024;
 
 export type SpoolProblem = (file: string, offset: number, reason: string) => void;
 
+/** Who holds a spool directory: written to `<dir>/owner.json`, its mtime the holder's heartbeat. */
+interface Owner {
+  host: string;
+  pid: number;
+  /** The process's start time in clock ticks since boot (Linux), so a reused pid is told apart; else null. */
+  start: string | null;
+}
+
+const OWNER_FILE = 'owner.json';
+/** A directory of another host whose owner file was not touched for this long is taken as abandoned. */
+export const SPOOL_LEASE_MS = 15_000;
+const HEARTBEAT_MS = SPOOL_LEASE_MS / 3;
+
+/** Directories held by the open spools of this process. */
+const heldHere = new Set<string>();
+
 /**
- * An append-only spool in a directory of its own per process
+ * An append-only spool in a directory of its own per instance
  * (`<dir>/<pid>-<random>/<n>.spool`). Appends made in the same event-loop turn
  * share one write and one fsync; an append resolves only after its fsync.
- * A directory left by a process that is gone is adopted by the next one to start.
+ *
+ * A directory whose holder is gone is adopted by the next spool to look
+ * (renamed, so only one does). Each directory says who holds it (`owner.json`:
+ * host, pid and the process's start time, so a pid reused after a container
+ * restart is not mistaken for the holder), and the holder touches that file
+ * while it is open. On the same host the holder is checked directly; a
+ * directory of another host (a shared volume) is adopted once its owner file
+ * is older than `SPOOL_LEASE_MS`.
  */
 export class DiskSpool {
   private readonly own: string;
+  /** Directories this spool holds: its own, once created, and adopted ones. */
+  private readonly held = new Set<string>();
+  private heartbeat: NodeJS.Timeout | undefined;
   private handle: fs.promises.FileHandle | undefined;
   private segment = 0;
   private segmentBytes = 0;
@@ -64,6 +91,9 @@ export class DiskSpool {
     await this.flushing;
     await this.handle?.close();
     this.handle = undefined;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    for (const dir of this.held) heldHere.delete(dir);
   }
 
   /** True when nothing is on disk or being written. */
@@ -122,7 +152,13 @@ export class DiskSpool {
   private async listSegments(): Promise<string[]> {
     const segments: string[] = [];
     for (const sub of await this.ownedDirectories()) {
-      const files = (await fs.promises.readdir(sub)).filter((f) => f.endsWith('.spool'));
+      let files: string[];
+      try {
+        files = (await fs.promises.readdir(sub)).filter((f) => f.endsWith('.spool'));
+      } catch {
+        this.forget(sub); // taken by another spool
+        continue;
+      }
       files.sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
       for (const file of files.map((f) => path.join(sub, f))) {
         // The segment being written is not handed out (takeSegments closes it first).
@@ -140,7 +176,14 @@ export class DiskSpool {
 
   /** Reads a segment's records; a damaged one is reported and skipped, the rest still read. */
   async readSegment(file: string, problem: SpoolProblem): Promise<SpoolRecord[]> {
-    const data = await fs.promises.readFile(file);
+    let data: Buffer;
+    try {
+      data = await fs.promises.readFile(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.segments.delete(file); // another spool took its directory: it sends them
+      return [];
+    }
     const records: SpoolRecord[] = [];
     let offset = 0;
     while (offset < data.length) {
@@ -196,35 +239,57 @@ export class DiskSpool {
     this.segments.delete(file);
     const dir = path.dirname(file);
     if (dir !== this.own && (await fs.promises.readdir(dir)).every((f) => !f.endsWith('.spool'))) {
-      await fs.promises.rm(dir, { recursive: true, force: true });
+      await this.release(dir);
     }
   }
 
-  /** This process's directory and those of dead processes, which it adopts by renaming them. */
+  /** Deletes an adopted directory that holds nothing more. */
+  private async release(dir: string): Promise<void> {
+    this.forget(dir);
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+
+  private forget(dir: string): void {
+    this.held.delete(dir);
+    heldHere.delete(dir);
+    for (const file of this.segments.keys()) if (path.dirname(file) === dir) this.segments.delete(file);
+  }
+
+  /** Marks `dir` as held by this spool (owner file, heartbeat). */
+  private async hold(dir: string): Promise<void> {
+    const owner: Owner = { host: hostname(), pid: process.pid, start: startOf(process.pid) };
+    await fs.promises.writeFile(path.join(dir, OWNER_FILE), JSON.stringify(owner));
+    this.held.add(dir);
+    heldHere.add(dir);
+    this.heartbeat ??= setInterval(() => {
+      const now = new Date();
+      for (const held of this.held) fs.promises.utimes(path.join(held, OWNER_FILE), now, now).catch(() => undefined);
+    }, HEARTBEAT_MS).unref();
+  }
+
+  /** This spool's directories, after adopting those whose holder is gone (by renaming them). */
   private async ownedDirectories(): Promise<string[]> {
     await fs.promises.mkdir(this.dir, { recursive: true });
-    const owned: string[] = [];
-    for (const name of (await fs.promises.readdir(this.dir)).sort()) {
+    const entries = await fs.promises.readdir(this.dir, { withFileTypes: true });
+    for (const name of entries.filter((e) => e.isDirectory()).map((e) => e.name)) {
       const full = path.join(this.dir, name);
-      if (full === this.own) continue;
-      const pid = Number.parseInt(name.replace(/^adopted-\d+-/, ''), 10);
-      const adoptedByUs = name.startsWith(`adopted-${process.pid}-`);
-      if (!adoptedByUs && (Number.isNaN(pid) || isAlive(pid))) continue;
-      if (adoptedByUs) {
-        owned.push(full);
-        continue;
-      }
-      // Rename is atomic: of two processes adopting at once, one wins.
-      const target = path.join(this.dir, `adopted-${process.pid}-${name}`);
+      if (this.held.has(full) || full === this.own || !(await isAbandoned(full))) continue;
+      // Rename is atomic: of two spools adopting at once, one wins.
+      const target = path.join(this.dir, `adopted-${randomBytes(6).toString('hex')}`);
       try {
         await fs.promises.rename(full, target);
-        owned.push(target);
       } catch {
-        // taken by another process
+        continue; // taken by another spool
+      }
+      try {
+        await this.hold(target);
+        const files = await fs.promises.readdir(target);
+        if (files.every((f) => !f.endsWith('.spool'))) await this.release(target); // left empty
+      } catch {
+        this.forget(target); // another spool took it in between (it read the old owner file)
       }
     }
-    if (fs.existsSync(this.own)) owned.push(this.own);
-    return owned;
+    return [...this.held].filter((dir) => dir !== this.own).concat(this.held.has(this.own) ? [this.own] : []);
   }
 
   private async flush(): Promise<void> {
@@ -260,6 +325,7 @@ export class DiskSpool {
   private async nextSegment(): Promise<void> {
     await this.handle?.close();
     await fs.promises.mkdir(this.own, { recursive: true });
+    if (!heldHere.has(this.own)) await this.hold(this.own); // first segment, or the first after close()
     this.segment++;
     this.segmentBytes = 0;
     this.currentFile = path.join(this.own, `${String(this.segment).padStart(8, '0')}.spool`);
@@ -280,8 +346,43 @@ export class SpoolFullError extends Error {
   }
 }
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** True when the directory's holder is known to be gone (so it may be adopted). */
+async function isAbandoned(dir: string): Promise<boolean> {
+  let owner: Owner | undefined;
+  let touched = 0;
+  try {
+    const file = path.join(dir, OWNER_FILE);
+    owner = JSON.parse(await fs.promises.readFile(file, 'utf8')) as Owner;
+    touched = (await fs.promises.stat(file)).mtimeMs;
+  } catch {
+    // No owner file: one being created now (give it a lease from the directory's
+    // own time), or one from before owner files (judged by the pid in its name).
+    const since = await fs.promises.stat(dir).then(
+      (st) => st.mtimeMs,
+      () => 0,
+    );
+    if (Date.now() - since < SPOOL_LEASE_MS) return false;
+    const pid = Number.parseInt(path.basename(dir), 10);
+    return !Number.isNaN(pid) && !(pid !== process.pid && isRunning(pid));
+  }
+  if (owner.host !== hostname()) return Date.now() - touched > SPOOL_LEASE_MS;
+  if (owner.pid === process.pid && owner.start === startOf(process.pid)) return !heldHere.has(dir);
+  if (owner.start !== null) return startOf(owner.pid) !== owner.start;
+  return !isRunning(owner.pid);
+}
+
+/** The start time of process `pid` in clock ticks since boot, from /proc (Linux); null elsewhere or when gone. */
+function startOf(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22; the command name (field 2, in parentheses) may itself hold spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

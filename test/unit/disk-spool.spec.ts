@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DiskSpool, SpoolFullError } from '../../lib/spool/disk-spool';
+import { DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../../lib/spool/disk-spool';
 
 let dir: string;
 
@@ -107,11 +107,61 @@ describe('DiskSpool', () => {
     expect(await second.recover()).toBe(1);
     const files = await second.takeSegments();
     expect(files).toHaveLength(1);
-    expect(files[0]).toContain(`adopted-${process.pid}-999999-dead`);
+    expect(files[0]).toMatch(/adopted-[0-9a-f]{12}/);
     const [again] = await second.readSegment(files[0], () => undefined);
     expect(again.properties.messageId).toBe('m-0');
     await second.remove(files[0]);
     expect(second.isEmpty()).toBe(true);
     expect(fs.readdirSync(dir).sort()).toEqual([`${process.ppid}-alive`]);
   });
+
+  /** A spool directory as another holder would have left it: one record, and `owner.json`. */
+  async function leftBy(name: string, owner: object, ownerAgeMs = 0): Promise<void> {
+    const other = new DiskSpool(join(dir, 'tmp'), 1_000_000);
+    await other.append(record(7));
+    await other.close();
+    const [own] = fs.readdirSync(join(dir, 'tmp'));
+    fs.renameSync(join(dir, 'tmp', own), join(dir, name));
+    fs.rmSync(join(dir, 'tmp'), { recursive: true });
+    const file = join(dir, name, 'owner.json');
+    fs.writeFileSync(file, JSON.stringify(owner));
+    const then = new Date(Date.now() - ownerAgeMs);
+    fs.utimesSync(file, then, then);
+  }
+
+  it('adopts a directory whose pid is ours but from an earlier process (a restarted container)', async () => {
+    await leftBy('1-earlier', { host: hostname(), pid: process.pid, start: '1' });
+    const spool = new DiskSpool(dir, 1_000_000);
+    expect(await spool.recover()).toBe(1);
+  });
+
+  it('leaves alone the directory of a live process on this host, and of a spool open in this process', async () => {
+    await leftBy('parent', { host: hostname(), pid: process.ppid, start: startOf(process.ppid) });
+    const open = new DiskSpool(dir, 1_000_000);
+    await open.append(record(1)); // its own directory, held while it is open
+    const second = new DiskSpool(dir, 1_000_000);
+    expect(await second.recover()).toBe(0);
+    await open.close(); // closed: now the second one may send what it left
+    expect(await second.recover()).toBe(1);
+  });
+
+  it("adopts another host's directory only once its owner file is older than the lease", async () => {
+    await leftBy('fresh', { host: 'elsewhere', pid: 1, start: null });
+    await leftBy('stale', { host: 'elsewhere', pid: 1, start: null }, SPOOL_LEASE_MS + 1_000);
+    const spool = new DiskSpool(dir, 1_000_000);
+    const files = await spool.takeSegments();
+    expect(files).toHaveLength(1);
+    expect(fs.existsSync(join(dir, 'fresh'))).toBe(true);
+    expect(fs.existsSync(join(dir, 'stale'))).toBe(false);
+    // The adopted directory is now held by this process: a second spool here leaves it alone.
+    const owner = JSON.parse(fs.readFileSync(join(files[0], '..', 'owner.json'), 'utf8'));
+    expect(owner).toEqual({ host: hostname(), pid: process.pid, start: startOf(process.pid) });
+    expect(await new DiskSpool(dir, 1_000_000).recover()).toBe(0);
+  });
 });
+
+/** Field 22 of /proc/<pid>/stat: the process's start time, which a reused pid does not share. */
+function startOf(pid: number): string {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
