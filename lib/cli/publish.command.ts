@@ -13,7 +13,9 @@ import { CliIo } from './run-cli';
 const HELP = `Usage: mo-amqp publish <routing-key> <uuid> [--time ISO] [--object-uuid UUID]
 
 Publishes one MO event exactly as MoEventsService does (persistent, confirmed)
-and prints its message id. AMQP is used whatever ENABLE_AMQP says.
+and prints its message id. AMQP is used whatever ENABLE_AMQP says. It never
+spools: a one-shot command has no later start to send a spool from, so exit 0
+means RabbitMQ confirmed the event.
 
   <routing-key>        <service>.<object-type>.<action>, e.g. employee.engagement.create
   <uuid>               the affected employee's or organisation unit's UUID
@@ -65,7 +67,7 @@ export async function publishCommand(args: string[], io: CliIo): Promise<number>
   }
 
   class PublishModule {}
-  Module({ imports: [MoAmqpModule.forRoot({ ...fromEnv, enabled: true, exchange })] })(PublishModule);
+  Module({ imports: [MoAmqpModule.forRoot({ ...fromEnv, enabled: true, exchange, spoolDir: 'off' })] })(PublishModule);
   let app;
   try {
     app = await NestFactory.createApplicationContext(PublishModule, { logger: false, abortOnError: false });

@@ -150,11 +150,14 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   }
 
   /**
-   * Validates and publishes one event; resolves once RabbitMQ has confirmed it.
+   * Validates and publishes one event; resolves once RabbitMQ has confirmed it
+   * (`status: 'confirmed'`) or it is durably on disk to be sent later
+   * (`status: 'spooled'`).
    *
    * Rejects with `MoEventValidationError` (nothing sent) for a bad argument, and
-   * with `MoPublishError` when the broker does not confirm in time. When AMQP is
-   * disabled it resolves at once with `status: 'disabled'`.
+   * with `MoPublishError` when it could be neither confirmed nor spooled (the
+   * spool full or off). When AMQP is disabled it resolves at once with
+   * `status: 'disabled'`.
    */
   async publish(
     service: MoService,

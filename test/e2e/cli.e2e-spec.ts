@@ -1,5 +1,7 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { allMoRoutingKeys } from '../../lib';
@@ -9,9 +11,10 @@ const CLI = join(__dirname, '..', '..', 'dist', 'cli', 'mo-amqp.js');
 const run = promisify(execFile);
 
 /** Runs `mo-amqp` to the end: its exit code and output. */
-async function cli(args: string[], env: Record<string, string> = {}) {
+async function cli(args: string[], env: Record<string, string> = {}, cwd = process.cwd()) {
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+      cwd,
       env: { ...process.env, AMQP__URL: BROKER_URL, ...env },
       timeout: 20_000,
     });
@@ -142,6 +145,21 @@ describe('the mo-amqp command', () => {
       expect(result.stderr).toContain(`amqp://admin:***@127.0.0.1:${port}`);
       expect(result.stderr).toContain('ECONNREFUSED');
       expect(result.stdout + result.stderr).not.toContain('Top-Secret-42');
+    }
+  });
+
+  it('publish never spools: exit 0 means confirmed, and it leaves nothing in the working directory', async () => {
+    const cwd = fs.mkdtempSync(join(tmpdir(), 'cli-cwd-'));
+    try {
+      const sent = await cli(['publish', 'employee.it.create', randomUUID(), '--exchange', exchange], {}, cwd);
+      expect(sent.code).toBe(0);
+      expect(sent.stdout).toMatch(/^confirmed \[employee\.it\.create\]/);
+      const port = await closedPort();
+      const env = { AMQP__URL: `amqp://127.0.0.1:${port}`, AMQP__CONNECT_TIMEOUT_MS: '500' };
+      expect((await cli(['publish', 'employee.it.create', randomUUID()], env, cwd)).code).toBe(1);
+      expect(fs.readdirSync(cwd)).toEqual([]);
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
     }
   });
 
