@@ -94,6 +94,9 @@ export class DiskSpool {
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     for (const dir of this.held) heldHere.delete(dir);
+    // Nothing left to send: no directory is left behind either.
+    const left = await fs.promises.readdir(this.own).catch(() => undefined);
+    if (left && left.every((f) => !f.endsWith('.spool'))) await this.release(this.own);
   }
 
   /** True when nothing is on disk or being written. */

@@ -115,6 +115,20 @@ describe('DiskSpool', () => {
     expect(fs.readdirSync(dir).sort()).toEqual([`${process.ppid}-alive`]);
   });
 
+  it('leaves its directory behind when closed only while it still holds records', async () => {
+    const spool = new DiskSpool(dir, 1_000_000);
+    await spool.append(record(1));
+    const [file] = await spool.takeSegments();
+    await spool.append(record(2)); // a second segment, still to send
+    await spool.remove(file);
+    await spool.close();
+    expect(fs.readdirSync(dir)).toHaveLength(1);
+    const [last] = await spool.takeSegments();
+    await spool.remove(last);
+    await spool.close();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
   /** A spool directory as another holder would have left it: one record, and `owner.json`. */
   async function leftBy(name: string, owner: object, ownerAgeMs = 0): Promise<void> {
     const other = new DiskSpool(join(dir, 'tmp'), 1_000_000);
