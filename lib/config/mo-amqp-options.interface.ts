@@ -38,7 +38,10 @@ export interface MoAmqpModuleOptions {
   spoolDir?: string;
   /** The spool's limit; beyond it `publish()` fails with reason `spool-full`. Default 100 MiB. */
   spoolMaxBytes?: number;
-  /** How long shutdown waits for confirms in flight before it spools what is left. Default 5,000 ms. */
+  /**
+   * Bounds each step of shutdown: consumers finishing what they hold, then confirms
+   * in flight (what is still unconfirmed is spooled). Default 5,000 ms.
+   */
   shutdownTimeoutMs?: number;
 }
 
