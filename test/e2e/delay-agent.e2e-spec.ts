@@ -128,6 +128,8 @@ describe('the delay agent against RabbitMQ', () => {
         headers: { 'x-trace': 'abc', 'x-count': 7 },
       }),
     );
+    // The agent counts a forward once its confirm is in, which may come after the copy arrived.
+    await until(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 0 });
   });
 
@@ -144,6 +146,8 @@ describe('the delay agent against RabbitMQ', () => {
     expect(message.properties.headers).toEqual({ 'x-trace': 'abc' });
     expect(message.properties.expiration).toBe('600000');
     expect(message.properties.deliveryMode).toBe(2);
+    // The agent counts a forward once its confirm is in, which may come after the copy arrived.
+    await until(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
   });
 
@@ -217,6 +221,8 @@ describe('the delay agent against RabbitMQ', () => {
     expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
     expect(lateness(messageId, due)).toBeLessThanOrEqual(1_000);
     expect(message.content.equals(body)).toBe(true);
+    // The agent counts a forward once its confirm is in, which may come after the copy arrived.
+    await until(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
   });
 

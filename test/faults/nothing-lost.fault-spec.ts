@@ -2,14 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
 import * as amqp from 'amqplib';
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MoAmqpModule, MoEvent, MoEventsService } from '../../lib';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
 import { Fixture, cluster, drainQueue, report, restartBroker, startBroker, stopBroker, uuid } from './support';
 
-const tempDir = (name: string) => fs.mkdtempSync(join(tmpdir(), `mo-fault-${name}-`));
+// In the test file's temporary working directory, which is deleted afterwards (test/support/isolate-cwd.ts).
+const tempDir = (name: string) => fs.mkdtempSync(join(process.cwd(), `${name}-`));
 
 @Injectable()
 class Engagements {

@@ -1,7 +1,6 @@
 import { LoggerService, Provider } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MoAmqpModule, MoAmqpModuleOptions } from '../../lib';
 
@@ -41,7 +40,7 @@ export async function withEnv<T>(vars: Record<string, string | undefined>, fn: (
   }
 }
 
-/** A fresh directory under the system's temporary one, for a spool no other test shares. */
+/** A fresh directory for a spool no other test shares (in the test file's temporary working directory). */
 export function testSpoolDir(): string {
-  return mkdtempSync(join(tmpdir(), 'mo-amqp-spool-'));
+  return mkdtempSync(join(process.cwd(), 'spool-'));
 }
