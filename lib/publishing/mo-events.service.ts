@@ -50,6 +50,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private readonly spool: DiskSpool | undefined;
   private readonly amqpConnection: AmqpConnection | undefined;
   private readonly counts: MoEventCounters = {
+    published: 0,
     confirmed: 0,
     spooled: 0,
     resent: 0,
@@ -180,6 +181,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       return { status: 'disabled', exchange, routingKey: event.routingKey, messageId, body: event.body };
     }
     let status: 'confirmed' | 'spooled';
+    this.counts.published++;
     try {
       // The body is ASCII (validated), where latin1 is the same bytes as UTF-8, and cheaper to encode.
       status = await this.outbox.send(exchange, event.routingKey, Buffer.from(event.body, 'latin1'), {

@@ -21,6 +21,8 @@ export interface MoPublishResult {
 
 /** Counts of `MoEventsService.counters`, since the process started. */
 export interface MoEventCounters {
+  /** Valid events sent towards the broker (each then ends confirmed, spooled or failed). */
+  published: number;
   /** Confirmed by the broker. */
   confirmed: number;
   /** Written to the spool instead (the broker could not take them then). */

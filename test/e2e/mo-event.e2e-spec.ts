@@ -69,6 +69,6 @@ describe('@MoEvent against RabbitMQ', () => {
     expect(logger.text).toContain(
       'ERROR @MoEvent employee.employee.update on People.rename was not published: MoPublishError:',
     );
-    expect(events.counters).toMatchObject({ confirmed: 1, failed: 1, decoratorFailures: 1 });
+    expect(events.counters).toMatchObject({ published: 2, confirmed: 1, failed: 1, decoratorFailures: 1 });
   });
 });

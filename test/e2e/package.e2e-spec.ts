@@ -43,6 +43,7 @@ describe('the built package, required from the repository root', () => {
     expect(created).toEqual({ uuid: engagement, employeeUuid: person, orgUnitUuid: unit, validFrom: '2021-08-01' });
     expect(failed).toBe('the write failed');
     expect(counters).toEqual({
+      published: 4,
       confirmed: 4,
       spooled: 0,
       resent: 0,

@@ -64,7 +64,7 @@ describe('the durable spool', () => {
     );
     expect(messages.slice(1).map((m) => m.properties.messageId)).toEqual(spooled.map((r) => r.messageId));
     await until(() => events.counters.resent === 20, 'the spool to be done');
-    expect(events.counters).toMatchObject({ confirmed: 1, spooled: 20, resent: 20 });
+    expect(events.counters).toMatchObject({ published: 21, confirmed: 1, spooled: 20, resent: 20 });
     expect(events.spoolStats).toMatchObject({ records: 0 });
   });
 
