@@ -77,6 +77,9 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     this.secrets = urls.map((url) => passwordOf(url) ?? '');
     if (options.enabled && amqpConnection) {
       this.amqpConnection = amqpConnection;
+      boundClose(amqpConnection, Math.max(options.shutdownTimeoutMs, CLOSE_WAIT_MS), (ms) =>
+        this.logger.warn(`RabbitMQ at ${this.broker} did not answer the close within ${ms} ms: connection cut`),
+      );
       this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {
         timeoutMs: options.publishTimeoutMs,
         // Runs on every new channel, so the exchanges exist before the first publish
@@ -343,4 +346,27 @@ async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<v
   const inProgress = (amqpConnection as unknown as { outstandingMessageProcessing?: Set<Promise<void>> })
     .outstandingMessageProcessing;
   await Promise.allSettled([...(inProgress ?? [])]);
+}
+
+/**
+ * golevelup's close waits for the broker's answers (consumer cancels, channel and
+ * connection close) without a bound, so a broker that stopped answering hangs
+ * `app.close()` for ever. Bounds it: past `ms` the connection manager stops
+ * reconnecting and the socket is cut. Nothing is lost by then: consumers have
+ * finished and what publishing could not get confirmed is spooled.
+ */
+function boundClose(amqpConnection: AmqpConnection, ms: number, onCut: (ms: number) => void): void {
+  const close = amqpConnection.close.bind(amqpConnection);
+  amqpConnection.close = async () => {
+    const closed = close().then(
+      () => true,
+      () => true,
+    );
+    if (await Promise.race([closed, delay(ms, false, { ref: false })])) return;
+    onCut(ms);
+    const manager = amqpConnection.managedConnection;
+    void manager.close().catch(() => undefined); // stops reconnecting at once; its answer never comes
+    const model = manager.connection as unknown as { connection?: { stream?: { destroy(): void } } } | undefined;
+    model?.connection?.stream?.destroy();
+  };
 }

@@ -68,6 +68,30 @@ describe('the durable spool', () => {
     expect(events.spoolStats).toMatchObject({ records: 0 });
   });
 
+  it('at shutdown spools what the broker has not confirmed within the bound, and the next start sends it', async () => {
+    proxy = await TcpProxy.start();
+    const spoolDir = testSpoolDir();
+    const options = { enabled: true, exchange, spoolDir, publishTimeoutMs: 60_000, shutdownTimeoutMs: 300 };
+    app = await bootApp({ ...options, url: proxy.url }, { logger });
+    const events = app.get(MoEventsService);
+    expect((await events.publish('employee', 'it', 'create', uuid(0))).status).toBe('confirmed');
+    proxy.pause(); // connected, but the broker no longer answers
+    const inFlight = Array.from({ length: 10 }, (_, i) => events.publish('employee', 'it', 'update', uuid(i + 1)));
+    const started = Date.now();
+    await app.close();
+    app = undefined;
+    expect(Date.now() - started).toBeLessThan(8_000);
+    const results = await Promise.all(inFlight);
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill('spooled'));
+    expect(logger.text).toContain('10 event(s) wait in the spool for the next start');
+    expect(logger.text).toContain('did not answer the close within 2000 ms: connection cut');
+
+    app = await bootApp({ ...options, url: BROKER_URL }, { logger });
+    const messages = await collector.waitFor(11, 10_000);
+    const ids = new Set(messages.map((m) => m.properties.messageId));
+    for (const r of results) expect(ids.has(r.messageId)).toBe(true);
+  });
+
   it('refuses clearly once the spool is full, and still sends what it holds', async () => {
     proxy = await TcpProxy.start();
     app = await bootApp(
