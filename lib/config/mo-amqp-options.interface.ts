@@ -39,8 +39,8 @@ export interface MoAmqpModuleOptions {
   /** The spool's limit; beyond it `publish()` fails with reason `spool-full`. Default 100 MiB. */
   spoolMaxBytes?: number;
   /**
-   * Bounds each step of shutdown: consumers finishing what they hold, then confirms
-   * in flight (what is still unconfirmed is spooled). Default 5,000 ms.
+   * Bounds shutdown: consumers finishing what they hold, then confirms in flight,
+   * together (what is still unconfirmed is spooled). Default 5,000 ms.
    */
   shutdownTimeoutMs?: number;
 }

@@ -1,6 +1,9 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ChannelKeeper } from '../util/channel-keeper';
+
+const CANCEL_WAIT_MS = 2_000;
 
 /** Acknowledges one delivery on the channel it came from; a no-op once that channel is gone. */
 export interface Delivery {
@@ -52,11 +55,16 @@ export class AgentChannel {
     });
   }
 
-  /** Takes no new deliveries; the ones in hand can still be acknowledged. */
+  /**
+   * Takes no new deliveries; the ones in hand can still be acknowledged. Bounded:
+   * a broker that stopped answering never sends cancel-ok.
+   */
   async stopConsuming(): Promise<void> {
     const channel = this.keeper.channel;
-    for (const tag of this.consumerTags) await channel?.cancel(tag).catch(() => undefined);
+    const tags = this.consumerTags;
     this.consumerTags = [];
+    const cancelled = Promise.all(tags.map((tag) => channel?.cancel(tag).catch(() => undefined)));
+    await Promise.race([cancelled, delay(CANCEL_WAIT_MS, undefined, { ref: false })]);
   }
 
   async close(): Promise<void> {

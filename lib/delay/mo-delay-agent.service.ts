@@ -115,8 +115,9 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
 
   /**
    * At shutdown, while publishing still works: takes nothing new, lets the
-   * messages in hand reach their next hop, and gives back the ones waiting
-   * for their last fraction of a second (another agent, or the next start, has them).
+   * messages in hand reach their next hop, gives back the ones waiting for
+   * their last fraction of a second (another agent, or the next start, has
+   * them), and closes its channel (what is still unacknowledged goes back).
    */
   async stop(): Promise<void> {
     await this.channel?.stopConsuming();
@@ -126,11 +127,11 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     }
     this.held.clear();
     await Promise.allSettled([...this.inHand]);
+    await this.channel?.close();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.stop();
-    await this.channel?.close();
+    await this.stop(); // done already, unless shutdown's bound cut it short
   }
 
   private start(amqpConnection: AmqpConnection): Promise<void> {

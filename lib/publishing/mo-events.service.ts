@@ -77,7 +77,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     this.secrets = urls.map((url) => passwordOf(url) ?? '');
     if (options.enabled && amqpConnection) {
       this.amqpConnection = amqpConnection;
-      boundClose(amqpConnection, Math.max(options.shutdownTimeoutMs, CLOSE_WAIT_MS), (ms) =>
+      boundClose(amqpConnection, CLOSE_WAIT_MS, (ms) =>
         this.logger.warn(`RabbitMQ at ${this.broker} did not answer the close within ${ms} ms: connection cut`),
       );
       this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {
@@ -227,17 +227,21 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
    */
   async beforeApplicationShutdown(): Promise<void> {
     if (!this.publisher || !this.outbox || !this.amqpConnection) return;
-    const bound = this.options.shutdownTimeoutMs;
+    // One bound for all of it: consumers finishing, then confirms.
+    const deadline = Date.now() + this.options.shutdownTimeoutMs;
+    const left = () => Math.max(0, deadline - Date.now());
     // Consumers first, while publishing still works: they take nothing new and
     // finish what they hold (its retries, dead-letter copies and events still go out).
-    await withinBound(Promise.all(this.stoppers.map((stop) => stop())), bound);
-    await withinBound(stopGolevelupConsumers(this.amqpConnection), bound);
+    await withinBound(Promise.all(this.stoppers.map((stop) => stop())), left());
+    await withinBound(stopGolevelupConsumers(this.amqpConnection), left());
     if (this.publisher.size > 0) {
-      this.logger.log(`Waiting up to ${bound} ms for ${this.publisher.size} publish confirm(s)`);
+      this.logger.log(`Waiting up to ${left()} ms for ${this.publisher.size} publish confirm(s)`);
     }
-    await this.outbox.close(bound);
-    const left = this.spool?.stats;
-    if (left && left.bytes > 0) this.logger.warn(`${left.records} event(s) wait in the spool for the next start`);
+    await this.outbox.close(left());
+    const spooled = this.spool?.stats;
+    if (spooled && spooled.bytes > 0) {
+      this.logger.warn(`${spooled.records} event(s) wait in the spool for the next start`);
+    }
   }
 
   /** For an app closed without `beforeApplicationShutdown` having run (a failed start). */
@@ -352,8 +356,9 @@ async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<v
  * golevelup's close waits for the broker's answers (consumer cancels, channel and
  * connection close) without a bound, so a broker that stopped answering hangs
  * `app.close()` for ever. Bounds it: past `ms` the connection manager stops
- * reconnecting and the socket is cut. Nothing is lost by then: consumers have
- * finished and what publishing could not get confirmed is spooled.
+ * reconnecting and the socket is cut. Nothing is lost by then: it runs after
+ * `beforeApplicationShutdown`, when consumers have finished and what publishing
+ * could not get confirmed is spooled.
  */
 function boundClose(amqpConnection: AmqpConnection, ms: number, onCut: (ms: number) => void): void {
   const close = amqpConnection.close.bind(amqpConnection);

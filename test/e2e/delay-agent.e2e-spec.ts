@@ -5,7 +5,7 @@ import { MO_HEADER_REASON, MoAmqpModule, MoDelayAgent, MoDelayAgentModule } from
 import { delayTopology } from '../../lib/delay/delay-ladder';
 import { AGENT_DELIVERY_LIMIT } from '../../lib/delay/mo-delay-agent.service';
 import { startAgentProcess, stopProcess } from '../support/agent-process';
-import { BROKER_URL, Collector, TestBroker, uniqueName } from '../support/broker';
+import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
 
 interface Names {
@@ -18,12 +18,13 @@ async function bootAgent(
   names: Names,
   timeZone = 'UTC',
   queueType: 'classic' | 'quorum' = 'classic',
+  url = BROKER_URL,
 ): Promise<TestingModule> {
   const app = await Test.createTestingModule({
     imports: [
       MoAmqpModule.forRoot({
         enabled: true,
-        url: BROKER_URL,
+        url,
         exchange: names.exchange,
         delayedExchange: names.delayedExchange,
         timeZone,
@@ -239,6 +240,29 @@ describe('the delay agent against RabbitMQ', () => {
       expect(dead.properties.messageId).toBe(queue);
       expect(dead.content).toEqual(body);
     }
+  });
+
+  it('closes within its bound when the broker has stopped answering, and the messages it held are not lost', async () => {
+    const proxy = await TcpProxy.start();
+    let messageId = '';
+    try {
+      app = await bootAgent(names, 'UTC', 'classic', proxy.url);
+      const { text } = inFuture(600); // held in memory for its last fraction of a second
+      messageId = send(text).messageId;
+      await until(() => app?.get(MoDelayAgent).stats.holding === 1, 'the agent to hold it');
+      proxy.pause();
+      const started = Date.now();
+      await app.close();
+      app = undefined;
+      // The shutdown bound (5 s), then at most 2 s each for the publisher's and the connection's
+      // close (9 s), and room for a loaded machine. Before, it never returned.
+      expect(Date.now() - started).toBeLessThan(12_000);
+    } finally {
+      await proxy.close();
+    }
+    // The held message went back to the due queue with the connection: the next agent sends it.
+    app = await bootAgent(names);
+    await until(() => received.has(messageId), 'the held message');
   });
 
   it('runs side by side with a second agent (another process): each message at least once, none early', async () => {
