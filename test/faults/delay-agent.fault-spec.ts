@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { delayTopology } from '../../lib/delay/delay-ladder';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
-import { report, restartBroker } from './support';
+import { drainQueue, faultCounts, report, restartBroker } from './support';
 
 const ROOT = join(__dirname, '..', '..');
 const run = promisify(execFile);
@@ -38,64 +38,17 @@ async function publish(names: Names, count: number, delayMs: (i: number) => numb
   return due;
 }
 
-/**
- * Consumes the durable sink the delayed exchange feeds, reconnecting through a
- * broker restart: message id -> when it first arrived, and how many copies came.
- * What arrives while it is reconnecting waits in the sink and is stamped late,
- * never early.
- */
-async function readSink(
-  names: Names,
-  expected: number,
-  timeoutMs: number,
-): Promise<Map<string, number> & { copies: number }> {
-  const seen = Object.assign(new Map<string, number>(), { copies: 0 });
-  const deadline = Date.now() + timeoutMs;
-  while (seen.size < expected && Date.now() < deadline) {
-    try {
-      const connection = await amqp.connect(BROKER_URL);
-      const closed = new Promise((resolve) => {
-        connection.on('close', resolve);
-        connection.on('error', resolve);
-      });
-      const channel = await connection.createChannel();
-      await channel.consume(
-        names.sink,
-        (m) => {
-          if (!m) return;
-          seen.copies++;
-          const id = String(m.properties.messageId);
-          if (!seen.has(id)) seen.set(id, Date.now());
-        },
-        { noAck: true },
-      );
-      while (seen.size < expected && Date.now() < deadline) {
-        if (await Promise.race([closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 100))])) break;
-      }
-      await connection.close().catch(() => undefined);
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 200)); // the broker is restarting
-    }
-  }
-  return seen;
+/** The delayed copies in the sink, by message id, through broker restarts. */
+function readSink(names: Names, expected: number, timeoutMs: number) {
+  return drainQueue([BROKER_URL], names.sink, expected, timeoutMs, (m) => String(m.properties.messageId));
 }
 
-/** The fault line: every event was published with confirms, so sent = confirmed. */
-function counts(
-  due: Map<string, number>,
-  seen: Map<string, number> & { copies: number },
-  lost: string[],
-  early: unknown[],
-) {
-  return {
-    sent: due.size,
-    confirmed: due.size,
-    spooled: 0,
-    delivered: seen.size,
-    duplicates: seen.copies - seen.size,
-    lost: lost.length,
-    early: early.length,
-  };
+/** The fault line, from what was published (id -> due) and what the sink saw; every event was confirmed. */
+function verdict(due: Map<string, number>, seen: Awaited<ReturnType<typeof readSink>>) {
+  const lost = [...due.keys()].filter((id) => !seen.firstSeen.has(id));
+  const early = [...seen.firstSeen].filter(([id, at]) => at < (due.get(id) as number));
+  const counts = faultCounts(due.size, { confirmed: due.size }, { distinct: seen.firstSeen.size, total: seen.total });
+  return { counts: { ...counts, early: early.length }, lost, early };
 }
 
 describe('delay agent faults', () => {
@@ -135,9 +88,8 @@ describe('delay agent faults', () => {
     await stopProcess(agents[0], 'SIGKILL');
     agents.push(await startAgentProcess(names));
     const seen = await readSink(names, due.size, 30_000);
-    const lost = [...due.keys()].filter((id) => !seen.has(id));
-    const early = [...seen].filter(([id, at]) => at < (due.get(id) as number));
-    report('delay agent killed (SIGKILL) mid-stream', counts(due, seen, lost, early));
+    const { counts, lost, early } = verdict(due, seen);
+    report('delay agent killed (SIGKILL) mid-stream', counts);
     expect(lost).toEqual([]);
     expect(early).toEqual([]);
   });
@@ -150,9 +102,8 @@ describe('delay agent faults', () => {
     expect(restart.stderr).toContain('RabbitMQ answers');
     // The agent reconnects on its own.
     const seen = await readSink(names, due.size, 60_000);
-    const lost = [...due.keys()].filter((id) => !seen.has(id));
-    const early = [...seen].filter(([id, at]) => at < (due.get(id) as number));
-    report('broker restarted with messages in the delay ladder', counts(due, seen, lost, early));
+    const { counts, lost, early } = verdict(due, seen);
+    report('broker restarted with messages in the delay ladder', counts);
     expect(lost).toEqual([]);
     expect(early).toEqual([]);
   });
@@ -168,9 +119,8 @@ describe('delay agent faults', () => {
     broker = await TestBroker.reconnect(broker);
     agents.push(await startAgentProcess(names));
     const seen = await readSink(names, due.size, 90_000);
-    const lost = [...due.keys()].filter((id) => !seen.has(id));
-    const early = [...seen].filter(([id, at]) => at < (due.get(id) as number));
-    report('delay agent and broker restarted with 10,000 pending', counts(due, seen, lost, early));
+    const { counts, lost, early } = verdict(due, seen);
+    report('delay agent and broker restarted with 10,000 pending', counts);
     expect(lost).toEqual([]);
     expect(early).toEqual([]);
   });

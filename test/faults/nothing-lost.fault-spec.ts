@@ -6,7 +6,17 @@ import { join } from 'node:path';
 import { MoAmqpModule, MoEvent, MoEventsService } from '../../lib';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
-import { Fixture, cluster, drainQueue, report, restartBroker, startBroker, stopBroker, uuid } from './support';
+import {
+  Fixture,
+  cluster,
+  drainQueue,
+  faultCounts,
+  report,
+  restartBroker,
+  startBroker,
+  stopBroker,
+  uuid,
+} from './support';
 
 // In the test file's temporary working directory, which is deleted afterwards (test/support/isolate-cwd.ts).
 const tempDir = (name: string) => fs.mkdtempSync(join(process.cwd(), `${name}-`));
@@ -73,26 +83,25 @@ describe('nothing lost', () => {
     await broker.close();
   });
 
-  it('the broker stopped and restarted during a 10,000-event burst from @MoEvent methods', async () => {
-    const exchange = uniqueName('burst');
+  /** A new exchange with a durable queue bound to it on the local broker, both deleted after the test. */
+  async function freshSink(name: string): Promise<{ exchange: string; queue: string }> {
+    const exchange = uniqueName(name);
     const queue = `${exchange}.sink`;
     broker.track(exchange);
     broker.trackQueue(queue);
     await sink(BROKER_URL, exchange, queue);
+    return { exchange, queue };
+  }
+
+  it('the broker stopped and restarted during a 10,000-event burst from @MoEvent methods', async () => {
+    const { exchange, queue } = await freshSink('burst');
     const app = await bootPublisher(BROKER_URL, exchange, tempDir('burst'));
     const events = app.get(MoEventsService);
     try {
       await burst(app.get(Engagements), 10_000, 100, 2_000, restartBroker);
       const { copies, total } = await drainQueue([BROKER_URL], queue, 10_000, 90_000);
       const counters = events.counters;
-      const counts = {
-        sent: 10_000,
-        confirmed: counters.confirmed,
-        spooled: counters.spooled,
-        delivered: copies.size,
-        duplicates: total - copies.size,
-        lost: 10_000 - copies.size,
-      };
+      const counts = faultCounts(10_000, counters, { distinct: copies.size, total });
       report('broker restarted during a @MoEvent burst', counts);
       expect(counts.lost).toBe(0);
       expect(counters.confirmed + counters.spooled).toBe(10_000);
@@ -103,11 +112,7 @@ describe('nothing lost', () => {
   });
 
   it('the process killed (SIGKILL) with 1,000 events spooled while the broker was down', async () => {
-    const exchange = uniqueName('crash');
-    const queue = `${exchange}.sink`;
-    broker.track(exchange);
-    broker.trackQueue(queue);
-    await sink(BROKER_URL, exchange, queue);
+    const { exchange, queue } = await freshSink('crash');
     const spoolDir = tempDir('crash');
     const env = { ENABLE_AMQP: 'true', AMQP__URL: BROKER_URL, AMQP__EXCHANGE: exchange, AMQP__SPOOL_DIR: spoolDir };
 
@@ -129,14 +134,7 @@ describe('nothing lost', () => {
     await second.line('ready');
     const { copies, total } = await drainQueue([BROKER_URL], queue, 1_000, 60_000);
     await second.stop();
-    const counts = {
-      sent: 1_000,
-      confirmed: statuses.confirmed ?? 0,
-      spooled: statuses.spooled ?? 0,
-      delivered: copies.size,
-      duplicates: total - copies.size,
-      lost: 1_000 - copies.size,
-    };
+    const counts = faultCounts(1_000, statuses, { distinct: copies.size, total });
     report('process killed with events spooled, broker down', counts);
     expect(counts.spooled).toBe(1_000);
     expect(counts.lost).toBe(0);
@@ -160,14 +158,7 @@ describe('nothing lost', () => {
       const survivors = urls.filter((_, i) => i !== leader - 1);
       const { copies, total } = await drainQueue(survivors, queue, 10_000, 120_000);
       const counters = events.counters;
-      const counts = {
-        sent: 10_000,
-        confirmed: counters.confirmed,
-        spooled: counters.spooled,
-        delivered: copies.size,
-        duplicates: total - copies.size,
-        lost: 10_000 - copies.size,
-      };
+      const counts = faultCounts(10_000, counters, { distinct: copies.size, total });
       report(`cluster: quorum leader (node ${leader}) killed mid-burst`, counts);
       expect(counts.lost).toBe(0);
     } finally {
@@ -216,14 +207,7 @@ describe('nothing lost', () => {
     await second.stop();
     const all = lines();
     const unique = new Set(all);
-    const counts = {
-      sent: 2_000,
-      confirmed: 2_000,
-      spooled: 0,
-      delivered: unique.size,
-      duplicates: all.length - unique.size,
-      lost: 2_000 - unique.size,
-    };
+    const counts = faultCounts(2_000, { confirmed: 2_000 }, { distinct: unique.size, total: all.length });
     report('consumer killed mid-batch', counts);
     expect(counts.lost).toBe(0);
   });

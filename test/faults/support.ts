@@ -19,7 +19,23 @@ export interface FaultCounts {
   lost: number;
 }
 
-export function report(name: string, counts: FaultCounts & Record<string, number>): void {
+/** The counts of `sent` events: what the publisher said of them, and what a reader saw (distinct and in all). */
+export function faultCounts(
+  sent: number,
+  said: { confirmed?: number; spooled?: number },
+  seen: { distinct: number; total: number },
+): FaultCounts {
+  return {
+    sent,
+    confirmed: said.confirmed ?? 0,
+    spooled: said.spooled ?? 0,
+    delivered: seen.distinct,
+    duplicates: seen.total - seen.distinct,
+    lost: sent - seen.distinct,
+  };
+}
+
+export function report(name: string, counts: FaultCounts & { early?: number }): void {
   const line = Object.entries(counts)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
@@ -45,15 +61,17 @@ export async function cluster(...args: string[]): Promise<string> {
 }
 
 /**
- * Reads a durable queue until `expected` distinct events arrived (or the time is
- * up), reconnecting through broker restarts and node failures: uuid -> copies seen,
- * and when each first arrived.
+ * Reads a durable queue until `expected` distinct messages arrived (or the time is
+ * up), reconnecting through broker restarts and node failures: id -> copies seen,
+ * and when each first arrived. The id is the body's uuid unless `idOf` says else.
+ * What arrives while it reconnects waits in the queue and is stamped late, never early.
  */
 export async function drainQueue(
   urls: string[],
   queue: string,
   expected: number,
   timeoutMs: number,
+  idOf: (m: amqp.ConsumeMessage) => string = (m) => String(JSON.parse(m.content.toString()).uuid),
 ): Promise<{ copies: Map<string, number>; firstSeen: Map<string, number>; total: number }> {
   const copies = new Map<string, number>();
   const firstSeen = new Map<string, number>();
@@ -72,7 +90,7 @@ export async function drainQueue(
       await channel.prefetch(500);
       await channel.consume(queue, (m) => {
         if (!m) return;
-        const id = String(JSON.parse(m.content.toString()).uuid);
+        const id = idOf(m);
         copies.set(id, (copies.get(id) ?? 0) + 1);
         if (!firstSeen.has(id)) firstSeen.set(id, Date.now());
         total++;
