@@ -14,11 +14,13 @@ import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoPublishError, MoPublishFailure } from '../errors/mo-publish.error';
 import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-event';
 import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
+import { describeValue } from '../util/describe-value';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
 import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
@@ -208,6 +210,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       return;
     }
     try {
+      await this.checkSpool();
       await this.waitForBroker(this.amqpConnection, this.publisher);
     } catch (err) {
       await this.abortStart();
@@ -262,6 +265,21 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       this.amqpConnection.managedConnection.close().catch(() => undefined),
       delay(CLOSE_WAIT_MS, undefined, { ref: false }),
     ]);
+  }
+
+  /** A spool directory that cannot be written is bad configuration: said at start, not at the first outage. */
+  private async checkSpool(): Promise<void> {
+    try {
+      await this.spool?.check();
+    } catch (err) {
+      throw new MoAmqpConfigError([
+        {
+          name: 'AMQP__SPOOL_DIR (spoolDir)',
+          received: describeValue(this.options.spoolDir),
+          allowed: `a directory this process can create and write in, or off (${this.redact(err)})`,
+        },
+      ]);
+    }
   }
 
   /** Resolves once this publisher's channel and golevelup's own channel are set up. */
@@ -330,7 +348,11 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   }
 
   private redact(err: unknown): string {
-    const message = err instanceof Error ? err.message : String(err);
+    // Not `instanceof Error`: errors from another realm (a VM context, a test sandbox) are errors too.
+    const message =
+      typeof err === 'object' && err !== null && typeof (err as Error).message === 'string'
+        ? (err as Error).message
+        : String(err);
     return redactSecrets(message, this.secrets);
   }
 }

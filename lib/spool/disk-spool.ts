@@ -106,6 +106,12 @@ export class DiskSpool {
     return true;
   }
 
+  /** Makes sure the directory exists and can be written in; rejects with the file system's error if not. */
+  async check(): Promise<void> {
+    await fs.promises.mkdir(this.dir, { recursive: true });
+    await fs.promises.access(this.dir, fs.constants.W_OK | fs.constants.X_OK);
+  }
+
   /** At start-up: adopts what processes that are gone left behind; resolves with how many segments wait. */
   async recover(): Promise<number> {
     const waiting = await this.listSegments();

@@ -1,7 +1,7 @@
 import { TestingModule } from '@nestjs/testing';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { MoAmqpHealthIndicator, MoEventsService, MoPublishError } from '../../lib';
+import { MoAmqpConfigError, MoAmqpHealthIndicator, MoEventsService, MoPublishError } from '../../lib';
 import { DiskSpool } from '../../lib/spool/disk-spool';
 import { bootApp, testSpoolDir } from '../support/app';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
@@ -90,6 +90,17 @@ describe('the durable spool', () => {
     const messages = await collector.waitFor(11, 10_000);
     const ids = new Set(messages.map((m) => m.properties.messageId));
     for (const r of results) expect(ids.has(r.messageId)).toBe(true);
+  });
+
+  it('refuses to start with a spool directory it cannot write in, naming the variable and the path', async () => {
+    const file = join(testSpoolDir(), 'a-file');
+    fs.writeFileSync(file, '');
+    const err = await bootApp({ enabled: true, url: BROKER_URL, exchange, spoolDir: file }, { logger }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(MoAmqpConfigError);
+    expect((err as Error).message).toContain(`AMQP__SPOOL_DIR (spoolDir): received ${JSON.stringify(file)}`);
+    expect((err as Error).message).toContain('a directory this process can create and write in, or off (EEXIST');
   });
 
   it('refuses clearly once the spool is full, and still sends what it holds', async () => {
