@@ -210,8 +210,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       return;
     }
     try {
-      await this.checkSpool();
-      await this.waitForBroker(this.amqpConnection, this.publisher);
+      // Side by side: the wait must be listening from the start, or it misses the first connect failure.
+      await Promise.all([this.checkSpool(), this.waitForBroker(this.amqpConnection, this.publisher)]);
     } catch (err) {
       await this.abortStart();
       throw err;
