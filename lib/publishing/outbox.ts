@@ -10,6 +10,12 @@ const DRAIN_RETRY_MS = 2_000;
 /** Where an event went: to the broker (confirmed) or to disk, to be sent later. */
 export type Outcome = 'confirmed' | 'spooled';
 
+/** A declaration the broker answers with 403 (access refused) or 406 (precondition failed) will not pass later either. */
+function refusedForGood(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 403 || code === 406;
+}
+
 export interface OutboxLogger {
   warn(message: string): void;
   error(message: string): void;
@@ -149,7 +155,25 @@ export class Outbox {
           // An exchange the broker lost (or a test deleted) would refuse every record
           // for ever: declare it again first, durable topic, as the publisher does.
           for (const exchange of new Set(records.map((r) => r.exchange))) {
-            if (exchange !== '') await this.publisher.assertExchange(exchange);
+            if (exchange === '') continue;
+            try {
+              await this.publisher.assertExchange(exchange);
+            } catch (err) {
+              if (!refusedForGood(err)) throw err;
+              // Refused for good (another type, no permission): set aside, so the rest goes on.
+              const refused = records.filter((r) => r.exchange === exchange);
+              const aside = await spool.setAside(
+                file,
+                refused,
+                records.filter((r) => r.exchange !== exchange),
+              );
+              this.logger.error(
+                `RabbitMQ refuses exchange "${exchange}" (${err instanceof Error ? err.message : String(err)}): ` +
+                  `${refused.length} spooled event(s) for it are set aside in ${aside}, not sent; the rest are`,
+              );
+              this.scheduleDrain(DRAIN_RETRY_MS); // the broker closed the channel; it reopens
+              return;
+            }
           }
           for (let i = 0; i < records.length; i += DRAIN_BATCH) {
             // One channel keeps them in order; the batch's confirms are awaited together.

@@ -31,6 +31,8 @@ interface Owner {
 }
 
 const OWNER_FILE = 'owner.json';
+/** Where records the broker refuses for good are set aside, never sent again by the spool. */
+export const REFUSED_DIR = 'refused';
 /** A directory of another host whose owner file was not touched for this long is taken as abandoned. */
 export const SPOOL_LEASE_MS = 15_000;
 const HEARTBEAT_MS = SPOOL_LEASE_MS / 3;
@@ -121,20 +123,7 @@ export class DiskSpool {
   /** Writes the record and fsyncs it; rejects when the spool is full (nothing written then). */
   append(record: Omit<SpoolRecord, 'spooledAt'>): Promise<void> {
     const spooledAt = Date.now();
-    const payload = Buffer.from(
-      JSON.stringify({
-        e: record.exchange,
-        k: record.routingKey,
-        p: record.properties,
-        b: record.content.toString('base64'),
-        t: spooledAt,
-      }),
-    );
-    const bytes = Buffer.alloc(HEADER_BYTES + payload.length);
-    MAGIC.copy(bytes, 0);
-    bytes.writeUInt32BE(payload.length, 4);
-    bytes.writeUInt32BE(crc32(payload), 8);
-    payload.copy(bytes, HEADER_BYTES);
+    const bytes = encode({ ...record, spooledAt });
     const held = this.stats.bytes;
     if (held + bytes.length > this.maxBytes) return Promise.reject(new SpoolFullError(held, this.maxBytes));
     this.pendingBytes += bytes.length;
@@ -242,6 +231,22 @@ export class DiskSpool {
     return records;
   }
 
+  /**
+   * Moves `refused` out of segment `file` into `<dir>/refused/` (same record
+   * format, fsynced first), and rewrites the segment with `keep` only (a new file
+   * renamed over it). Resolves with the file the refused records went to.
+   */
+  async setAside(file: string, refused: SpoolRecord[], keep: SpoolRecord[]): Promise<string> {
+    const target = path.join(this.dir, REFUSED_DIR, `${Date.now()}-${randomBytes(4).toString('hex')}.spool`);
+    await fs.promises.mkdir(path.dirname(target), { recursive: true });
+    await writeSynced(target, Buffer.concat(refused.map(encode)));
+    const rest = Buffer.concat(keep.map(encode));
+    await writeSynced(`${file}.tmp`, rest);
+    await fs.promises.rename(`${file}.tmp`, file);
+    this.segments.set(file, { bytes: rest.length, records: keep.length, oldest: keep[0]?.spooledAt });
+    return target;
+  }
+
   /** Forgets a segment whose records the broker has all confirmed. */
   async remove(file: string): Promise<void> {
     await fs.promises.rm(file, { force: true });
@@ -282,6 +287,7 @@ export class DiskSpool {
     const entries = await fs.promises.readdir(this.dir, { withFileTypes: true });
     for (const name of entries.filter((e) => e.isDirectory()).map((e) => e.name)) {
       const full = path.join(this.dir, name);
+      if (name === REFUSED_DIR) continue;
       if (this.held.has(full) || full === this.own || !(await isAbandoned(full))) continue;
       // Rename is atomic: of two spools adopting at once, one wins.
       const target = path.join(this.dir, `adopted-${randomBytes(6).toString('hex')}`);
@@ -352,6 +358,35 @@ export class SpoolFullError extends Error {
     readonly maxBytes: number,
   ) {
     super(`the spool is full (${bytes} of ${maxBytes} bytes, AMQP__SPOOL_MAX_BYTES)`);
+  }
+}
+
+/** A record on disk: MAGIC, the payload's length and CRC-32, the payload. */
+function encode(record: SpoolRecord): Buffer {
+  const payload = Buffer.from(
+    JSON.stringify({
+      e: record.exchange,
+      k: record.routingKey,
+      p: record.properties,
+      b: record.content.toString('base64'),
+      t: record.spooledAt,
+    }),
+  );
+  const bytes = Buffer.alloc(HEADER_BYTES + payload.length);
+  MAGIC.copy(bytes, 0);
+  bytes.writeUInt32BE(payload.length, 4);
+  bytes.writeUInt32BE(crc32(payload), 8);
+  payload.copy(bytes, HEADER_BYTES);
+  return bytes;
+}
+
+async function writeSynced(file: string, bytes: Buffer): Promise<void> {
+  const handle = await fs.promises.open(file, 'w');
+  try {
+    await handle.write(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

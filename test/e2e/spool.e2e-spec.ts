@@ -157,6 +157,37 @@ describe('the durable spool', () => {
     await until(() => fs.readdirSync(spoolDir).every((d) => !d.includes('crashed')), 'the adopted directory to go');
   });
 
+  it('sets aside what an exchange refuses for good, says where, and sends the rest', async () => {
+    const spoolDir = testSpoolDir();
+    const fanout = uniqueName('fanout');
+    broker.track(fanout);
+    await broker.channel.assertExchange(fanout, 'fanout', { durable: true }); // not the topic exchange it was
+    const left = new DiskSpool(spoolDir, 1_000_000);
+    for (const [i, to] of [exchange, fanout, exchange].entries()) {
+      await left.append({
+        exchange: to,
+        routingKey: 'org_unit.role.create',
+        content: Buffer.from(`{"uuid": "${uuid(i)}", "time": "2021-07-27"}`),
+        properties: { persistent: true, messageId: `left-${i}` },
+      });
+    }
+    await left.close();
+    fs.renameSync(join(spoolDir, fs.readdirSync(spoolDir)[0]), join(spoolDir, '999999-crashed'));
+
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange, spoolDir }, { logger });
+    const messages = await collector.waitFor(2, 10_000);
+    expect(messages.map((m) => m.properties.messageId)).toEqual(['left-0', 'left-2']);
+    expect(logger.text).toContain(`RabbitMQ refuses exchange "${fanout}"`);
+    expect(logger.text).toContain('PRECONDITION_FAILED');
+    const [aside] = fs.readdirSync(join(spoolDir, 'refused'));
+    expect(logger.text).toContain(`1 spooled event(s) for it are set aside in ${join(spoolDir, 'refused', aside)}`);
+    const kept = await new DiskSpool(spoolDir, 1_000_000).readSegment(join(spoolDir, 'refused', aside), () => {
+      throw new Error('damaged');
+    });
+    expect(kept.map((r) => [r.exchange, r.properties.messageId])).toEqual([[fanout, 'left-1']]);
+    await until(() => app!.get(MoEventsService).spoolStats?.records === 0, 'the spool to be empty');
+  });
+
   it('reports itself down through the health indicator while the broker is away, with the spool depth', async () => {
     proxy = await TcpProxy.start();
     app = await bootApp({ enabled: true, url: proxy.url, exchange, spoolDir: testSpoolDir() }, { logger });
