@@ -3,13 +3,12 @@ import { TIME_TEXT_ALLOWED, formatMoTime, parseMoTime } from './mo-time';
 import { moRoutingKey } from './routing-key';
 import { UUID_ALLOWED, normalizeUuid } from './uuid';
 import {
-  MO_ACTIONS,
-  MO_OBJECT_TYPES,
-  MO_SERVICES,
   MoAction,
   MoObjectType,
   MoRoutingKey,
   MoService,
+  MoWordProblem,
+  findBadMoWord,
   isMoAction,
   isMoObjectType,
   isMoService,
@@ -56,11 +55,11 @@ export function buildMoEvent(
   timeZone: string,
   now: () => Date = () => new Date(),
 ): MoOutgoingEvent {
-  if (!isMoService(service)) throw new MoEventValidationError('service', service, oneOf(MO_SERVICES));
-  if (!isMoObjectType(objectType)) {
-    throw new MoEventValidationError('objectType', objectType, oneOf(MO_OBJECT_TYPES));
+  // The quick check first: this is the publish path.
+  if (!isMoService(service) || !isMoObjectType(objectType) || !isMoAction(action)) {
+    const bad = findBadMoWord({ service, objectType, action }) as MoWordProblem;
+    throw new MoEventValidationError(bad.field, bad.value, oneOf(bad.allowed));
   }
-  if (!isMoAction(action)) throw new MoEventValidationError('action', action, oneOf(MO_ACTIONS));
   const canonicalUuid = normalizeUuid(uuid);
   if (canonicalUuid === undefined) throw new MoEventValidationError('uuid', uuid, UUID_ALLOWED);
 

@@ -43,3 +43,34 @@ export function isMoObjectType(value: unknown): value is MoObjectType {
 export function isMoAction(value: unknown): value is MoAction {
   return typeof value === 'string' && ACTIONS.has(value);
 }
+
+/** A word of a routing key that is not in the vocabulary: which field, how to name it, what is allowed. */
+export interface MoWordProblem {
+  readonly field: 'service' | 'objectType' | 'action';
+  /** The field as a message names it: `service`, `object type`, `action`. */
+  readonly name: string;
+  readonly value: unknown;
+  readonly allowed: readonly string[];
+}
+
+const WORD_CHECKS = [
+  { field: 'service', name: 'service', allowed: MO_SERVICES, is: isMoService },
+  { field: 'objectType', name: 'object type', allowed: MO_OBJECT_TYPES, is: isMoObjectType },
+  { field: 'action', name: 'action', allowed: MO_ACTIONS, is: isMoAction },
+] as const;
+
+/**
+ * The first of the three words outside the vocabulary, or `undefined` when all
+ * are in it. With `missingMeansAny`, a word left undefined passes (a binding's `*`).
+ */
+export function findBadMoWord(
+  words: { readonly service?: unknown; readonly objectType?: unknown; readonly action?: unknown },
+  missingMeansAny = false,
+): MoWordProblem | undefined {
+  for (const { field, name, allowed, is } of WORD_CHECKS) {
+    const value = words[field];
+    if (missingMeansAny && value === undefined) continue;
+    if (!is(value)) return { field, name, value, allowed };
+  }
+  return undefined;
+}

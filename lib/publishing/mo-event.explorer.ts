@@ -3,14 +3,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
-import {
-  MO_ACTIONS,
-  MO_OBJECT_TYPES,
-  MO_SERVICES,
-  isMoAction,
-  isMoObjectType,
-  isMoService,
-} from '../events/vocabulary';
+import { findBadMoWord } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS, MO_EVENT_METADATA } from '../mo-amqp.constants';
 import { MoEventDefinition, decoratedPrototypes } from './mo-event.decorator';
 import { MoEventBinding, WrappedMethodState, wrapMethod, wrappedState } from './mo-event.wrapper';
@@ -142,20 +135,12 @@ function prototypeOf(wrapper: InstanceWrapper): object | undefined {
 }
 
 function validate(label: string, { service, objectType, action, selectors }: MoEventDefinition): void {
-  if (!isMoService(service)) {
+  const bad = findBadMoWord({ service, objectType, action });
+  if (bad) {
     throw new MoEventDecoratorError(
       label,
-      `service ${JSON.stringify(service)} is not one of ${MO_SERVICES.join(', ')}`,
+      `${bad.name} ${JSON.stringify(bad.value)} is not one of ${bad.allowed.join(', ')}`,
     );
-  }
-  if (!isMoObjectType(objectType)) {
-    throw new MoEventDecoratorError(
-      label,
-      `object type ${JSON.stringify(objectType)} is not one of ${MO_OBJECT_TYPES.join(', ')}`,
-    );
-  }
-  if (!isMoAction(action)) {
-    throw new MoEventDecoratorError(label, `action ${JSON.stringify(action)} is not one of ${MO_ACTIONS.join(', ')}`);
   }
   if (selectors === null || typeof selectors !== 'object') {
     throw new MoEventDecoratorError(label, 'the fourth argument must be an object of selectors');

@@ -15,14 +15,7 @@ import type { ConfirmChannel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
-import {
-  MO_ACTIONS,
-  MO_OBJECT_TYPES,
-  MO_SERVICES,
-  isMoAction,
-  isMoObjectType,
-  isMoService,
-} from '../events/vocabulary';
+import { findBadMoWord } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS, MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { ConsumerBinding } from './mo-event-consumer';
@@ -233,19 +226,10 @@ function validate({ label, subscription: { options } }: Found): void {
       `queue ${JSON.stringify(options.queue)} must be 1-251 letters, digits, "-", "_", "." or ":", not starting with "amq."`,
     );
   }
-  if (options.service !== undefined && !isMoService(options.service)) {
+  const bad = findBadMoWord(options, true);
+  if (bad) {
     throw fail(
-      `service ${JSON.stringify(options.service)} is not one of ${MO_SERVICES.join(', ')} (leave it out for any)`,
-    );
-  }
-  if (options.objectType !== undefined && !isMoObjectType(options.objectType)) {
-    throw fail(
-      `object type ${JSON.stringify(options.objectType)} is not one of ${MO_OBJECT_TYPES.join(', ')} (leave it out for any)`,
-    );
-  }
-  if (options.action !== undefined && !isMoAction(options.action)) {
-    throw fail(
-      `action ${JSON.stringify(options.action)} is not one of ${MO_ACTIONS.join(', ')} (leave it out for any)`,
+      `${bad.name} ${JSON.stringify(bad.value)} is not one of ${bad.allowed.join(', ')} (leave it out for any)`,
     );
   }
   if (
