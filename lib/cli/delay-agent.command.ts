@@ -7,6 +7,7 @@ import { MoDelayAgentModule } from '../delay/mo-delay-agent.module';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoAmqpModule } from '../mo-amqp.module';
 import { CliIo } from './run-cli';
+import { messageOf } from '../util/error-message';
 
 const HELP = `Usage: mo-amqp delay-agent
 
@@ -38,7 +39,7 @@ export async function delayAgentCommand(args: string[], io: CliIo): Promise<numb
   try {
     app = await NestFactory.createApplicationContext(DelayAgentModule, { abortOnError: false });
   } catch (err) {
-    io.err(`mo-amqp delay-agent: ${err instanceof Error ? err.message : String(err)}`);
+    io.err(`mo-amqp delay-agent: ${messageOf(err)}`);
     return err instanceof MoAmqpConnectionError ? 1 : 2;
   }
   await io.stopped;

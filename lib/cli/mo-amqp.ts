@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
 import { runCli } from './run-cli';
+import { messageOf } from '../util/error-message';
 
 runCli(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`mo-amqp: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`mo-amqp: ${messageOf(err)}\n`);
     process.exitCode = 1;
   },
 );

@@ -9,6 +9,7 @@ import { MoAmqpModule } from '../mo-amqp.module';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { parseArgs } from 'node:util';
 import { CliIo } from './run-cli';
+import { messageOf } from '../util/error-message';
 
 const HELP = `Usage: mo-amqp publish <routing-key> <uuid> [--time ISO] [--object-uuid UUID]
 
@@ -62,7 +63,7 @@ export async function publishCommand(args: string[], io: CliIo): Promise<number>
     // Bad arguments are reported without a broker: the same checks publish() makes.
     buildMoEvent(service, objectType, action, uuid, options, fromEnv.timeZone);
   } catch (err) {
-    io.err(`mo-amqp publish: ${err instanceof Error ? err.message : String(err)}`);
+    io.err(`mo-amqp publish: ${messageOf(err)}`);
     return 2;
   }
 
@@ -72,7 +73,7 @@ export async function publishCommand(args: string[], io: CliIo): Promise<number>
   try {
     app = await NestFactory.createApplicationContext(PublishModule, { logger: false, abortOnError: false });
   } catch (err) {
-    io.err(`mo-amqp publish: ${err instanceof Error ? err.message : String(err)}`);
+    io.err(`mo-amqp publish: ${messageOf(err)}`);
     return err instanceof MoAmqpConnectionError ? 1 : 2;
   }
   try {

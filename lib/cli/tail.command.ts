@@ -4,6 +4,7 @@ import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
 import { parseArgs } from 'node:util';
 import { CliIo } from './run-cli';
+import { messageOf } from '../util/error-message';
 
 const HELP = `Usage: mo-amqp tail [--exchange NAME] [--binding KEY]
 
@@ -42,7 +43,7 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
   }
   const urls = brokerUrlsOf(options);
   const secrets = urls.map((url) => passwordOf(url) ?? '');
-  const redact = (err: unknown) => redactSecrets(err instanceof Error ? err.message : String(err), secrets);
+  const redact = (err: unknown) => redactSecrets(messageOf(err), secrets);
 
   // A cluster's URLs are tried in turn; the error of the last one is told.
   let connection: amqp.ChannelModel | undefined;

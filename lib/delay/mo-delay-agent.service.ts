@@ -31,6 +31,7 @@ import {
 } from './delay-ladder';
 import { MO_DELAY_AGENT_OPTIONS } from './mo-delay-agent.module-definition';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
+import { messageOf } from '../util/error-message';
 
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
@@ -154,7 +155,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           },
         ],
         onError: (err) => {
-          const message = err instanceof Error ? err.message : String(err);
+          const message = messageOf(err);
           if (!ready) {
             reject(new MoAmqpConnectionError(`The delay agent could not declare its queues: ${message}`, 'RabbitMQ'));
           } else {
@@ -336,9 +337,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private giveBack(delivery: Delivery, err: unknown): void {
-    this.logger.error(
-      `Delay agent could not pass a message on (${err instanceof Error ? err.message : String(err)}); it goes back to its queue`,
-    );
+    this.logger.error(`Delay agent could not pass a message on (${messageOf(err)}); it goes back to its queue`);
     // A pause, so a broker in trouble is not asked again at once.
     setTimeout(() => delivery.requeue(), 1_000).unref();
   }

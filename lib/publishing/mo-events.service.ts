@@ -21,6 +21,7 @@ import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-even
 import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { describeValue } from '../util/describe-value';
+import { messageOf } from '../util/error-message';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
 import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
@@ -348,12 +349,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   }
 
   private redact(err: unknown): string {
-    // Not `instanceof Error`: errors from another realm (a VM context, a test sandbox) are errors too.
-    const message =
-      typeof err === 'object' && err !== null && typeof (err as Error).message === 'string'
-        ? (err as Error).message
-        : String(err);
-    return redactSecrets(message, this.secrets);
+    return redactSecrets(messageOf(err), this.secrets);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Options } from 'amqplib';
 import { DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
+import { messageOf } from '../util/error-message';
 
 // Spooled records go back to the broker this many at a time (confirms awaited per batch).
 const DRAIN_BATCH = 500;
@@ -67,7 +68,7 @@ export class Outbox {
     this.draining ??= this.drain()
       .catch((err: unknown) => {
         // A disk error: the records stay where they are and are tried again.
-        this.logger.error(`Reading the spool failed (${err instanceof Error ? err.message : String(err)}); retrying`);
+        this.logger.error(`Reading the spool failed (${messageOf(err)}); retrying`);
         this.scheduleDrain(DRAIN_RETRY_MS);
       })
       .finally(() => (this.draining = undefined));
@@ -168,7 +169,7 @@ export class Outbox {
                 records.filter((r) => r.exchange !== exchange),
               );
               this.logger.error(
-                `RabbitMQ refuses exchange "${exchange}" (${err instanceof Error ? err.message : String(err)}): ` +
+                `RabbitMQ refuses exchange "${exchange}" (${messageOf(err)}): ` +
                   `${refused.length} spooled event(s) for it are set aside in ${aside}, not sent; the rest are`,
               );
               this.scheduleDrain(DRAIN_RETRY_MS); // the broker closed the channel; it reopens
@@ -185,9 +186,7 @@ export class Outbox {
           }
         } catch (err) {
           // The broker went away again: the segment stays and is sent again (duplicates possible).
-          this.logger.warn(
-            `Sending the spool again stopped (${err instanceof Error ? err.message : String(err)}); retrying`,
-          );
+          this.logger.warn(`Sending the spool again stopped (${messageOf(err)}); retrying`);
           this.scheduleDrain(DRAIN_RETRY_MS);
           return;
         }
