@@ -52,11 +52,11 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private readonly outbox: Outbox | undefined;
   private readonly spool: DiskSpool | undefined;
   private readonly amqpConnection: AmqpConnection | undefined;
-  private readonly counts: MoEventCounters = {
+  /** What this service counts itself; `resent` is the outbox's. */
+  private readonly counts: Omit<MoEventCounters, 'resent'> = {
     published: 0,
     confirmed: 0,
     spooled: 0,
-    resent: 0,
     disabled: 0,
     invalid: 0,
     failed: 0,
@@ -114,7 +114,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   }
 
   /** The spool now: bytes, records and when the oldest was spooled; undefined without one. */
-  get spoolStats(): { bytes: number; records: number; oldestSpooledAt: number | undefined } | undefined {
+  get spoolStats(): DiskSpool['stats'] | undefined {
     return this.spool?.stats;
   }
 

@@ -46,10 +46,6 @@ export class Outbox {
     private readonly logger: OutboxLogger,
   ) {}
 
-  get spoolStats(): DiskSpool['stats'] | undefined {
-    return this.spool?.stats;
-  }
-
   /**
    * Resolves with where the event went; rejects with a `PublishFailure` when it
    * could go nowhere (no spool, or the spool failed or is full).
