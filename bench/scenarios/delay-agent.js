@@ -78,14 +78,20 @@ function body(dueMs) {
   return Buffer.from(`{"uuid": "${randomUUID()}", "time": "${new Date(dueMs).toISOString().replace('Z', '+00:00')}"}`);
 }
 
+/** A connection with a confirm channel, and the events and delayed exchanges declared. */
+async function openExchanges(url, n) {
+  const connection = await amqp.connect(url);
+  const channel = await connection.createConfirmChannel();
+  await channel.assertExchange(n.exchange, 'topic', { durable: true });
+  await channel.assertExchange(n.delayed, 'topic', { durable: true });
+  return { connection, channel };
+}
+
 const steady = {
   title: `delay agent, steady ${STEADY_RATE}/s, due 0-60 s`,
   async run({ url }) {
     const n = names();
-    const connection = await amqp.connect(url);
-    const channel = await connection.createConfirmChannel();
-    await channel.assertExchange(n.exchange, 'topic', { durable: true });
-    await channel.assertExchange(n.delayed, 'topic', { durable: true });
+    const { connection, channel } = await openExchanges(url, n);
     const agent = await startAgent(url, n);
     const due = new Map();
     const arrived = new Map();
@@ -152,10 +158,7 @@ const burst = {
   title: 'delay agent, burst intake',
   async run({ url }) {
     const n = names();
-    const connection = await amqp.connect(url);
-    const channel = await connection.createConfirmChannel();
-    await channel.assertExchange(n.exchange, 'topic', { durable: true });
-    await channel.assertExchange(n.delayed, 'topic', { durable: true });
+    const { connection, channel } = await openExchanges(url, n);
     const plain = `${n.prefix}.plain`;
     await channel.assertQueue(plain, { durable: true });
     // Due in an hour: every message goes into the ladder.

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { allMoRoutingKeys } from '../../lib';
 import { BROKER_URL, TestBroker, closedPort, uniqueName } from '../support/broker';
+import { until } from '../support/until';
 
 const CLI = join(__dirname, '..', '..', 'dist', 'cli', 'mo-amqp.js');
 const run = promisify(execFile);
@@ -41,14 +42,6 @@ async function startTail(args: string[]): Promise<{ child: ChildProcess; lines: 
     child.on('exit', (code) => reject(new Error(`tail exited with ${code}`)));
   });
   return { child, lines };
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('the mo-amqp command', () => {

@@ -18,16 +18,9 @@ import { QUORUM_DELIVERY_LIMIT } from '../../lib/subscribing/mo-event-subscribe.
 import { bootApp } from '../support/app';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
+import { until } from '../support/until';
 
 const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('@MoEventSubscribe against RabbitMQ', () => {
   let broker: TestBroker;

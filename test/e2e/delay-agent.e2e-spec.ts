@@ -7,6 +7,10 @@ import { AGENT_DELIVERY_LIMIT } from '../../lib/delay/mo-delay-agent.service';
 import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
+import { until } from '../support/until';
+
+/** The agent's waits include the ladder's seconds: 15 s, not the usual 10. */
+const untilAgent = (condition: () => boolean | Promise<boolean>, what: string) => until(condition, what, 15_000);
 
 interface Names {
   exchange: string;
@@ -49,14 +53,6 @@ function inFuture(ms: number, shape: 'offset' | 'z' | 'naive-cph' = 'offset'): {
     .match(/GMT([+-]\d\d):(\d\d)/) as RegExpMatchArray;
   const local = new Date(due + (Number(offset[1]) * 60 + Math.sign(Number(offset[1])) * Number(offset[2])) * 60_000);
   return { text: local.toISOString().replace('Z', ''), due };
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('the delay agent against RabbitMQ', () => {
@@ -130,7 +126,7 @@ describe('the delay agent against RabbitMQ', () => {
       }),
     );
     // The agent counts a forward once its confirm is in, which may come after the copy arrived.
-    await until(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
+    await untilAgent(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 0 });
   });
 
@@ -148,7 +144,7 @@ describe('the delay agent against RabbitMQ', () => {
     expect(message.properties.expiration).toBe('600000');
     expect(message.properties.deliveryMode).toBe(2);
     // The agent counts a forward once its confirm is in, which may come after the copy arrived.
-    await until(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
+    await untilAgent(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
   });
 
@@ -186,7 +182,7 @@ describe('the delay agent against RabbitMQ', () => {
     app = await bootAgent(names);
     send('9999-12-31T23:59:59.999999+00:00');
     const t = delayTopology(names.prefix);
-    await until(async () => (await broker.depth(t.waitQueue(28))) === 1, 'the message on the top rung');
+    await untilAgent(async () => (await broker.depth(t.waitQueue(28))) === 1, 'the message on the top rung');
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     // Exactly one copy, on the top rung only: nothing multiplied along the ladder.
     for (let level = 0; level < 28; level++) expect(await broker.depth(t.waitQueue(level))).toBe(0);
@@ -205,7 +201,7 @@ describe('the delay agent against RabbitMQ', () => {
     await delayed.waitFor(1, 3_000);
     expect(delayed.messages[0].properties.messageId).toBe(good.messageId);
     const dlq = delayTopology(names.prefix).deadLetter;
-    await until(async () => (await broker.depth(dlq)) === 3, 'three dead-lettered');
+    await untilAgent(async () => (await broker.depth(dlq)) === 3, 'three dead-lettered');
     const reasons = (await broker.drain(dlq)).map((m) => String(m.properties.headers?.[MO_HEADER_REASON]));
     expect(reasons).toEqual([
       expect.stringContaining('time: received "next tuesday"'),
@@ -223,7 +219,7 @@ describe('the delay agent against RabbitMQ', () => {
     expect(lateness(messageId, due)).toBeLessThanOrEqual(1_000);
     expect(message.content.equals(body)).toBe(true);
     // The agent counts a forward once its confirm is in, which may come after the copy arrived.
-    await until(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
+    await untilAgent(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
   });
 
@@ -249,7 +245,7 @@ describe('the delay agent against RabbitMQ', () => {
       app = await bootAgent(names, 'UTC', 'classic', proxy.url);
       const { text } = inFuture(600); // held in memory for its last fraction of a second
       messageId = send(text).messageId;
-      await until(() => app?.get(MoDelayAgent).stats.holding === 1, 'the agent to hold it');
+      await untilAgent(() => app?.get(MoDelayAgent).stats.holding === 1, 'the agent to hold it');
       proxy.pause();
       const started = Date.now();
       await app.close();
@@ -262,7 +258,7 @@ describe('the delay agent against RabbitMQ', () => {
     }
     // The held message went back to the due queue with the connection: the next agent sends it.
     app = await bootAgent(names);
-    await until(() => received.has(messageId), 'the held message');
+    await untilAgent(() => received.has(messageId), 'the held message');
   });
 
   it('runs side by side with a second agent (another process): each message at least once, none early', async () => {
@@ -273,7 +269,7 @@ describe('the delay agent against RabbitMQ', () => {
         const { text, due } = inFuture((i % 10) * 250);
         return { ...send(text), due };
       });
-      await until(() => sent.every((m) => received.has(m.messageId)), 'all 200 delivered');
+      await untilAgent(() => sent.every((m) => received.has(m.messageId)), 'all 200 delivered');
       for (const { messageId, due } of sent) expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
       // The in-process agent did part of the work, not all: the other one took a share.
       const stats = app.get(MoDelayAgent).stats;

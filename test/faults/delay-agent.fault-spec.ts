@@ -1,15 +1,10 @@
 import * as amqp from 'amqplib';
-import { ChildProcess, execFile } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { delayTopology } from '../../lib/delay/delay-ladder';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { drainQueue, faultCounts, report, restartBroker } from './support';
-
-const ROOT = join(__dirname, '..', '..');
-const run = promisify(execFile);
 
 interface Names {
   exchange: string;
@@ -98,8 +93,7 @@ describe('delay agent faults', () => {
     agents.push(await startAgentProcess(names));
     const due = await publish(names, 300, (i) => 3_000 + (i % 10) * 300); // pending 3-6 s
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const restart = await run('bash', [join(ROOT, 'scripts', 'rabbitmq.sh'), 'restart'], { timeout: 120_000 });
-    expect(restart.stderr).toContain('RabbitMQ answers');
+    expect(await restartBroker()).toContain('RabbitMQ answers');
     // The agent reconnects on its own.
     const seen = await readSink(names, due.size, 60_000);
     const { counts, lost, early } = verdict(due, seen);

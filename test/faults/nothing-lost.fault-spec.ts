@@ -55,10 +55,10 @@ async function burst(
   count: number,
   concurrency: number,
   at: number,
-  during: () => Promise<void>,
+  during: () => Promise<unknown>,
 ) {
   let next = 0;
-  let fault: Promise<void> | undefined;
+  let fault: Promise<unknown> | undefined;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < count) {
@@ -152,9 +152,7 @@ describe('nothing lost', () => {
     const app = await bootPublisher(ordered, exchange, tempDir('cluster'));
     const events = app.get(MoEventsService);
     try {
-      await burst(app.get(Engagements), 10_000, 100, 3_000, () =>
-        cluster('kill-node', String(leader)).then(() => undefined),
-      );
+      await burst(app.get(Engagements), 10_000, 100, 3_000, () => cluster('kill-node', String(leader)));
       const survivors = urls.filter((_, i) => i !== leader - 1);
       const { copies, total } = await drainQueue(survivors, queue, 10_000, 120_000);
       const counters = events.counters;

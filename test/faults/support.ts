@@ -42,9 +42,10 @@ export function report(name: string, counts: FaultCounts & { early?: number }): 
   process.stdout.write(`fault: ${name}: ${line}\n`);
 }
 
-/** Stops and starts the local broker (scripts/rabbitmq.sh restart). */
-export async function restartBroker(): Promise<void> {
-  await run('bash', [join(ROOT, 'scripts', 'rabbitmq.sh'), 'restart'], { timeout: 180_000 });
+/** Stops and starts the local broker (scripts/rabbitmq.sh restart); resolves with what the script said. */
+export async function restartBroker(): Promise<string> {
+  const { stderr } = await run('bash', [join(ROOT, 'scripts', 'rabbitmq.sh'), 'restart'], { timeout: 180_000 });
+  return stderr;
 }
 
 export async function stopBroker(): Promise<void> {
