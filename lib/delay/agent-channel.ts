@@ -1,9 +1,7 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { setTimeout as delay } from 'node:timers/promises';
 import { ChannelKeeper } from '../util/channel-keeper';
-
-const CANCEL_WAIT_MS = 2_000;
+import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 
 /** Acknowledges one delivery on the channel it came from; a no-op once that channel is gone. */
 export interface Delivery {
@@ -63,8 +61,7 @@ export class AgentChannel {
     const channel = this.keeper.channel;
     const tags = this.consumerTags;
     this.consumerTags = [];
-    const cancelled = Promise.all(tags.map((tag) => channel?.cancel(tag).catch(() => undefined)));
-    await Promise.race([cancelled, delay(CANCEL_WAIT_MS, undefined, { ref: false })]);
+    await settlesWithin(Promise.allSettled(tags.map((tag) => channel?.cancel(tag))), BROKER_ANSWER_WAIT_MS);
   }
 
   async close(): Promise<void> {

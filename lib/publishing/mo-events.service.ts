@@ -11,7 +11,6 @@ import {
 import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
@@ -22,13 +21,12 @@ import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { describeValue } from '../util/describe-value';
 import { messageOf } from '../util/error-message';
+import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
 import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { Outbox } from './outbox';
 import { MoEventCounters, MoPublishResult } from './mo-publish-result';
-
-const CLOSE_WAIT_MS = 2_000;
 
 // Broker answers that waiting will not change: bad login, unknown vhost.
 const FATAL_CONNECT_ERRORS = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b403\b|\b530\b/;
@@ -80,7 +78,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     this.secrets = urls.map((url) => passwordOf(url) ?? '');
     if (options.enabled && amqpConnection) {
       this.amqpConnection = amqpConnection;
-      boundClose(amqpConnection, CLOSE_WAIT_MS, (ms) =>
+      boundClose(amqpConnection, BROKER_ANSWER_WAIT_MS, (ms) =>
         this.logger.warn(`RabbitMQ at ${this.broker} did not answer the close within ${ms} ms: connection cut`),
       );
       this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {
@@ -236,8 +234,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     const left = () => Math.max(0, deadline - Date.now());
     // Consumers first, while publishing still works: they take nothing new and
     // finish what they hold (its retries, dead-letter copies and events still go out).
-    await withinBound(Promise.all(this.stoppers.map((stop) => stop())), left());
-    await withinBound(stopGolevelupConsumers(this.amqpConnection), left());
+    await settlesWithin(Promise.all(this.stoppers.map((stop) => stop())), left());
+    await settlesWithin(stopGolevelupConsumers(this.amqpConnection), left());
     if (this.publisher.size > 0) {
       this.logger.log(`Waiting up to ${left()} ms for ${this.publisher.size} publish confirm(s)`);
     }
@@ -262,10 +260,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     await this.publisher?.close();
     if (!this.amqpConnection) return;
     // Bounded: close() first waits for a connection attempt in progress.
-    await Promise.race([
-      this.amqpConnection.managedConnection.close().catch(() => undefined),
-      delay(CLOSE_WAIT_MS, undefined, { ref: false }),
-    ]);
+    await settlesWithin(this.amqpConnection.managedConnection.close(), BROKER_ANSWER_WAIT_MS);
   }
 
   /** A spool directory that cannot be written is bad configuration: said at start, not at the first outage. */
@@ -353,11 +348,6 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   }
 }
 
-/** Resolves when `work` does or after `ms`, whichever is first. */
-async function withinBound(work: Promise<unknown>, ms: number): Promise<void> {
-  await Promise.race([work.catch(() => undefined), delay(ms, undefined, { ref: false })]);
-}
-
 /**
  * Cancels every golevelup consumer (no new deliveries) and waits for the
  * handlers in progress, whose messages are then acked or requeued as usual.
@@ -381,11 +371,7 @@ async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<v
 function boundClose(amqpConnection: AmqpConnection, ms: number, onCut: (ms: number) => void): void {
   const close = amqpConnection.close.bind(amqpConnection);
   amqpConnection.close = async () => {
-    const closed = close().then(
-      () => true,
-      () => true,
-    );
-    if (await Promise.race([closed, delay(ms, false, { ref: false })])) return;
+    if (await settlesWithin(close(), ms)) return;
     onCut(ms);
     const manager = amqpConnection.managedConnection;
     void manager.close().catch(() => undefined); // stops reconnecting at once; its answer never comes

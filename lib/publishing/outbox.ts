@@ -1,5 +1,6 @@
 import type { Options } from 'amqplib';
 import { DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../spool/disk-spool';
+import { settlesWithin } from '../util/settles-within';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { messageOf } from '../util/error-message';
 
@@ -78,9 +79,7 @@ export class Outbox {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.scanTimer);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.publisher.whenIdle(), new Promise((r) => (timer = setTimeout(r, boundMs)))]);
-    clearTimeout(timer);
+    await settlesWithin(this.publisher.whenIdle(), boundMs);
     await this.publisher.close();
     await Promise.allSettled([...this.active]);
     await this.draining?.catch(() => undefined);

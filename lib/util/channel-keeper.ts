@@ -1,13 +1,12 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Channel, ChannelModel } from 'amqplib';
-import { setTimeout as delay } from 'node:timers/promises';
+import { BROKER_ANSWER_WAIT_MS, settlesWithin } from './settles-within';
 
 // A channel the broker closed while the connection stayed up (an exchange deleted
 // under us, a refused declaration) is reopened after this, doubling while its
 // preparation keeps failing.
 const REOPEN_DELAY_MS = 1_000;
 const MAX_REOPEN_DELAY_MS = 30_000;
-const CLOSE_WAIT_MS = 2_000;
 
 export interface ChannelKeeperHooks<C extends Channel> {
   create(model: ChannelModel): Promise<C>;
@@ -53,7 +52,7 @@ export class ChannelKeeper<C extends Channel> {
     const channel = this.current;
     this.current = undefined;
     // Bounded: a broker that has stopped answering never sends close-ok.
-    await Promise.race([channel?.close().catch(() => undefined), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);
+    await settlesWithin(channel?.close(), BROKER_ANSWER_WAIT_MS);
   }
 
   private readonly onConnect = ({ connection }: { connection: ChannelModel }): void => {
