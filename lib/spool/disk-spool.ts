@@ -185,42 +185,16 @@ export class DiskSpool {
     const records: SpoolRecord[] = [];
     let offset = 0;
     while (offset < data.length) {
-      if (data.length - offset < HEADER_BYTES || !data.subarray(offset, offset + 4).equals(MAGIC)) {
-        const next = data.indexOf(MAGIC, offset + 1);
-        problem(
-          file,
-          offset,
-          data.length - offset < HEADER_BYTES ? 'truncated record header' : 'no record starts here',
-        );
+      const damage = damageAt(data, offset);
+      if (damage) {
+        problem(file, offset, damage);
+        const next = data.indexOf(MAGIC, offset + 1); // the next record that may be whole
         if (next < 0) break;
         offset = next;
         continue;
       }
-      const length = data.readUInt32BE(offset + 4);
-      const end = offset + HEADER_BYTES + length;
-      if (end > data.length) {
-        problem(file, offset, `truncated record (${data.length - offset - HEADER_BYTES} of ${length} bytes)`);
-        const next = data.indexOf(MAGIC, offset + 1);
-        if (next < 0) break;
-        offset = next;
-        continue;
-      }
-      const payload = data.subarray(offset + HEADER_BYTES, end);
-      if (crc32(payload) !== data.readUInt32BE(offset + 8)) {
-        problem(file, offset, 'checksum mismatch');
-        const next = data.indexOf(MAGIC, offset + 1);
-        if (next < 0) break;
-        offset = next;
-        continue;
-      }
-      const parsed = JSON.parse(payload.toString('utf8'));
-      records.push({
-        exchange: parsed.e,
-        routingKey: parsed.k,
-        properties: parsed.p,
-        content: Buffer.from(parsed.b, 'base64'),
-        spooledAt: parsed.t,
-      });
+      const end = offset + HEADER_BYTES + data.readUInt32BE(offset + 4);
+      records.push(decode(data.subarray(offset + HEADER_BYTES, end)));
       offset = end;
     }
     const known = this.segments.get(file);
@@ -378,6 +352,29 @@ function encode(record: SpoolRecord): Buffer {
   bytes.writeUInt32BE(crc32(payload), 8);
   payload.copy(bytes, HEADER_BYTES);
   return bytes;
+}
+
+/** The record whose payload this is (its checksum already checked). */
+function decode(payload: Buffer): SpoolRecord {
+  const parsed = JSON.parse(payload.toString('utf8'));
+  return {
+    exchange: parsed.e,
+    routingKey: parsed.k,
+    properties: parsed.p,
+    content: Buffer.from(parsed.b, 'base64'),
+    spooledAt: parsed.t,
+  };
+}
+
+/** Why no whole record starts at `offset`, or `undefined` when one does. */
+function damageAt(data: Buffer, offset: number): string | undefined {
+  if (data.length - offset < HEADER_BYTES) return 'truncated record header';
+  if (!data.subarray(offset, offset + 4).equals(MAGIC)) return 'no record starts here';
+  const length = data.readUInt32BE(offset + 4);
+  const end = offset + HEADER_BYTES + length;
+  if (end > data.length) return `truncated record (${data.length - offset - HEADER_BYTES} of ${length} bytes)`;
+  if (crc32(data.subarray(offset + HEADER_BYTES, end)) !== data.readUInt32BE(offset + 8)) return 'checksum mismatch';
+  return undefined;
 }
 
 async function writeSynced(file: string, bytes: Buffer): Promise<void> {
