@@ -175,6 +175,17 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
 
 const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];
 
+/** A problem for each option in `given` that is not one of `known`, naming them all. */
+export function unknownOptions(given: Record<string, unknown>, known: readonly string[]): MoAmqpConfigProblem[] {
+  return Object.keys(given)
+    .filter((key) => !known.includes(key))
+    .map((key) => ({
+      name: key,
+      received: describeValue(given[key]),
+      allowed: `no such option; the options are ${known.join(', ')}`,
+    }));
+}
+
 /** How a problem names its field: by module option (`port`) or environment variable (`AMQP__PORT`). */
 export type FieldNaming = 'option' | 'env';
 
@@ -198,16 +209,9 @@ export function resolveMoAmqpOptions(
     ]);
   }
   const given: Record<string, unknown> = { ...(options ?? {}) };
-  for (const key of Object.keys(given)) {
-    if (!(key in FIELDS)) {
-      problems.push({
-        name: key,
-        received: describeValue(given[key]),
-        allowed: `no such option; the options are ${OPTION_KEYS.join(', ')}`,
-      });
-      delete given[key];
-    }
-  }
+  const unknown = unknownOptions(given, OPTION_KEYS);
+  problems.push(...unknown);
+  for (const { name } of unknown) delete given[name];
   const merged: Record<string, unknown> = {};
   for (const key of OPTION_KEYS) {
     merged[key] = given[key] === undefined ? FIELDS[key].defaultValue : given[key];

@@ -1,4 +1,5 @@
 import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
+import { unknownOptions } from '../config/mo-amqp-options.schema';
 import { describeValue } from '../util/describe-value';
 import { MoDelayAgentOptions, ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 
@@ -28,15 +29,7 @@ export function resolveMoDelayAgentOptions(
       received: describeValue(given[key]),
       allowed: FIELDS[key].allowed,
     });
-  for (const key of Object.keys(given)) {
-    if (!(key in FIELDS)) {
-      problems.push({
-        name: key,
-        received: describeValue(given[key]),
-        allowed: 'no such option; the options are prefix, queueType, prefetch',
-      });
-    }
-  }
+  problems.push(...unknownOptions(given, Object.keys(FIELDS)));
   const resolved = {
     ...DEFAULTS,
     ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
