@@ -1,10 +1,9 @@
 import * as amqp from 'amqplib';
 import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
-import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
+import { errorRedactor, redactUrl } from '../util/redact';
 import { parseArgs } from 'node:util';
 import { CliIo } from './run-cli';
-import { messageOf } from '../util/error-message';
 
 const HELP = `Usage: mo-amqp tail [--exchange NAME] [--binding KEY]
 
@@ -42,8 +41,7 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
     return 2;
   }
   const urls = brokerUrlsOf(options);
-  const secrets = urls.map((url) => passwordOf(url) ?? '');
-  const redact = (err: unknown) => redactSecrets(messageOf(err), secrets);
+  const redact = errorRedactor(urls);
 
   // A cluster's URLs are tried in turn; the error of the last one is told.
   let connection: amqp.ChannelModel | undefined;

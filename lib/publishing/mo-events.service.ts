@@ -20,9 +20,8 @@ import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-even
 import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { describeValue } from '../util/describe-value';
-import { messageOf } from '../util/error-message';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
-import { passwordOf, redactSecrets, redactUrl } from '../util/redact';
+import { errorRedactor, redactUrl } from '../util/redact';
 import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { Outbox } from './outbox';
@@ -43,7 +42,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private readonly logger = new Logger(MoEventsService.name);
   /** The broker address as it may be shown: password masked. */
   private readonly broker: string;
-  private readonly secrets: string[];
+  /** An error's message with the brokers' passwords masked. */
+  private readonly redact: (err: unknown) => string;
   /** Undefined when AMQP is disabled. */
   private readonly publisher: ConfirmPublisher | undefined;
   /** The publish path: the publisher with the spool around it. */
@@ -75,7 +75,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   ) {
     const urls = brokerUrlsOf(options);
     this.broker = urls.map(redactUrl).join(', ');
-    this.secrets = urls.map((url) => passwordOf(url) ?? '');
+    this.redact = errorRedactor(urls);
     if (options.enabled && amqpConnection) {
       this.amqpConnection = amqpConnection;
       boundClose(amqpConnection, BROKER_ANSWER_WAIT_MS, (ms) =>
@@ -341,10 +341,6 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       closed: `The publisher was shut down before RabbitMQ confirmed ${what}`,
     };
     return new MoPublishError(text[reason], reason, event.routingKey, messageId);
-  }
-
-  private redact(err: unknown): string {
-    return redactSecrets(messageOf(err), this.secrets);
   }
 }
 

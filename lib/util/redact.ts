@@ -1,3 +1,5 @@
+import { messageOf } from './error-message';
+
 const MASK = '***';
 
 // user:password@ inside anything that looks like scheme://authority.
@@ -36,4 +38,10 @@ export function passwordOf(url: string | undefined): string | undefined {
     const match = /:\/\/[^:/?#@\s]*:([^@/\s]*)@/.exec(url);
     return match?.[1] || undefined;
   }
+}
+
+/** What an error thrown while talking to these brokers says, with their passwords masked. */
+export function errorRedactor(urls: readonly string[]): (err: unknown) => string {
+  const secrets = urls.map((url) => passwordOf(url) ?? '');
+  return (err) => redactSecrets(messageOf(err), secrets);
 }
