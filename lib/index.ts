@@ -9,12 +9,34 @@ export type { MoEventCounters, MoPublishResult } from './publishing/mo-publish-r
 export { MoEvent } from './publishing/mo-event.decorator';
 export type { MoEventSelectors } from './publishing/mo-event.decorator';
 export type { MoEventOptions } from './events/mo-event';
-export type { MoAction, MoObjectType, MoRoutingKey, MoService } from './events/vocabulary';
-export { MO_ACTIONS, MO_OBJECT_TYPES, MO_SERVICES, isMoAction, isMoObjectType, isMoService } from './events/vocabulary';
+export type {
+  MoAction,
+  MoActionOf,
+  MoObjectType,
+  MoObjectTypeOf,
+  MoPublishVocabulary,
+  MoRoutingKey,
+  MoService,
+  MoVocabulary,
+  MoVocabularyRegister,
+} from './events/vocabulary';
+export {
+  MO_ACTIONS,
+  MO_OBJECT_TYPES,
+  MO_OS2MO_ACTIONS,
+  MO_OS2MO_OBJECT_TYPES,
+  MO_SEED_ACTIONS,
+  MO_SEED_OBJECT_TYPES,
+  MO_SERVICES,
+  MO_VOCABULARIES,
+  isMoAction,
+  isMoObjectType,
+  isMoService,
+} from './events/vocabulary';
 export type { MoRoutingKeyParts } from './events/routing-key';
 export { allMoRoutingKeys, moRoutingKey, parseMoRoutingKey } from './events/routing-key';
 export type { ParsedMoTime } from './events/mo-time';
-export { formatMoTime, parseMoTime } from './events/mo-time';
+export { formatMoTime, normalizeMoTime, parseMoTime } from './events/mo-time';
 export { IsMoTime } from './events/is-mo-time.decorator';
 export { MoEventValidationError } from './errors/mo-event-validation.error';
 export type { MoPublishFailure } from './errors/mo-publish.error';

@@ -4,7 +4,7 @@ import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoPublishError } from '../errors/mo-publish.error';
 import { buildMoEvent } from '../events/mo-event';
-import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../events/vocabulary';
 import { MoAmqpModule } from '../mo-amqp.module';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { parseArgs } from 'node:util';
@@ -16,7 +16,9 @@ const HELP = `Usage: mo-amqp publish <routing-key> <uuid> [--time ISO] [--object
 Publishes one MO event exactly as MoEventsService does (persistent, confirmed)
 and prints its message id. AMQP is used whatever ENABLE_AMQP says. It never
 spools: a one-shot command has no later start to send a spool from, so exit 0
-means RabbitMQ confirmed the event.
+means RabbitMQ confirmed the event. The words follow AMQP__VOCABULARY: seed
+(default; create, update, delete) or os2mo (create, edit, terminate, refresh;
+kle and owner; --object-uuid required).
 
   <routing-key>        <service>.<object-type>.<action>, e.g. employee.engagement.create
   <uuid>               the affected employee's or organisation unit's UUID
@@ -54,14 +56,19 @@ export async function publishCommand(args: string[], io: CliIo): Promise<number>
   }
   const fromEnv = loadMoAmqpOptionsFromEnv(io.env);
   const exchange = values.exchange ?? fromEnv.exchange;
-  const [service, objectType, action] = words as [MoService, MoObjectType, MoAction];
+  // Checked by buildMoEvent below, against the configured vocabulary.
+  const [service, objectType, action] = words as [
+    MoService,
+    MoObjectTypeOf<MoPublishVocabulary>,
+    MoActionOf<MoPublishVocabulary>,
+  ];
   const options = {
     ...(values.time !== undefined && { time: values.time }),
     ...(values['object-uuid'] !== undefined && { objectUuid: values['object-uuid'] }),
   };
   try {
     // Bad arguments are reported without a broker: the same checks publish() makes.
-    buildMoEvent(service, objectType, action, uuid, options, fromEnv.timeZone);
+    buildMoEvent(service, objectType, action, uuid, options, fromEnv);
   } catch (err) {
     io.err(`mo-amqp publish: ${messageOf(err)}`);
     return 2;

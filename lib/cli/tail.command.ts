@@ -1,6 +1,7 @@
 import * as amqp from 'amqplib';
 import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
+import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
 import { errorRedactor, redactUrl } from '../util/redact';
 import { parseArgs } from 'node:util';
 import { CliIo } from './run-cli';
@@ -8,7 +9,9 @@ import { CliIo } from './run-cli';
 const HELP = `Usage: mo-amqp tail [--exchange NAME] [--binding KEY]
 
 Prints "[routing_key] body" for every message on the exchange, as the seed's
-Python example does, through an exclusive queue that goes away with it.
+Python example does, through an exclusive queue that goes away with it. The
+exchange is declared as AMQP__EXCHANGE_DURABLE says (only checked with
+AMQP__DECLARE_EXCHANGES=false).
 
 Options:
   --exchange NAME   default: AMQP__EXCHANGE, else os2mo
@@ -67,7 +70,9 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
   });
   try {
     const channel = await open.createChannel();
-    await channel.assertExchange(exchange, 'topic', { durable: true });
+    // A refused declaration closes the channel; the refused call reports it below.
+    channel.on('error', () => undefined);
+    await setUpExchange(channel, exchange, options);
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, exchange, binding);
     await channel.consume(
@@ -77,7 +82,9 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
     );
     io.err(` [*] Waiting for messages on "${exchange}" (binding ${binding}) at ${broker}. To exit press CTRL+C`);
   } catch (err) {
-    io.err(`mo-amqp tail: RabbitMQ at ${broker} refused: ${redact(err)}`);
+    io.err(
+      `mo-amqp tail: RabbitMQ at ${broker} refused: ${explainExchangeRefusal(err, [exchange], options) ?? redact(err)}`,
+    );
     await open.close().catch(() => undefined);
     return 1;
   }

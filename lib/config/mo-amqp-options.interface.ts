@@ -1,3 +1,5 @@
+import type { MoVocabulary } from '../events/vocabulary';
+
 /**
  * Options of `MoAmqpModule.forRoot()`; every one is optional. With
  * `forRootAsync()` and no arguments they are read from the environment instead
@@ -10,6 +12,24 @@ export interface MoAmqpModuleOptions {
   exchange?: string;
   /** The topic exchange the delay agent republishes due events on. Default `os2mo_delayed`. */
   delayedExchange?: string;
+  /**
+   * The durability both exchanges are declared with. Default `true`; `false` to
+   * share exchanges that an OS2mo before 2022, the original delay agent or the
+   * seed's consumer script declared non-durable (RabbitMQ refuses a second
+   * declaration that differs).
+   */
+  exchangeDurable?: boolean;
+  /**
+   * Default `true`. `false` only checks that the exchanges exist (start-up fails,
+   * naming the one missing), for a RabbitMQ user without `configure` permission.
+   */
+  declareExchanges?: boolean;
+  /**
+   * The words `publish()` and `@MoEvent` accept: `seed` (default; the seed's
+   * create/update/delete) or `os2mo` (OS2mo 2021+ and ramqp: create, edit,
+   * terminate, refresh; `kle`, `owner`; `object_uuid` required). Readers accept both.
+   */
+  vocabulary?: MoVocabulary;
   /** Broker host, default `localhost`; ignored when `url` is given. */
   host?: string;
   /** Broker port, default 5672; ignored when `url` is given. */

@@ -15,6 +15,7 @@ import {
   validateSync,
 } from 'class-validator';
 import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
+import { MO_VOCABULARY_NAMES } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
 import { redactUrl } from '../util/redact';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
@@ -67,6 +68,15 @@ class MoAmqpOptionsSchema {
   @IsString()
   @Matches(EXCHANGE_NAME)
   delayedExchange!: string;
+
+  @IsBoolean()
+  exchangeDurable!: boolean;
+
+  @IsBoolean()
+  declareExchanges!: boolean;
+
+  @IsIn(MO_VOCABULARY_NAMES)
+  vocabulary!: string;
 
   @ValidateBy({ name: 'isBrokerHost', validator: { validate: isBrokerHost } })
   host!: string;
@@ -134,6 +144,21 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
     env: 'AMQP__DELAYED_EXCHANGE',
     allowed: '1-255 letters, digits, "-", "_", "." or ":", not starting with "amq."',
     defaultValue: 'os2mo_delayed',
+  },
+  exchangeDurable: {
+    env: 'AMQP__EXCHANGE_DURABLE',
+    allowed: 'true, false, 1, 0, yes or no (any case)',
+    defaultValue: true,
+  },
+  declareExchanges: {
+    env: 'AMQP__DECLARE_EXCHANGES',
+    allowed: 'true, false, 1, 0, yes or no (any case)',
+    defaultValue: true,
+  },
+  vocabulary: {
+    env: 'AMQP__VOCABULARY',
+    allowed: `${MO_VOCABULARY_NAMES.join(' or ')}`,
+    defaultValue: 'seed',
   },
   host: { env: 'AMQP__HOST', allowed: 'a host name or IP address', defaultValue: 'localhost' },
   port: { env: 'AMQP__PORT', allowed: 'a whole number from 1 to 65535', defaultValue: 5672 },

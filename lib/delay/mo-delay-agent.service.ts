@@ -12,6 +12,7 @@ import {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
 } from '../mo-amqp.constants';
+import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { readMoEvent } from '../subscribing/mo-event-message';
 import { publishPropertiesOf } from '../util/publish-properties';
@@ -157,7 +158,16 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
         onError: (err) => {
           const message = messageOf(err);
           if (!ready) {
-            reject(new MoAmqpConnectionError(`The delay agent could not declare its queues: ${message}`, 'RabbitMQ'));
+            const { exchange, delayedExchange } = this.amqp;
+            const explained = explainExchangeRefusal(err, [exchange, delayedExchange], this.amqp);
+            reject(
+              new MoAmqpConnectionError(
+                explained
+                  ? `The delay agent could not set up its exchanges: ${explained}`
+                  : `The delay agent could not declare its queues: ${message}`,
+                'RabbitMQ',
+              ),
+            );
           } else {
             this.logger.error(`Delay agent channel error: ${message}`);
           }
@@ -215,8 +225,8 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     };
     await bind(t.entryRouter, LEVELS);
     for (let level = 0; level < LEVELS; level++) await bind(t.router(level), level);
-    await channel.assertExchange(this.amqp.exchange, 'topic', { durable: true });
-    await channel.assertExchange(this.amqp.delayedExchange, 'topic', { durable: true });
+    await setUpExchange(channel, this.amqp.exchange, this.amqp);
+    await setUpExchange(channel, this.amqp.delayedExchange, this.amqp);
     await channel.bindQueue(t.incoming, this.amqp.exchange, '#');
   }
 

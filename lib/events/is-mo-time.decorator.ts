@@ -1,5 +1,5 @@
 import { ValidateBy, ValidationOptions, buildMessage } from 'class-validator';
-import { parseMoTime } from './mo-time';
+import { normalizeMoTime } from './mo-time';
 
 /**
  * class-validator check that a value is time text MO events accept, so an API
@@ -16,10 +16,12 @@ export function IsMoTime(validationOptions?: ValidationOptions): PropertyDecorat
     {
       name: 'isMoTime',
       validator: {
-        validate: (value: unknown) => parseMoTime(value) !== undefined,
+        // The zone only places a bare date, which every zone accepts.
+        validate: (value: unknown) => normalizeMoTime(value) !== undefined,
         defaultMessage: buildMessage(
           (each) =>
-            `${each}$property must be an ISO 8601 date or date-time such as 2021-07-27 or 2021-07-27T00:00:00+02:00`,
+            `${each}$property must be an ISO 8601 date or date-time such as 2021-07-27 or 2021-07-27T00:00:00+02:00 ` +
+            '(an offset in whole minutes, at most 6 fraction digits)',
           validationOptions,
         ),
       },

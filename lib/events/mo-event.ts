@@ -1,28 +1,32 @@
 import { MoEventValidationError } from '../errors/mo-event-validation.error';
-import { TIME_TEXT_ALLOWED, formatMoTime, parseMoTime } from './mo-time';
+import { TIME_TEXT_PUBLISH_ALLOWED, formatMoTime, normalizeMoTime, offsetSecondsAt } from './mo-time';
 import { moRoutingKey } from './routing-key';
 import { UUID_ALLOWED, normalizeUuid } from './uuid';
 import {
+  MO_VOCABULARIES,
   MoAction,
   MoObjectType,
   MoRoutingKey,
   MoService,
+  MoVocabulary,
   MoWordProblem,
+  describeAllowedWords,
   findBadMoWord,
-  isMoAction,
-  isMoObjectType,
-  isMoService,
+  inMoVocabulary,
 } from './vocabulary';
 
 /** Options of one event: when the change is effective, and the changed object itself. */
 export interface MoEventOptions {
   /**
-   * When the change is effective. A `Date` is written with six fraction digits and
-   * the configured zone's offset; a string must be ISO 8601 and is sent unchanged.
-   * Default: now.
+   * When the change is effective. Default: now. A `Date` is written as Python's
+   * `isoformat()` writes it in the configured zone; a string must be ISO 8601 and
+   * is written in that same shape, same instant and offset (`Z` as `+00:00`).
    */
   time?: Date | string;
-  /** The UUID of the engagement, address, … itself; adds `object_uuid` to the body. */
+  /**
+   * The UUID of the engagement, address, … itself; adds `object_uuid` to the body.
+   * Required in the `os2mo` vocabulary.
+   */
   objectUuid?: string;
 }
 
@@ -34,12 +38,14 @@ export interface MoOutgoingEvent {
   readonly uuid: string;
   readonly time: string;
   readonly objectUuid?: string;
-  /** The exact body text: `{"uuid": "…", "time": "…"}`, Python `json.dumps` spacing. */
+  /** The exact body text: `{"uuid": "…", "object_uuid": "…", "time": "…"}`, Python `json.dumps` spacing. */
   readonly body: string;
 }
 
-function oneOf(values: readonly string[]): string {
-  return `one of ${values.join(', ')}`;
+/** What the configuration decides about an event: its vocabulary, and the zone of its times. */
+export interface MoEventRules {
+  readonly vocabulary: MoVocabulary;
+  readonly timeZone: string;
 }
 
 /**
@@ -52,13 +58,13 @@ export function buildMoEvent(
   action: MoAction,
   uuid: string,
   options: MoEventOptions | undefined,
-  timeZone: string,
+  { vocabulary, timeZone }: MoEventRules,
   now: () => Date = () => new Date(),
 ): MoOutgoingEvent {
   // The quick check first: this is the publish path.
-  if (!isMoService(service) || !isMoObjectType(objectType) || !isMoAction(action)) {
-    const bad = findBadMoWord({ service, objectType, action }) as MoWordProblem;
-    throw new MoEventValidationError(bad.field, bad.value, oneOf(bad.allowed));
+  if (!inMoVocabulary(vocabulary, service, objectType, action)) {
+    const bad = findBadMoWord({ service, objectType, action }, vocabulary) as MoWordProblem;
+    throw new MoEventValidationError(bad.field, bad.value, describeAllowedWords(bad));
   }
   const canonicalUuid = normalizeUuid(uuid);
   if (canonicalUuid === undefined) throw new MoEventValidationError('uuid', uuid, UUID_ALLOWED);
@@ -83,16 +89,28 @@ export function buildMoEvent(
   if (options?.objectUuid !== undefined) {
     objectUuid = normalizeUuid(options.objectUuid);
     if (objectUuid === undefined) {
-      throw new MoEventValidationError('options.objectUuid', options.objectUuid, `${UUID_ALLOWED}, or leave it out`);
+      const required = MO_VOCABULARIES[vocabulary].objectUuidRequired;
+      throw new MoEventValidationError(
+        'options.objectUuid',
+        options.objectUuid,
+        required ? `${UUID_ALLOWED} (required in the ${vocabulary} vocabulary)` : `${UUID_ALLOWED}, or leave it out`,
+      );
     }
+  } else if (MO_VOCABULARIES[vocabulary].objectUuidRequired) {
+    throw new MoEventValidationError(
+      'options.objectUuid',
+      undefined,
+      `the changed object's own UUID (options.objectUuid): the ${vocabulary} vocabulary (AMQP__VOCABULARY=${vocabulary}) ` +
+        'requires object_uuid in every body, as OS2mo 2021+ and ramqp do',
+    );
   }
 
-  // Both values are validated to contain nothing JSON would escape, so plain
-  // concatenation gives the same bytes as JSON.stringify with Python's spacing.
+  // The values are validated to contain nothing JSON would escape, so plain
+  // concatenation gives the same bytes as Python's json.dumps, in OS2mo's key order.
   const body =
     objectUuid === undefined
       ? `{"uuid": "${canonicalUuid}", "time": "${time}"}`
-      : `{"uuid": "${canonicalUuid}", "time": "${time}", "object_uuid": "${objectUuid}"}`;
+      : `{"uuid": "${canonicalUuid}", "object_uuid": "${objectUuid}", "time": "${time}"}`;
   return { routingKey: moRoutingKey(service, objectType, action), uuid: canonicalUuid, time, objectUuid, body };
 }
 
@@ -105,8 +123,18 @@ function eventTime(value: unknown, timeZone: string, now: () => Date): string {
     if (text === undefined) {
       throw new MoEventValidationError('options.time', value, `a valid Date in the years 0001-9999 (in ${timeZone})`);
     }
+    // A zone's offset before standard time (Copenhagen's +00:50:20 until 1894) has seconds: pydantic refuses those.
+    if (timeZone !== 'UTC' && offsetSecondsAt(value.getTime(), timeZone) % 60 !== 0) {
+      throw new MoEventValidationError(
+        'options.time',
+        value,
+        `a Date at which ${timeZone}'s offset is whole minutes (then it was ${text.slice(-9)}, ` +
+          'which ramqp cannot read); pass it as text with an offset',
+      );
+    }
     return text;
   }
-  if (typeof value === 'string' && parseMoTime(value, timeZone) !== undefined) return value;
-  throw new MoEventValidationError('options.time', value, `a Date, or ${TIME_TEXT_ALLOWED}`);
+  const text = normalizeMoTime(value, timeZone);
+  if (text !== undefined) return text;
+  throw new MoEventValidationError('options.time', value, `a Date, or ${TIME_TEXT_PUBLISH_ALLOWED}`);
 }

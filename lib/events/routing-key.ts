@@ -1,11 +1,11 @@
 import {
-  MO_ACTIONS,
-  MO_OBJECT_TYPES,
   MO_SERVICES,
+  MO_VOCABULARIES,
   MoAction,
   MoObjectType,
   MoRoutingKey,
   MoService,
+  MoVocabulary,
   isMoAction,
   isMoObjectType,
   isMoService,
@@ -22,7 +22,10 @@ export function moRoutingKey(service: MoService, objectType: MoObjectType, actio
   return `${service}.${objectType}.${action}`;
 }
 
-/** Splits a routing key into its three words, or `undefined` when any word is outside the vocabulary. */
+/**
+ * Splits a routing key into its three words, or `undefined` when any word is
+ * outside both vocabularies (a reader accepts the words of either).
+ */
 export function parseMoRoutingKey(routingKey: unknown): MoRoutingKeyParts | undefined {
   if (typeof routingKey !== 'string') return undefined;
   const words = routingKey.split('.');
@@ -32,7 +35,13 @@ export function parseMoRoutingKey(routingKey: unknown): MoRoutingKeyParts | unde
   return { service, objectType, action };
 }
 
-/** Every routing key of the vocabulary, in vocabulary order (2 × 10 × 3 = 60). */
-export function allMoRoutingKeys(): MoRoutingKey[] {
-  return MO_SERVICES.flatMap((s) => MO_OBJECT_TYPES.flatMap((o) => MO_ACTIONS.map((a) => moRoutingKey(s, o, a))));
+/**
+ * Every routing key of one vocabulary, in vocabulary order: 2 × 10 × 3 = 60 for
+ * `seed` (the default), 2 × 12 × 4 = 96 for `os2mo`.
+ */
+export function allMoRoutingKeys(vocabulary: MoVocabulary = 'seed'): MoRoutingKey[] {
+  const { objectTypes, actions } = MO_VOCABULARIES[vocabulary];
+  return MO_SERVICES.flatMap((s) =>
+    objectTypes.flatMap((o: MoObjectType) => actions.map((a: MoAction) => moRoutingKey(s, o, a))),
+  );
 }

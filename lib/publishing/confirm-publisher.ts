@@ -30,6 +30,8 @@ interface Pending {
 export interface ConfirmPublisherOptions {
   /** Declares what publishing needs (the exchange); runs on every new channel. */
   setup: (channel: ConfirmChannel) => Promise<unknown>;
+  /** Declares (or checks) one exchange as the configuration says. */
+  declareExchange: (channel: ConfirmChannel, name: string) => Promise<void>;
   timeoutMs: number;
   /** Told about set-up failures and channel errors; start-up turns the first into its error. */
   onError: (err: unknown) => void;
@@ -59,6 +61,7 @@ export class ConfirmPublisher {
 
   constructor(manager: AmqpConnectionManager, options: ConfirmPublisherOptions) {
     this.timeoutMs = options.timeoutMs;
+    this.declareExchange = options.declareExchange;
     this.keeper = new ChannelKeeper(manager, {
       create: (model) => model.createConfirmChannel(),
       prepare: async (channel) => {
@@ -81,6 +84,7 @@ export class ConfirmPublisher {
   }
 
   private readonly timeoutMs: number;
+  private readonly declareExchange: ConfirmPublisherOptions['declareExchange'];
 
   private get channel(): ConfirmChannel | undefined {
     return this.keeper.channel;
@@ -90,7 +94,7 @@ export class ConfirmPublisher {
   async assertExchange(name: string): Promise<void> {
     const channel = this.channel;
     if (!channel) throw new PublishFailure('closed');
-    await channel.assertExchange(name, 'topic', { durable: true });
+    await this.declareExchange(channel, name);
   }
 
   /** True while a channel is open and set up. */

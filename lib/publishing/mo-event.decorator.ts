@@ -1,5 +1,12 @@
 import { MO_EVENT_METADATA } from '../mo-amqp.constants';
-import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+import {
+  MoAction,
+  MoActionOf,
+  MoObjectType,
+  MoObjectTypeOf,
+  MoPublishVocabulary,
+  MoService,
+} from '../events/vocabulary';
 
 /**
  * How `@MoEvent` finds the event's values in what the method returned (and the
@@ -15,7 +22,7 @@ export interface MoEventSelectors<TResult = unknown, TArgs extends unknown[] = u
   uuid?(result: TResult, ...args: TArgs): string | readonly string[] | null | undefined;
   /** When the change is effective (`Date` or ISO 8601 text). Default: now. */
   time?(result: TResult, ...args: TArgs): Date | string | null | undefined;
-  /** The UUID of the changed object itself; adds `object_uuid` to the body. */
+  /** The UUID of the changed object itself; adds `object_uuid` to the body (required in the `os2mo` vocabulary). */
   objectUuid?(result: TResult, ...args: TArgs): string | null | undefined;
 }
 
@@ -46,8 +53,8 @@ export const decoratedPrototypes = new Set<object>();
  */
 export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
   service: MoService,
-  objectType: MoObjectType,
-  action: MoAction,
+  objectType: MoObjectTypeOf<MoPublishVocabulary>,
+  action: MoActionOf<MoPublishVocabulary>,
   selectors: MoEventSelectors<TResult, TArgs> = {},
 ): MethodDecorator {
   return (target, key) => {

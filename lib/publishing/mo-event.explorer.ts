@@ -3,7 +3,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
-import { findBadMoWord } from '../events/vocabulary';
+import { MO_VOCABULARIES, MoVocabulary, describeAllowedWords, findBadMoWord } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS, MO_EVENT_METADATA } from '../mo-amqp.constants';
 import { MoEventDefinition, decoratedPrototypes } from './mo-event.decorator';
 import { MoEventBinding, WrappedMethodState, wrapMethod, wrappedState } from './mo-event.wrapper';
@@ -87,7 +87,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
 
   private bind(owner: object, name: string, definitions: MoEventDefinition[], binding: MoEventBinding): void {
     const label = `${owner.constructor.name}.${name}`;
-    definitions.forEach((definition) => validate(label, definition));
+    definitions.forEach((definition) => validate(label, definition, this.options.vocabulary));
     const current = (owner as Record<string, unknown>)[name];
     // Wrapped once per process: a later app (a test's next one) rebinds the same wrapper.
     let state = wrappedState(current);
@@ -134,12 +134,16 @@ function prototypeOf(wrapper: InstanceWrapper): object | undefined {
   return !wrapper.inject && typeof wrapper.metatype === 'function' ? wrapper.metatype.prototype : undefined;
 }
 
-function validate(label: string, { service, objectType, action, selectors }: MoEventDefinition): void {
-  const bad = findBadMoWord({ service, objectType, action });
+function validate(
+  label: string,
+  { service, objectType, action, selectors }: MoEventDefinition,
+  vocabulary: MoVocabulary,
+): void {
+  const bad = findBadMoWord({ service, objectType, action }, vocabulary);
   if (bad) {
     throw new MoEventDecoratorError(
       label,
-      `${bad.name} ${JSON.stringify(bad.value)} is not one of ${bad.allowed.join(', ')}`,
+      `${bad.name} ${JSON.stringify(bad.value)} is not ${describeAllowedWords(bad)}`,
     );
   }
   if (selectors === null || typeof selectors !== 'object') {
@@ -152,5 +156,13 @@ function validate(label: string, { service, objectType, action, selectors }: MoE
     if (typeof value !== 'function') {
       throw new MoEventDecoratorError(label, `the ${key} selector must be a function (result, ...args) => value`);
     }
+  }
+  // Said at start-up rather than at every call: the default (none) cannot satisfy it.
+  if (MO_VOCABULARIES[vocabulary].objectUuidRequired && !selectors.objectUuid) {
+    throw new MoEventDecoratorError(
+      label,
+      `the ${vocabulary} vocabulary (AMQP__VOCABULARY=${vocabulary}) requires object_uuid in every body: ` +
+        'give an objectUuid selector, e.g. { objectUuid: (engagement) => engagement.uuid }',
+    );
   }
 }

@@ -17,13 +17,14 @@ import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoPublishError, MoPublishFailure } from '../errors/mo-publish.error';
 import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-event';
-import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { describeValue } from '../util/describe-value';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 import { errorRedactor, redactUrl } from '../util/redact';
 import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
+import { explainExchangeRefusal, setUpExchange } from './exchanges';
 import { Outbox } from './outbox';
 import { MoEventCounters, MoPublishResult } from './mo-publish-result';
 
@@ -83,12 +84,10 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       );
       this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {
         timeoutMs: options.publishTimeoutMs,
-        // Runs on every new channel, so the exchanges exist before the first publish
-        // (and before any consumer binds to the delayed one).
-        setup: async (channel) => {
-          await channel.assertExchange(options.exchange, 'topic', { durable: true });
-          await channel.assertExchange(options.delayedExchange, 'topic', { durable: true });
-        },
+        // Runs on every new channel, so the exchange exists before the first publish.
+        // The delayed one is declared by what uses it (the agent, a delayed subscriber).
+        setup: (channel) => setUpExchange(channel, options.exchange, options),
+        declareExchange: (channel, name) => setUpExchange(channel, name, options),
         onError: (err) => {
           this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`);
           this.onPublisherError?.(err);
@@ -166,14 +165,14 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
    */
   async publish(
     service: MoService,
-    objectType: MoObjectType,
-    action: MoAction,
+    objectType: MoObjectTypeOf<MoPublishVocabulary>,
+    action: MoActionOf<MoPublishVocabulary>,
     uuid: string,
     options?: MoEventOptions,
   ): Promise<MoPublishResult> {
     let event: MoOutgoingEvent;
     try {
-      event = buildMoEvent(service, objectType, action, uuid, options, this.options.timeZone);
+      event = buildMoEvent(service, objectType, action, uuid, options, this.options);
     } catch (err) {
       this.counts.invalid++;
       throw err;
@@ -299,14 +298,21 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
           );
         }
       };
-      this.onPublisherError = (err) =>
+      this.onPublisherError = (err) => {
+        const { exchange, exchangeDurable, declareExchanges } = this.options;
+        const explained = explainExchangeRefusal(err, [exchange], this.options);
+        const asked = declareExchanges
+          ? `to declare exchange "${exchange}" as a ${exchangeDurable ? 'durable' : 'non-durable'} topic exchange`
+          : `the check that exchange "${exchange}" exists`;
         done(
           new MoAmqpConnectionError(
-            `RabbitMQ at ${this.broker} refused to declare the exchanges "${this.options.exchange}" and ` +
-              `"${this.options.delayedExchange}" as durable topic exchanges: ${this.redact(err)}`,
+            explained
+              ? `RabbitMQ at ${this.broker}: ${explained}`
+              : `RabbitMQ at ${this.broker} refused ${asked}: ${this.redact(err)}`,
             this.broker,
           ),
         );
+      };
       const timer = setTimeout(
         () =>
           done(

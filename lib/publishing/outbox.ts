@@ -149,7 +149,7 @@ export class Outbox {
         );
         try {
           // An exchange the broker lost (or a test deleted) would refuse every record
-          // for ever: declare it again first, durable topic, as the publisher does.
+          // for ever: declare it again first, as the publisher does.
           for (const exchange of new Set(records.map((r) => r.exchange))) {
             if (exchange === '') continue;
             try {

@@ -8,7 +8,7 @@ import { ConsumerState, consumeDelivery } from './mo-event-consumer';
 export interface MoEventSubscribeOptions {
   /** A durable queue of this name receives the events; `<queue>.dlq` receives the failures. */
   queue: string;
-  /** The three words of the binding; a missing one binds `*`. */
+  /** The three words of the binding, from either vocabulary; a missing one binds `*`. */
   service?: MoService;
   objectType?: MoObjectType;
   action?: MoAction;

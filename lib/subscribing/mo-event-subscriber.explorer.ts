@@ -15,8 +15,9 @@ import type { ConfirmChannel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
-import { findBadMoWord } from '../events/vocabulary';
+import { describeAllowedWords, findBadMoWord } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS, MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
+import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { ConsumerBinding } from './mo-event-consumer';
 import { MoEventSubscription, deadLetterQueueOf, queueArguments } from './mo-event-subscribe.decorator';
@@ -128,14 +129,18 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     });
     this.declarations = declarations;
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) =>
+      const onError = (err: Error) => {
+        const explained = explainExchangeRefusal(err, [this.options.delayedExchange], this.options);
         reject(
           new MoAmqpConnectionError(
-            `RabbitMQ refused to declare the @MoEventSubscribe queues: ${err.message}. ` +
-              'A queue that already exists with other arguments (type, dead-letter queue) must be deleted or renamed.',
+            explained
+              ? `RabbitMQ refused the exchange of a delayed @MoEventSubscribe: ${explained}`
+              : `RabbitMQ refused to declare the @MoEventSubscribe queues: ${err.message}. ` +
+                  'A queue that already exists with other arguments (type, dead-letter queue) must be deleted or renamed.',
             'RabbitMQ',
           ),
         );
+      };
       declarations.once('error', onError);
       declarations.waitForConnect().then(() => {
         declarations.removeListener('error', onError);
@@ -154,6 +159,10 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
   private async declare(channel: ConfirmChannel, subscriptions: MoEventSubscription[]): Promise<void> {
     // A refused declaration then closes this channel only, not the connection the publisher shares.
     channel.on('error', () => undefined);
+    // The delayed exchange is declared only where something uses it: here, and by the agent.
+    if (subscriptions.some(({ options }) => options.delayed && !options.exchange)) {
+      await setUpExchange(channel, this.options.delayedExchange, this.options);
+    }
     for (const { options } of subscriptions) {
       const quorum = options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
       await channel.assertQueue(deadLetterQueueOf(options.queue), { durable: true, arguments: quorum });
@@ -226,11 +235,10 @@ function validate({ label, subscription: { options } }: Found): void {
       `queue ${JSON.stringify(options.queue)} must be 1-251 letters, digits, "-", "_", "." or ":", not starting with "amq."`,
     );
   }
-  const bad = findBadMoWord(options, true);
+  // Either vocabulary's words bind: a consumer reads what the publisher sends, whatever this app publishes.
+  const bad = findBadMoWord(options, 'any', true);
   if (bad) {
-    throw fail(
-      `${bad.name} ${JSON.stringify(bad.value)} is not one of ${bad.allowed.join(', ')} (leave it out for any)`,
-    );
+    throw fail(`${bad.name} ${JSON.stringify(bad.value)} is not ${describeAllowedWords(bad)}; leave it out for any`);
   }
   if (
     options.exchange !== undefined &&

@@ -82,7 +82,8 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
         messageId: sent.messageId,
         redelivered: false,
       },
-      expect.objectContaining({ routingKey: 'org_unit.engagement.delete', timeText: '2021-08-01' }),
+      // A bare date is published as midnight in the configured zone (UTC here).
+      expect.objectContaining({ routingKey: 'org_unit.engagement.delete', timeText: '2021-08-01T00:00:00+00:00' }),
     ]);
   });
 
@@ -110,8 +111,8 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
       ['employee.it.create', `{"uuid": "${UUID}"}`, 'time'],
       ['employee.it.create', `{"uuid": "${UUID}", "time": "2021-02-30"}`, 'time'],
       ['employee.it.create', `{"uuid": "${UUID}", "time": "2021-07-27", "object_uuid": 7}`, 'object_uuid'],
-      ['employee.kle.create', good(99), 'routing key'],
-      ['employee.it.terminate', good(98), 'routing key'],
+      ['employee.rolebinding.create', good(99), 'routing key'],
+      ['employee.it.remove', good(98), 'routing key'],
     ];
     const publish = (key: string, body: string | Buffer, id: string) =>
       broker.channel.publish(exchange, key, Buffer.isBuffer(body) ? body : Buffer.from(body), {

@@ -25,7 +25,8 @@ describe('the built package, required from the repository root', () => {
     ]) {
       expect(pkg[name]).toBeDefined();
     }
-    expect(pkg.MO_OBJECT_TYPES).toHaveLength(10);
+    expect(pkg.MO_SEED_OBJECT_TYPES).toHaveLength(10);
+    expect(pkg.MO_OS2MO_OBJECT_TYPES).toHaveLength(12);
   });
 
   it('publishes what a plain AMQP client bound #.#.# on exchange os2mo receives, as the contract says', async () => {
@@ -67,18 +68,18 @@ describe('the built package, required from the repository root', () => {
       [
         'os2mo',
         'org_unit.engagement.create',
-        `{"uuid": "${unit}", "time": "2021-07-27T00:00:00+02:00", "object_uuid": "${engagement}"}`,
+        `{"uuid": "${unit}", "object_uuid": "${engagement}", "time": "2021-07-27T00:00:00+02:00"}`,
       ],
       // From the @MoEvent method; the one that rejected sent nothing.
       [
         'os2mo',
         'employee.engagement.create',
-        `{"uuid": "${person}", "time": "2021-08-01", "object_uuid": "${engagement}"}`,
+        `{"uuid": "${person}", "object_uuid": "${engagement}", "time": "2021-08-01T00:00:00+00:00"}`,
       ],
       [
         'os2mo',
         'org_unit.engagement.create',
-        `{"uuid": "${unit}", "time": "2021-08-01", "object_uuid": "${engagement}"}`,
+        `{"uuid": "${unit}", "object_uuid": "${engagement}", "time": "2021-08-01T00:00:00+00:00"}`,
       ],
     ]);
     for (const message of messages) {

@@ -3,8 +3,8 @@ import { Injectable } from '@nestjs/common';
 import { TestingModule } from '@nestjs/testing';
 import * as amqp from 'amqplib';
 import {
-  MO_ACTIONS,
-  MO_OBJECT_TYPES,
+  MO_SEED_ACTIONS,
+  MO_SEED_OBJECT_TYPES,
   MO_SERVICES,
   MoEventValidationError,
   MoEventsService,
@@ -50,8 +50,8 @@ describe('MoEventsService publishing to RabbitMQ', () => {
 
     const results: MoPublishResult[] = [];
     for (const service of MO_SERVICES) {
-      for (const objectType of MO_OBJECT_TYPES) {
-        for (const action of MO_ACTIONS) {
+      for (const objectType of MO_SEED_OBJECT_TYPES) {
+        for (const action of MO_SEED_ACTIONS) {
           results.push(await events.publish(service, objectType, action, UUID, { time }));
         }
       }
@@ -78,7 +78,7 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     expect(parseMoRoutingKey(messages[0].fields.routingKey)).toBeDefined();
   });
 
-  it('sends object_uuid and a caller’s time string exactly as given', async () => {
+  it('sends object_uuid in OS2mo’s key order, and a caller’s naive time string as given', async () => {
     app = await bootApp({ enabled: true, url: BROKER_URL, exchange });
     const objectUuid = '5e2a5b2b-8d5e-4c1e-9a53-0b8c2f3d4e5f';
     await app
@@ -86,7 +86,7 @@ describe('MoEventsService publishing to RabbitMQ', () => {
       .publish('org_unit', 'address', 'update', UUID, { time: '2019-03-24T13:02:15.132025', objectUuid });
     const [message] = await collector.waitFor(1);
     expect(message.content.toString('utf8')).toBe(
-      `{"uuid": "${UUID}", "time": "2019-03-24T13:02:15.132025", "object_uuid": "${objectUuid}"}`,
+      `{"uuid": "${UUID}", "object_uuid": "${objectUuid}", "time": "2019-03-24T13:02:15.132025"}`,
     );
   });
 

@@ -17,6 +17,9 @@ describe('configuration from the environment', () => {
       enabled: false,
       exchange: 'os2mo',
       delayedExchange: 'os2mo_delayed',
+      exchangeDurable: true,
+      declareExchanges: true,
+      vocabulary: 'seed',
       host: 'localhost',
       port: 5672,
       url: undefined,
@@ -53,6 +56,9 @@ describe('configuration from the environment', () => {
       ENABLE_AMQP: 'yes',
       AMQP__EXCHANGE: 'mo-events',
       AMQP__DELAYED_EXCHANGE: 'mo-events-delayed',
+      AMQP__EXCHANGE_DURABLE: 'false',
+      AMQP__DECLARE_EXCHANGES: 'no',
+      AMQP__VOCABULARY: 'os2mo',
       AMQP__HOST: 'rabbit_mq',
       AMQP__PORT: '5673',
       AMQP__URL: 'amqps://user:p%40ss@broker.example:5671/mo',
@@ -69,6 +75,9 @@ describe('configuration from the environment', () => {
       enabled: true,
       exchange: 'mo-events',
       delayedExchange: 'mo-events-delayed',
+      exchangeDurable: false,
+      declareExchanges: false,
+      vocabulary: 'os2mo',
       host: 'rabbit_mq',
       port: 5673,
       url: 'amqps://user:p%40ss@broker.example:5671/mo',
@@ -108,6 +117,10 @@ describe('configuration from the environment', () => {
     ['AMQP__CONNECT_TIMEOUT_MS', '9999999999', 'a whole number of milliseconds'],
     ['AMQP__MAX_IN_FLIGHT', '0', 'a whole number from 1 up'],
     ['AMQP__EVENT_FAILURES', 'ignore', 'log or throw'],
+    ['AMQP__VOCABULARY', 'OS2mo', 'seed or os2mo'],
+    ['AMQP__VOCABULARY', 'ramqp', 'seed or os2mo'],
+    ['AMQP__EXCHANGE_DURABLE', 'nondurable', 'true, false'],
+    ['AMQP__DECLARE_EXCHANGES', 'passive', 'true, false'],
     ['AMQP__SPOOL_MAX_BYTES', '10', 'a whole number of bytes from 1024 up'],
     ['AMQP__SHUTDOWN_TIMEOUT_MS', 'soon', 'a whole number of milliseconds'],
   ])('rejects %s=%p, naming the variable, the value and what is allowed', (name, value, allowed) => {
@@ -162,7 +175,7 @@ describe('options given in code', () => {
     const err = configError(() => resolveMoAmqpOptions({ exchnage: 'x' } as never));
     expect(err.problems[0]).toMatchObject({
       name: 'exchnage',
-      allowed: expect.stringContaining('enabled, exchange, delayedExchange, host'),
+      allowed: expect.stringContaining('enabled, exchange, delayedExchange, exchangeDurable'),
     });
   });
 

@@ -55,6 +55,9 @@ function setup(timeoutMs = 1_000) {
   const publisher = new ConfirmPublisher(manager as unknown as AmqpConnectionManager, {
     timeoutMs,
     setup: async (channel: ConfirmChannel) => channel.assertExchange('x', 'topic', { durable: true }),
+    declareExchange: async (channel: ConfirmChannel, name: string) => {
+      await channel.assertExchange(name, 'topic', { durable: true });
+    },
     onError: (err) => errors.push(err),
   });
   const connect = async (model = new FakeModel()) => {

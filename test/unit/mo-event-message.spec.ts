@@ -98,14 +98,14 @@ describe('parseMoEvent', () => {
     [
       'an unknown object type',
       `{"uuid": "${UUID}", "time": "2021-07-27"}`,
-      'employee.kle.create',
+      'employee.rolebinding.create',
       'routing key',
       'MO vocabulary',
     ],
     [
       'an unknown action',
       `{"uuid": "${UUID}", "time": "2021-07-27"}`,
-      'employee.it.edit',
+      'employee.it.remove',
       'routing key',
       'MO vocabulary',
     ],

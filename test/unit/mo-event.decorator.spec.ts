@@ -330,7 +330,66 @@ describe('@MoEvent', () => {
     }
     const err = await boot([Typo]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MoEventDecoratorError);
-    expect((err as Error).message).toBe('@MoEvent on Typo.create: service "employe" is not one of employee, org_unit');
+    expect((err as Error).message).toBe(
+      '@MoEvent on Typo.create: service "employe" is not one of employee, org_unit ' +
+        '(the seed vocabulary, AMQP__VOCABULARY=seed)',
+    );
+  });
+
+  describe('in the os2mo vocabulary', () => {
+    it('publishes OS2mo 2021+ words with object_uuid', async () => {
+      @Injectable()
+      class Engagements {
+        @MoEvent('employee', 'engagement', 'terminate', {
+          uuid: (e: Engagement) => e.employeeUuid,
+          objectUuid: (e) => e.uuid,
+        })
+        @MoEvent('org_unit', 'kle', 'refresh', { uuid: (e: Engagement) => e.orgUnitUuid, objectUuid: (e) => e.uuid })
+        async end(): Promise<Engagement> {
+          return { uuid: ENGAGEMENT, employeeUuid: PERSON, orgUnitUuid: UNIT };
+        }
+      }
+      const moduleRef = await boot([Engagements], { vocabulary: 'os2mo' });
+      await moduleRef.get(Engagements).end();
+      expect(published()).toEqual([
+        `employee.engagement.terminate ${PERSON} {"objectUuid":"${ENGAGEMENT}"}`,
+        `org_unit.kle.refresh ${UNIT} {"objectUuid":"${ENGAGEMENT}"}`,
+      ]);
+      const results = await Promise.all(publish.mock.results.map((r) => r.value as Promise<MoPublishResult>));
+      expect(results.map((r) => r.status)).toEqual(['disabled', 'disabled']);
+    });
+
+    it('refuses to start with a seed word, saying which vocabulary has it', async () => {
+      @Injectable()
+      class SeedWords {
+        @MoEvent('employee', 'engagement', 'update', { objectUuid: () => ENGAGEMENT })
+        async update() {
+          return PERSON;
+        }
+      }
+      const err = await boot([SeedWords], { vocabulary: 'os2mo' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MoEventDecoratorError);
+      expect((err as Error).message).toContain(
+        'action "update" is not one of create, edit, terminate, refresh (the os2mo vocabulary, AMQP__VOCABULARY=os2mo); ' +
+          '"update" is a word of the seed vocabulary',
+      );
+    });
+
+    it('refuses to start without an objectUuid selector', async () => {
+      @Injectable()
+      class NoObject {
+        @MoEvent('employee', 'engagement', 'edit')
+        async edit() {
+          return PERSON;
+        }
+      }
+      const err = await boot([NoObject], { vocabulary: 'os2mo' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MoEventDecoratorError);
+      expect((err as Error).message).toContain(
+        'NoObject.edit: the os2mo vocabulary (AMQP__VOCABULARY=os2mo) requires object_uuid',
+      );
+      expect((err as Error).message).toContain('give an objectUuid selector');
+    });
   });
 
   it('refuses to start with an unknown selector', async () => {

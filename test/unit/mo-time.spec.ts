@@ -1,4 +1,4 @@
-import { formatMoTime, parseMoTime } from '../../lib';
+import { normalizeMoTime, formatMoTime, parseMoTime } from '../../lib';
 import { exactOffsetSecondsAt, offsetSecondsAt } from '../../lib/events/mo-time';
 
 const CPH = 'Europe/Copenhagen';
@@ -17,43 +17,45 @@ describe('formatMoTime', () => {
     ];
     expect(texts.map((iso) => formatMoTime(new Date(iso)))).toEqual([
       '2021-07-27T10:00:00.999000+00:00',
-      '2021-07-27T10:00:01.000000+00:00',
+      '2021-07-27T10:00:01+00:00',
       '2021-07-27T10:00:01.007000+00:00',
       '2021-07-27T10:00:00.010000+00:00',
     ]);
   });
 
-  it('always writes six fraction digits and never Z', () => {
-    expect(formatMoTime(new Date('2021-07-27T00:00:00Z'))).toBe('2021-07-27T00:00:00.000000+00:00');
+  it('writes six fraction digits, none when they are zero (as Python), and never Z', () => {
+    expect(formatMoTime(new Date('2021-07-27T00:00:00Z'))).toBe('2021-07-27T00:00:00+00:00');
+    expect(formatMoTime(new Date('2021-07-27T00:00:00.001Z'))).toBe('2021-07-27T00:00:00.001000+00:00');
+    expect(formatMoTime(new Date('2021-07-27T00:00:00.5Z'), 'Europe/Copenhagen')).toBe(
+      '2021-07-27T02:00:00.500000+02:00',
+    );
   });
 
   it('writes summer and winter time in Europe/Copenhagen', () => {
-    expect(formatMoTime(new Date('2021-07-26T22:00:00Z'), CPH)).toBe('2021-07-27T00:00:00.000000+02:00');
-    expect(formatMoTime(new Date('2021-01-26T23:00:00Z'), CPH)).toBe('2021-01-27T00:00:00.000000+01:00');
+    expect(formatMoTime(new Date('2021-07-26T22:00:00Z'), CPH)).toBe('2021-07-27T00:00:00+02:00');
+    expect(formatMoTime(new Date('2021-01-26T23:00:00Z'), CPH)).toBe('2021-01-27T00:00:00+01:00');
   });
 
   it('follows the spring daylight-saving change to the millisecond', () => {
     // 2021-03-28 02:00 local (01:00Z) jumps to 03:00.
     expect(formatMoTime(new Date('2021-03-28T00:59:59.999Z'), CPH)).toBe('2021-03-28T01:59:59.999000+01:00');
-    expect(formatMoTime(new Date('2021-03-28T01:00:00.000Z'), CPH)).toBe('2021-03-28T03:00:00.000000+02:00');
+    expect(formatMoTime(new Date('2021-03-28T01:00:00.000Z'), CPH)).toBe('2021-03-28T03:00:00+02:00');
   });
 
   it('tells the two 02:30s of the autumn change apart by their offsets', () => {
     // 2021-10-31 03:00 local (01:00Z) falls back to 02:00.
-    expect(formatMoTime(new Date('2021-10-31T00:30:00Z'), CPH)).toBe('2021-10-31T02:30:00.000000+02:00');
-    expect(formatMoTime(new Date('2021-10-31T01:30:00Z'), CPH)).toBe('2021-10-31T02:30:00.000000+01:00');
+    expect(formatMoTime(new Date('2021-10-31T00:30:00Z'), CPH)).toBe('2021-10-31T02:30:00+02:00');
+    expect(formatMoTime(new Date('2021-10-31T01:30:00Z'), CPH)).toBe('2021-10-31T02:30:00+01:00');
   });
 
   it('writes negative offsets and odd historical offsets as Python does', () => {
-    expect(formatMoTime(new Date('2020-01-01T12:00:00Z'), 'America/St_Johns')).toBe('2020-01-01T08:30:00.000000-03:30');
+    expect(formatMoTime(new Date('2020-01-01T12:00:00Z'), 'America/St_Johns')).toBe('2020-01-01T08:30:00-03:30');
     // Liberia kept Monrovia Mean Time, UTC-00:44:30, until 1972.
-    expect(formatMoTime(new Date('1970-01-01T00:00:00Z'), 'Africa/Monrovia')).toBe(
-      '1969-12-31T23:15:30.000000-00:44:30',
-    );
+    expect(formatMoTime(new Date('1970-01-01T00:00:00Z'), 'Africa/Monrovia')).toBe('1969-12-31T23:15:30-00:44:30');
   });
 
   it('covers Python’s years 0001 to 9999 and nothing outside them', () => {
-    expect(formatMoTime(new Date('0001-01-01T00:00:00Z'))).toBe('0001-01-01T00:00:00.000000+00:00');
+    expect(formatMoTime(new Date('0001-01-01T00:00:00Z'))).toBe('0001-01-01T00:00:00+00:00');
     expect(formatMoTime(new Date('9999-12-31T23:59:59.999Z'))).toBe('9999-12-31T23:59:59.999000+00:00');
     expect(formatMoTime(new Date('+010000-01-01T00:00:00Z'))).toBeUndefined();
     expect(formatMoTime(new Date('0000-12-31T23:59:59Z'))).toBeUndefined();
@@ -162,4 +164,46 @@ describe('parseMoTime', () => {
       for (const t of points) expect(offsetSecondsAt(t, zone)).toBe(exactOffsetSecondsAt(t, zone));
     },
   );
+});
+
+describe('normalizeMoTime', () => {
+  it.each([
+    ['2021-07-27T00:00:00+02:00', '2021-07-27T00:00:00+02:00'],
+    ['2021-07-27T00:00:00Z', '2021-07-27T00:00:00+00:00'],
+    ['2021-07-27T00:00:00-00:00', '2021-07-27T00:00:00+00:00'],
+    ['2021-07-27T00:00:00+0200', '2021-07-27T00:00:00+02:00'],
+    ['2021-07-27T00:00:00-02', '2021-07-27T00:00:00-02:00'],
+    ['2021-07-27T00:00:00+05:45:00', '2021-07-27T00:00:00+05:45'],
+    ['2021-07-27T00:00:00.5', '2021-07-27T00:00:00.500000'],
+    ['2021-07-27T00:00:00.000000', '2021-07-27T00:00:00'],
+    ['2021-07-27T00:00:00.123456000+01:00', '2021-07-27T00:00:00.123456+01:00'],
+    ['2021-07-27 23:59', '2021-07-27T23:59:00'],
+    ['2021-07-27', '2021-07-27T00:00:00+00:00'],
+    ['0001-01-01T00:00:00+01:00', '0001-01-01T00:00:00+01:00'],
+  ])('writes %p as %p', (text, written) => {
+    expect(normalizeMoTime(text)).toBe(written);
+    // The same instant, and the same offset where one was written (-00:00 is UTC, as in Python).
+    const read = parseMoTime(text)!;
+    const back = parseMoTime(written)!;
+    expect([back.epochMs, back.extraNanos]).toEqual([read.epochMs, read.extraNanos]);
+    if (text.length > 10) expect(back.offsetSeconds).toBe(read.offsetSeconds === null ? null : read.offsetSeconds + 0);
+  });
+
+  it('places a bare date at midnight in the zone, taking the offset before a change at midnight (Python’s fold=0)', () => {
+    expect(normalizeMoTime('2021-07-27', CPH)).toBe('2021-07-27T00:00:00+02:00');
+    // São Paulo's clocks went from 00:00 to 01:00 on 2018-11-04.
+    expect(normalizeMoTime('2018-11-04', 'America/Sao_Paulo')).toBe('2018-11-04T00:00:00-03:00');
+  });
+
+  it.each([
+    '2021-07-27T00:00:00+01:30:15',
+    '2021-07-27T00:00:00.1234567',
+    '2021-07-27T00:00:00.123456001Z',
+    '1890-06-01',
+    '2019-02-29',
+    'now',
+    42,
+  ])('returns undefined for %p, which the one shape cannot hold unchanged', (text) => {
+    expect(normalizeMoTime(text, typeof text === 'string' && text.startsWith('1890') ? CPH : 'UTC')).toBeUndefined();
+  });
 });

@@ -1,40 +1,75 @@
 import {
   MO_ACTIONS,
   MO_OBJECT_TYPES,
+  MO_OS2MO_ACTIONS,
+  MO_OS2MO_OBJECT_TYPES,
+  MO_SEED_ACTIONS,
+  MO_SEED_OBJECT_TYPES,
   MO_SERVICES,
+  MO_VOCABULARIES,
+  MoAction,
+  MoActionOf,
   MoObjectType,
+  MoObjectTypeOf,
   MoService,
   isMoAction,
   isMoObjectType,
   isMoService,
 } from '../../lib';
 import { allMoRoutingKeys, moRoutingKey, parseMoRoutingKey } from '../../lib/events/routing-key';
+import { describeAllowedWords, findBadMoWord } from '../../lib/events/vocabulary';
+
+const SEED_TEN = [
+  'address',
+  'association',
+  'employee',
+  'engagement',
+  'it',
+  'leave',
+  'manager',
+  'org_unit',
+  'related_unit',
+  'role',
+];
 
 describe('vocabulary', () => {
   it('holds the seed’s two services, ten object types and three actions', () => {
     expect(MO_SERVICES).toEqual(['employee', 'org_unit']);
-    expect(MO_OBJECT_TYPES).toEqual([
-      'address',
-      'association',
-      'employee',
-      'engagement',
-      'it',
-      'leave',
-      'manager',
-      'org_unit',
-      'related_unit',
-      'role',
-    ]);
-    expect(MO_ACTIONS).toEqual(['create', 'update', 'delete']);
+    expect(MO_SEED_OBJECT_TYPES).toEqual(SEED_TEN);
+    expect(MO_SEED_ACTIONS).toEqual(['create', 'update', 'delete']);
+    expect(MO_VOCABULARIES.seed).toEqual({
+      services: MO_SERVICES,
+      objectTypes: MO_SEED_OBJECT_TYPES,
+      actions: MO_SEED_ACTIONS,
+      objectUuidRequired: false,
+    });
   });
 
-  it('rejects a typo at compile time', () => {
+  it('holds OS2mo 2021+’s twelve object types and four actions, object_uuid required', () => {
+    expect(MO_OS2MO_OBJECT_TYPES).toEqual([...SEED_TEN, 'kle', 'owner']);
+    expect(MO_OS2MO_ACTIONS).toEqual(['create', 'edit', 'terminate', 'refresh']);
+    expect(MO_VOCABULARIES.os2mo.objectUuidRequired).toBe(true);
+  });
+
+  it('lists every word of either vocabulary for readers', () => {
+    expect(MO_OBJECT_TYPES).toEqual(MO_OS2MO_OBJECT_TYPES);
+    expect([...MO_ACTIONS].sort()).toEqual(['create', 'delete', 'edit', 'refresh', 'terminate', 'update']);
+  });
+
+  it('rejects a typo at compile time, in either vocabulary', () => {
     // `npm run lint` type-checks this file: each line must stay a type error.
     // @ts-expect-error 'employe' is not a MoService
     const service: MoService = 'employe';
-    // @ts-expect-error 'kle' is a later OS2mo object type, not in this vocabulary
-    const objectType: MoObjectType = 'kle';
-    expect([service, objectType]).toEqual(['employe', 'kle']);
+    // @ts-expect-error 'engagment' is in no vocabulary
+    const objectType: MoObjectType = 'engagment';
+    // @ts-expect-error 'updte' is in no vocabulary
+    const action: MoAction = 'updte';
+    // @ts-expect-error 'kle' is an os2mo word, not a seed word
+    const seedType: MoObjectTypeOf<'seed'> = 'kle';
+    // @ts-expect-error 'update' is a seed word, not an os2mo word
+    const os2moAction: MoActionOf<'os2mo'> = 'update';
+    const both: [MoObjectType, MoAction, MoAction] = ['kle', 'edit', 'update'];
+    expect([service, objectType, action, seedType, os2moAction, both]).toHaveLength(6);
   });
 
   it.each([
@@ -43,11 +78,14 @@ describe('vocabulary', () => {
     [isMoService, 'employe', false],
     [isMoService, 'Employee', false],
     [isMoObjectType, 'related_unit', true],
-    [isMoObjectType, 'kle', false],
+    [isMoObjectType, 'kle', true],
+    [isMoObjectType, 'owner', true],
     [isMoObjectType, 'rolebinding', false],
     [isMoAction, 'delete', true],
-    [isMoAction, 'edit', false],
-    [isMoAction, 'terminate', false],
+    [isMoAction, 'edit', true],
+    [isMoAction, 'terminate', true],
+    [isMoAction, 'refresh', true],
+    [isMoAction, 'remove', false],
   ] as const)('%p(%p) is %p', (check, value, expected) => {
     expect(check(value)).toBe(expected);
   });
@@ -57,6 +95,20 @@ describe('vocabulary', () => {
     expect(isMoObjectType(value)).toBe(false);
     expect(isMoAction(value)).toBe(false);
   });
+
+  it('finds the word outside a vocabulary, and the vocabulary that has it', () => {
+    const seed = findBadMoWord({ service: 'employee', objectType: 'owner', action: 'create' }, 'seed');
+    expect(seed).toMatchObject({ field: 'objectType', value: 'owner', vocabulary: 'seed', foundIn: 'os2mo' });
+    const os2mo = findBadMoWord({ service: 'employee', objectType: 'it', action: 'delete' }, 'os2mo');
+    expect(os2mo).toMatchObject({ field: 'action', vocabulary: 'os2mo', foundIn: 'seed' });
+    const nowhere = findBadMoWord({ service: 'employee', objectType: 'it', action: 'remove' }, 'seed');
+    expect(nowhere?.foundIn).toBeUndefined();
+    expect(describeAllowedWords(nowhere!)).toBe(
+      'one of create, update, delete (the seed vocabulary, AMQP__VOCABULARY=seed)',
+    );
+    expect(findBadMoWord({ service: 'employee', objectType: 'kle', action: 'update' }, 'any')).toBeUndefined();
+    expect(findBadMoWord({ action: 'edit' }, 'seed', true)).toMatchObject({ field: 'action', foundIn: 'os2mo' });
+  });
 });
 
 describe('routing keys', () => {
@@ -64,19 +116,31 @@ describe('routing keys', () => {
     expect(moRoutingKey('employee', 'it', 'create')).toBe('employee.it.create');
   });
 
-  it('lists all 60 distinct routing keys', () => {
+  it('lists the seed’s 60 and OS2mo’s 96 distinct routing keys', () => {
     const keys = allMoRoutingKeys();
     expect(keys).toHaveLength(60);
     expect(new Set(keys).size).toBe(60);
     expect(keys).toContain('org_unit.related_unit.delete');
+    const os2mo = allMoRoutingKeys('os2mo');
+    expect(new Set(os2mo).size).toBe(96);
+    expect(os2mo).toContain('org_unit.owner.refresh');
+    expect(os2mo).not.toContain('employee.it.update');
   });
 
-  it('parses a routing key back into its words', () => {
+  it('parses a routing key of either vocabulary back into its words', () => {
     expect(parseMoRoutingKey('org_unit.engagement.update')).toEqual({
       service: 'org_unit',
       objectType: 'engagement',
       action: 'update',
     });
+    expect(parseMoRoutingKey('employee.kle.terminate')).toEqual({
+      service: 'employee',
+      objectType: 'kle',
+      action: 'terminate',
+    });
+    for (const key of [...allMoRoutingKeys('seed'), ...allMoRoutingKeys('os2mo')]) {
+      expect(parseMoRoutingKey(key)).toBeDefined();
+    }
   });
 
   it.each([
@@ -85,7 +149,7 @@ describe('routing keys', () => {
     '#.it.create',
     'employee.*.create',
     'Employee.it.create',
-    'employee.it.edit',
+    'employee.it.remove',
     'employee..create',
     '',
     42,
