@@ -27,8 +27,13 @@ async function cli(args: string[], env: Record<string, string> = {}, cwd = proce
 }
 
 /** Starts `mo-amqp tail` and resolves once it says it is waiting. */
-async function startTail(args: string[]): Promise<{ child: ChildProcess; lines: string[] }> {
-  const child = spawn(process.execPath, [CLI, 'tail', ...args], { env: { ...process.env, AMQP__URL: BROKER_URL } });
+async function startTail(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; lines: string[] }> {
+  const child = spawn(process.execPath, [CLI, 'tail', ...args], {
+    env: { ...process.env, AMQP__URL: BROKER_URL, ...env },
+  });
   const lines: string[] = [];
   let buffered = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -105,6 +110,47 @@ describe('the mo-amqp command', () => {
     const body = JSON.parse(message.content.toString());
     expect(body).toEqual({ uuid, time: expect.stringMatching(/\+0[12]:00$/), object_uuid: objectUuid });
     expect(message.properties).toMatchObject({ deliveryMode: 2, contentType: 'application/json' });
+  });
+
+  it('publish follows AMQP__VOCABULARY: OS2mo’s words and object_uuid there, each refusal naming the vocabularies', async () => {
+    const collector = await broker.collect(exchange);
+    const env = { AMQP__VOCABULARY: 'os2mo', AMQP__EXCHANGE: exchange };
+    const [uuid, objectUuid] = [randomUUID(), randomUUID()];
+    const sent = await cli(
+      ['publish', 'employee.kle.terminate', uuid, '--object-uuid', objectUuid, '--time', '2021-07-27'],
+      env,
+    );
+    expect(sent).toMatchObject({ code: 0, stderr: '' });
+    const [message] = await collector.waitFor(1);
+    expect(message.content.toString()).toBe(
+      `{"uuid": "${uuid}", "object_uuid": "${objectUuid}", "time": "2021-07-27T00:00:00+00:00"}`,
+    );
+
+    const seedWord = await cli(['publish', 'employee.it.update', uuid, '--object-uuid', objectUuid], env);
+    expect(seedWord.code).toBe(2);
+    expect(seedWord.stderr).toContain(
+      'action: received "update"; allowed: one of create, edit, terminate, refresh (the os2mo vocabulary, ' +
+        'AMQP__VOCABULARY=os2mo); "update" is a word of the seed vocabulary: set AMQP__VOCABULARY=seed',
+    );
+    const noObject = await cli(['publish', 'employee.it.edit', uuid], env);
+    expect(noObject.code).toBe(2);
+    expect(noObject.stderr).toContain('options.objectUuid: received undefined');
+    expect(noObject.stderr).toContain('requires object_uuid');
+    const os2moWord = await cli(['publish', 'employee.owner.create', uuid], { AMQP__EXCHANGE: exchange });
+    expect(os2moWord.stderr).toContain('"owner" is a word of the os2mo vocabulary: set AMQP__VOCABULARY=os2mo');
+  });
+
+  it('tail shares an exchange declared non-durable (the seed’s script) with AMQP__EXCHANGE_DURABLE=false', async () => {
+    await broker.channel.assertExchange(exchange, 'topic', { durable: false });
+    const refused = await cli(['tail', '--exchange', exchange]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`Exchange "${exchange}" (vhost "/") exists non-durable`);
+    expect(refused.stderr).toContain('set AMQP__EXCHANGE_DURABLE=false');
+
+    const { child, lines } = await startTail(['--exchange', exchange], { AMQP__EXCHANGE_DURABLE: 'false' });
+    broker.channel.publish(exchange, 'employee.it.create', Buffer.from('{}'));
+    await until(() => lines.length === 1, 'the line from tail');
+    child.kill('SIGINT');
   });
 
   it.each([

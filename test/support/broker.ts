@@ -71,9 +71,9 @@ export class TestBroker {
     return fresh;
   }
 
-  /** Declares `exchange` as the contract says (durable topic) and collects what `binding` matches. */
-  async collect(exchange: string, binding = '#.#.#'): Promise<Collector> {
-    await this.channel.assertExchange(exchange, 'topic', { durable: true });
+  /** Declares `exchange` as the contract says (durable topic, unless told) and collects what `binding` matches. */
+  async collect(exchange: string, binding = '#.#.#', { durable = true } = {}): Promise<Collector> {
+    await this.channel.assertExchange(exchange, 'topic', { durable });
     this.exchanges.add(exchange);
     const { queue } = await this.channel.assertQueue('', { exclusive: true, autoDelete: true });
     await this.channel.bindQueue(queue, exchange, binding);

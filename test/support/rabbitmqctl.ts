@@ -1,0 +1,32 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { BROKER_URL, uniqueName } from './broker';
+
+/** Runs rabbitmqctl against the local test broker (the one scripts/rabbitmq.sh started). */
+export function rabbitmqctl(...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile('rabbitmqctl', args, { timeout: 60_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`rabbitmqctl ${args[0]} failed: ${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+}
+
+/** A RabbitMQ user of its own, with these permissions on vhost "/" (regular expressions, as rabbitmqctl takes them). */
+export interface TestUser {
+  readonly name: string;
+  readonly password: string;
+  /** The test broker's URL, logging in as this user. */
+  readonly url: string;
+  remove(): Promise<void>;
+}
+
+export async function addUser(permissions: { configure: string; write: string; read: string }): Promise<TestUser> {
+  const name = uniqueName('user');
+  const password = randomBytes(12).toString('hex');
+  await rabbitmqctl('add_user', name, password);
+  await rabbitmqctl('set_permissions', '-p', '/', name, permissions.configure, permissions.write, permissions.read);
+  const url = new URL(BROKER_URL);
+  url.username = name;
+  url.password = password;
+  return { name, password, url: url.toString(), remove: async () => void (await rabbitmqctl('delete_user', name)) };
+}
