@@ -3,7 +3,15 @@ import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { TIME_TEXT_ALLOWED, parseMoTime } from '../events/mo-time';
 import { parseMoRoutingKey } from '../events/routing-key';
 import { UUID_ALLOWED, normalizeUuid } from '../events/uuid';
-import { MoAction, MoObjectType, MoRoutingKey, MoService } from '../events/vocabulary';
+import {
+  MO_ACTIONS,
+  MO_OBJECT_TYPES,
+  MO_SERVICES,
+  MoAction,
+  MoObjectType,
+  MoRoutingKey,
+  MoService,
+} from '../events/vocabulary';
 import { MO_HEADER_ATTEMPT, MO_HEADER_ROUTING_KEY } from '../mo-amqp.constants';
 
 /** A received MO event, validated. */
@@ -27,6 +35,10 @@ export interface MoEventMessage {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const ROUTING_KEY_ALLOWED =
+  `<service>.<object-type>.<action> with words of either MO vocabulary: services ${MO_SERVICES.join(', ')}; ` +
+  `object types ${MO_OBJECT_TYPES.join(', ')}; actions ${MO_ACTIONS.join(', ')}`;
 
 /**
  * For plain `@RabbitSubscribe` handlers: the typed, validated event, or a
@@ -72,7 +84,7 @@ export function readMoEvent(
 
   const words = parseMoRoutingKey(routingKey);
   if (!words) {
-    throw fail('routing key', routingKey, '<service>.<object-type>.<action> with words from the MO vocabulary');
+    throw fail('routing key', routingKey, ROUTING_KEY_ALLOWED);
   }
   const object = Buffer.isBuffer(body) ? decodeJson(body, fail) : body;
   if (object === null || typeof object !== 'object' || Array.isArray(object)) {

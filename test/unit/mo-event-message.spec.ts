@@ -50,6 +50,31 @@ describe('parseMoEvent', () => {
     });
   });
 
+  it('reads an OS2mo 2021+ message: its words, object_uuid first, no properties at all', () => {
+    const message: ConsumeMessage = {
+      content: Buffer.from(`{"object_uuid": "${OBJECT}", "time": "2021-07-27T00:00:00+02:00", "uuid": "${UUID}"}`),
+      fields: {
+        deliveryTag: 1,
+        redelivered: false,
+        exchange: 'os2mo',
+        routingKey: 'org_unit.kle.terminate',
+        consumerTag: 'c',
+      },
+      properties: {} as ConsumeMessage['properties'],
+    };
+    expect(parseMoEvent(undefined, message)).toEqual({
+      uuid: UUID,
+      time: new Date('2021-07-26T22:00:00Z'),
+      timeText: '2021-07-27T00:00:00+02:00',
+      routingKey: 'org_unit.kle.terminate',
+      service: 'org_unit',
+      objectType: 'kle',
+      action: 'terminate',
+      objectUuid: OBJECT,
+      redelivered: false,
+    });
+  });
+
   it('reads the seed’s naive example in the zone asked for, and accepts what golevelup already parsed', () => {
     const message = delivery('ignored');
     const event = parseMoEvent({ uuid: UUID.toUpperCase(), time: '2019-03-24T13:02:15.132025' }, message, {
@@ -100,16 +125,22 @@ describe('parseMoEvent', () => {
       `{"uuid": "${UUID}", "time": "2021-07-27"}`,
       'employee.rolebinding.create',
       'routing key',
-      'MO vocabulary',
+      'either MO vocabulary',
     ],
     [
       'an unknown action',
       `{"uuid": "${UUID}", "time": "2021-07-27"}`,
       'employee.it.remove',
       'routing key',
-      'MO vocabulary',
+      'either MO vocabulary',
     ],
-    ['two words', `{"uuid": "${UUID}", "time": "2021-07-27"}`, 'employee.create', 'routing key', 'MO vocabulary'],
+    [
+      'two words',
+      `{"uuid": "${UUID}", "time": "2021-07-27"}`,
+      'employee.create',
+      'routing key',
+      'either MO vocabulary',
+    ],
   ])('refuses a message that is %s, naming the field', (_kind, body, routingKey, field, allowed) => {
     const err = parseError(delivery(body, routingKey));
     expect(err.field).toBe(field);
