@@ -131,12 +131,15 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
         const explained = explainExchangeRefusal(err, [this.options.delayedExchange], this.options);
+        const hint = /ACCESS[-_]REFUSED/.test(err.message)
+          ? 'The RabbitMQ user needs configure, write and read on each queue and its .dlq, read on the exchange, ' +
+            'and write on amq.default (dead-lettering, retries and dead-letter copies go through it).'
+          : 'A queue that already exists with other arguments (type, dead-letter queue) must be deleted or renamed.';
         reject(
           new MoAmqpConnectionError(
             explained
               ? `RabbitMQ refused the exchange of a delayed @MoEventSubscribe: ${explained}`
-              : `RabbitMQ refused to declare the @MoEventSubscribe queues: ${err.message}. ` +
-                  'A queue that already exists with other arguments (type, dead-letter queue) must be deleted or renamed.',
+              : `RabbitMQ refused to declare the @MoEventSubscribe queues: ${err.message}. ${hint}`,
             'RabbitMQ',
           ),
         );

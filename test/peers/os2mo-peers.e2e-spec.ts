@@ -369,4 +369,52 @@ describe('a RabbitMQ user that may write and read but not configure', () => {
       await user.remove();
     }
   }, 60_000);
+
+  it('publishes and consumes, retries included, with configure on its own queues only (as docs/real-os2mo.md says)', async () => {
+    const prefix = uniqueName('payroll');
+    const queue = `${prefix}.engagements`;
+    broker.trackQueue(queue);
+    broker.trackQueue(`${queue}.dlq`);
+    const own = prefix.replace(/\./g, '\\.');
+    const events = exchange.replace(/\./g, '\\.');
+    const permissions = {
+      configure: `^${own}\\..*`,
+      write: `^(${events}|amq\\.default|${own}\\..*)$`,
+      read: `^(${events}|${own}\\..*)$`,
+    };
+    // Without write on amq.default the queues cannot even be declared (their dead-lettering goes through it).
+    const user = await addUser({ ...permissions, write: `^(${events}|${own}\\..*)$` });
+    const handled: string[] = [];
+    @Injectable()
+    class Payroll {
+      @MoEventSubscribe({ queue, objectType: 'engagement' })
+      async onEngagement(event: MoEventMessage) {
+        handled.push(event.uuid);
+        if (handled.length === 1) throw new Error('once'); // a retry: a copy through the default exchange
+      }
+    }
+    try {
+      const options = { enabled: true, url: user.url, exchange, declareExchanges: false, connectTimeoutMs: 5_000 };
+      const refused = await bootApp(options, { providers: [Payroll], logger: new CapturingLogger() }).catch(
+        (e: unknown) => e,
+      );
+      expect(refused).toBeInstanceOf(MoAmqpConnectionError);
+      expect((refused as Error).message).toContain("access to exchange 'amq.default'");
+      expect((refused as Error).message).toContain('and write on amq.default');
+
+      await user.permit(permissions);
+      app = await bootApp(options, { providers: [Payroll] });
+      const uuid = randomUUID();
+      const service = app.get(MoEventsService);
+      await service.publish('employee', 'engagement', 'create', uuid);
+      // The retry copy can be handled before its own confirm has counted it.
+      await until(() => handled.length === 2 && service.counters.retried === 1, 'the event, then its retry');
+      expect(handled).toEqual([uuid, uuid]);
+      expect(service.counters).toMatchObject({ confirmed: 1, retried: 1, deadLettered: 0 });
+    } finally {
+      await app?.close();
+      app = undefined;
+      await user.remove();
+    }
+  }, 60_000);
 });

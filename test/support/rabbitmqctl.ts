@@ -17,16 +17,32 @@ export interface TestUser {
   readonly password: string;
   /** The test broker's URL, logging in as this user. */
   readonly url: string;
+  /** Replaces the user's permissions. */
+  permit(permissions: Permissions): Promise<void>;
   remove(): Promise<void>;
 }
 
-export async function addUser(permissions: { configure: string; write: string; read: string }): Promise<TestUser> {
+export interface Permissions {
+  readonly configure: string;
+  readonly write: string;
+  readonly read: string;
+}
+
+export async function addUser(permissions: Permissions): Promise<TestUser> {
   const name = uniqueName('user');
   const password = randomBytes(12).toString('hex');
   await rabbitmqctl('add_user', name, password);
-  await rabbitmqctl('set_permissions', '-p', '/', name, permissions.configure, permissions.write, permissions.read);
+  const permit = async ({ configure, write, read }: Permissions) =>
+    void (await rabbitmqctl('set_permissions', '-p', '/', name, configure, write, read));
+  await permit(permissions);
   const url = new URL(BROKER_URL);
   url.username = name;
   url.password = password;
-  return { name, password, url: url.toString(), remove: async () => void (await rabbitmqctl('delete_user', name)) };
+  return {
+    name,
+    password,
+    url: url.toString(),
+    permit,
+    remove: async () => void (await rabbitmqctl('delete_user', name)),
+  };
 }
