@@ -63,20 +63,20 @@ async function seedConsumer(exchange: string, count: number) {
   return peer;
 }
 
+let broker: TestBroker;
+let app: TestingModule | undefined;
+
+beforeEach(async () => {
+  broker = await TestBroker.connect();
+});
+
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+  await broker.close();
+});
+
 describe('OS2mo 2021+ publishing (pika, json.dumps, no properties) to this package’s readers', () => {
-  let broker: TestBroker;
-  let app: TestingModule | undefined;
-
-  beforeEach(async () => {
-    broker = await TestBroker.connect();
-  });
-
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-    await broker.close();
-  });
-
   it('consumes all 96 routing keys with object_uuid in any position, in the default vocabulary; the agent forwards them', async () => {
     const exchange = uniqueName('os2mo');
     const delayedExchange = uniqueName('delayed');
@@ -110,16 +110,7 @@ describe('OS2mo 2021+ publishing (pika, json.dumps, no properties) to this packa
         parsed.push(parseMoEvent(payload, message));
       }
     }
-    app = await Test.createTestingModule({
-      imports: [
-        MoAmqpModule.forRoot({ enabled: true, url: BROKER_URL, exchange, delayedExchange, spoolDir: testSpoolDir() }),
-        MoDelayAgentModule.forRoot({ prefix }),
-      ],
-      providers: [Integration],
-    })
-      .setLogger(new CapturingLogger())
-      .compile();
-    await app.init();
+    app = await bootAgentApp({ enabled: true, url: BROKER_URL, exchange, delayedExchange }, prefix, [Integration]);
 
     const keys = allMoRoutingKeys('os2mo');
     const sent = keys.map((routingKey, i) => ({
@@ -169,19 +160,6 @@ describe('OS2mo 2021+ publishing (pika, json.dumps, no properties) to this packa
 });
 
 describe('exchanges shared with peers that declare them non-durable', () => {
-  let broker: TestBroker;
-  let app: TestingModule | undefined;
-
-  beforeEach(async () => {
-    broker = await TestBroker.connect();
-  });
-
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-    await broker.close();
-  });
-
   it('runs with the seed’s consumer script (non-durable exchange_declare, exclusive queue bound #.#.#) when AMQP__EXCHANGE_DURABLE=false', async () => {
     const exchange = uniqueName('seed');
     broker.track(exchange);
@@ -261,7 +239,7 @@ describe('exchanges shared with peers that declare them non-durable', () => {
         later.push(event);
       }
     }
-    app = await bootAgentApp({ ...options, spoolDir: testSpoolDir() }, prefix, [Later]);
+    app = await bootAgentApp(options, prefix, [Later]);
     const sent = await app
       .get(MoEventsService)
       .publish('employee', 'engagement', 'create', randomUUID(), { time: '2021-07-27' });
@@ -284,7 +262,7 @@ describe('exchanges shared with peers that declare them non-durable', () => {
     const err = await bootAgentApp(options, prefix).catch((e: unknown) => e);
     expect((err as Error).message).toContain(`Exchange "${delayedExchange}" (vhost "/") exists non-durable`);
 
-    app = await bootAgentApp({ ...options, declareExchanges: false, spoolDir: testSpoolDir() }, prefix);
+    app = await bootAgentApp({ ...options, declareExchanges: false }, prefix);
     const sent = await app.get(MoEventsService).publish('org_unit', 'org_unit', 'update', randomUUID());
     const [copy] = await delayed.waitFor(1);
     expect(copy.properties.messageId).toBe(sent.messageId);
@@ -292,42 +270,25 @@ describe('exchanges shared with peers that declare them non-durable', () => {
 });
 
 /** An app with the delay agent (and `providers`), started; closed again when its start fails. */
-async function bootAgentApp(
+function bootAgentApp(
   options: Parameters<typeof MoAmqpModule.forRoot>[0],
   prefix: string,
   providers: Type[] = [],
 ): Promise<TestingModule> {
-  const moduleRef = await Test.createTestingModule({
-    imports: [MoAmqpModule.forRoot(options), MoDelayAgentModule.forRoot({ prefix })],
+  return bootApp(options ?? {}, {
+    imports: [MoDelayAgentModule.forRoot({ prefix })],
     providers,
-  })
-    .setLogger(new CapturingLogger())
-    .compile();
-  try {
-    await moduleRef.init();
-  } catch (err) {
-    await moduleRef.close().catch(() => undefined);
-    throw err;
-  }
-  return moduleRef;
+    logger: new CapturingLogger(),
+  });
 }
 
 describe('a RabbitMQ user that may write and read but not configure', () => {
-  let broker: TestBroker;
-  let app: TestingModule | undefined;
   let collector: Collector;
   let exchange: string;
 
   beforeEach(async () => {
-    broker = await TestBroker.connect();
     exchange = uniqueName('granted');
     collector = await broker.collect(exchange); // declared by someone allowed to: here, the test
-  });
-
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-    await broker.close();
   });
 
   it('starts and publishes with AMQP__DECLARE_EXCHANGES=false; is told why it cannot start otherwise', async () => {

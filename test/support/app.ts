@@ -1,17 +1,21 @@
-import { LoggerService, Provider } from '@nestjs/common';
+import { LoggerService, ModuleMetadata, Provider } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { MoAmqpModule, MoAmqpModuleOptions } from '../../lib';
 
-/** Boots `MoAmqpModule.forRoot(options)` (plus `providers`) the way an app would, hooks included. */
+/** Boots `MoAmqpModule.forRoot(options)` (plus `imports` and `providers`) the way an app would, hooks included. */
 export async function bootApp(
   options: MoAmqpModuleOptions,
-  { providers = [], logger }: { providers?: Provider[]; logger?: LoggerService } = {},
+  {
+    providers = [],
+    imports = [],
+    logger,
+  }: { providers?: Provider[]; imports?: ModuleMetadata['imports']; logger?: LoggerService } = {},
 ): Promise<TestingModule> {
   // Each app spools into a directory of its own, unless the test chose one.
   const withSpool = { spoolDir: testSpoolDir(), ...options };
-  const builder = Test.createTestingModule({ imports: [MoAmqpModule.forRoot(withSpool)], providers });
+  const builder = Test.createTestingModule({ imports: [MoAmqpModule.forRoot(withSpool), ...imports], providers });
   if (logger) builder.setLogger(logger);
   const app = await builder.compile();
   try {
