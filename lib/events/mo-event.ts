@@ -123,7 +123,7 @@ function eventTime(value: unknown, timeZone: string, now: () => Date): string {
     if (text === undefined) {
       throw new MoEventValidationError('options.time', value, `a valid Date in the years 0001-9999 (in ${timeZone})`);
     }
-    // A zone's offset before standard time (Copenhagen's +00:50:20 until 1894) has seconds: pydantic refuses those.
+    // A zone's local mean time (before standard time, about 1900) has an offset with seconds: pydantic refuses those.
     if (timeZone !== 'UTC' && offsetSecondsAt(value.getTime(), timeZone) % 60 !== 0) {
       throw new MoEventValidationError(
         'options.time',

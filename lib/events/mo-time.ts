@@ -167,8 +167,8 @@ function wallClockMs(
  * in `timeZone`: `2021-07-27T00:00:00+02:00`, `2019-03-24T13:02:15.132000+00:00`
  * (six fraction digits, none when they are zero). Returns `undefined` for an
  * invalid Date or one outside the years 0001-9999 in that zone. (Like Python, it
- * writes the seconds of an offset that has them, `+00:50:20` in 1890 Copenhagen;
- * publishing refuses such a time, since pydantic cannot read it.)
+ * writes the seconds of an offset that has them, a zone's local mean time before
+ * about 1900; publishing refuses such a time, since pydantic cannot read it.)
  */
 export function formatMoTime(date: Date, timeZone = 'UTC'): string | undefined {
   const t = date.getTime();

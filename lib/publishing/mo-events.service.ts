@@ -87,6 +87,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
         // Runs on every new channel, so the exchange exists before the first publish.
         // The delayed one is declared by what uses it (the agent, a delayed subscriber).
         setup: (channel) => setUpExchange(channel, options.exchange, options),
+        // The spool's records may name another exchange; each is set up the same way.
         declareExchange: (channel, name) => setUpExchange(channel, name, options),
         onError: (err) => {
           this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`);
