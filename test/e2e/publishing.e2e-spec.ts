@@ -78,6 +78,27 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     expect(parseMoRoutingKey(messages[0].fields.routingKey)).toBeDefined();
   });
 
+  it('in the os2mo vocabulary delivers all 96 of OS2mo’s routing keys, each body as OS2mo wrote it', async () => {
+    app = await bootApp({
+      enabled: true,
+      url: BROKER_URL,
+      exchange,
+      vocabulary: 'os2mo',
+      timeZone: 'Europe/Copenhagen',
+    });
+    const events = app.get(MoEventsService);
+    const objectUuid = '5e2a5b2b-8d5e-4c1e-9a53-0b8c2f3d4e5f';
+    const time = new Date('2021-07-26T22:00:00Z');
+    for (const key of allMoRoutingKeys('os2mo')) {
+      const [s, o, a] = key.split('.') as [never, never, never];
+      expect((await events.publish(s, o, a, UUID, { time, objectUuid })).status).toBe('confirmed');
+    }
+    const messages = await collector.waitFor(96);
+    expect(messages.map((m) => m.fields.routingKey).sort()).toEqual([...allMoRoutingKeys('os2mo')].sort());
+    const body = `{"uuid": "${UUID}", "object_uuid": "${objectUuid}", "time": "2021-07-27T00:00:00+02:00"}`;
+    for (const message of messages) expect(message.content.toString()).toBe(body);
+  });
+
   it('sends object_uuid in OS2mo’s key order, and a caller’s naive time string as given', async () => {
     app = await bootApp({ enabled: true, url: BROKER_URL, exchange });
     const objectUuid = '5e2a5b2b-8d5e-4c1e-9a53-0b8c2f3d4e5f';

@@ -77,86 +77,91 @@ afterEach(async () => {
 });
 
 describe('OS2mo 2021+ publishing (pika, json.dumps, no properties) to this package’s readers', () => {
-  it('consumes all 96 routing keys with object_uuid in any position, in the default vocabulary; the agent forwards them', async () => {
-    const exchange = uniqueName('os2mo');
-    const delayedExchange = uniqueName('delayed');
-    const prefix = uniqueName('agent');
-    const queue = uniqueName('all');
-    const edits = uniqueName('edits');
-    for (const q of [queue, `${queue}.dlq`, edits, `${edits}.dlq`, uniqueName('plain')]) broker.trackQueue(q);
-    broker.trackDelayAgent(prefix);
-    const plainQueue = uniqueName('plain');
-    broker.trackQueue(plainQueue);
-    const delayed = await broker.collect(delayedExchange, '#');
-    broker.track(exchange);
+  it.each(['seed', 'os2mo'] as const)(
+    'consumes all 96 routing keys with object_uuid in any position, in the %s vocabulary; the agent forwards them',
+    async (vocabulary) => {
+      const exchange = uniqueName('os2mo');
+      const delayedExchange = uniqueName('delayed');
+      const prefix = uniqueName('agent');
+      const queue = uniqueName('all');
+      const edits = uniqueName('edits');
+      const plainQueue = uniqueName('plain');
+      for (const q of [queue, `${queue}.dlq`, edits, `${edits}.dlq`, plainQueue]) broker.trackQueue(q);
+      broker.trackDelayAgent(prefix);
+      const delayed = await broker.collect(delayedExchange, '#');
+      broker.track(exchange);
 
-    const typed: MoEventMessage[] = [];
-    const edited: MoEventMessage[] = [];
-    const parsed: MoEventMessage[] = [];
-    @Injectable()
-    class Integration {
-      @MoEventSubscribe({ queue })
-      async all(event: MoEventMessage) {
-        typed.push(event);
+      const typed: MoEventMessage[] = [];
+      const edited: MoEventMessage[] = [];
+      const parsed: MoEventMessage[] = [];
+      @Injectable()
+      class Integration {
+        @MoEventSubscribe({ queue })
+        async all(event: MoEventMessage) {
+          typed.push(event);
+        }
+
+        @MoEventSubscribe({ queue: edits, action: 'edit' })
+        async onEdit(event: MoEventMessage) {
+          edited.push(event);
+        }
+
+        @RabbitSubscribe({ exchange, routingKey: '#.#.#', queue: plainQueue, allowNonJsonMessages: true })
+        plain(payload: unknown, message: ConsumeMessage) {
+          parsed.push(parseMoEvent(payload, message));
+        }
       }
+      app = await bootAgentApp({ enabled: true, url: BROKER_URL, exchange, delayedExchange, vocabulary }, prefix, [
+        Integration,
+      ]);
 
-      @MoEventSubscribe({ queue: edits, action: 'edit' })
-      async onEdit(event: MoEventMessage) {
-        edited.push(event);
+      const keys = allMoRoutingKeys('os2mo');
+      const sent = keys.map((routingKey, i) => ({
+        routingKey,
+        uuid: randomUUID(),
+        objectUuid: randomUUID(),
+        time: '2021-07-27T00:00:00+02:00', // OS2mo's: midnight Copenhagen, past, so due at once
+        order: ORDERS[i % ORDERS.length],
+      }));
+      const published = await pika(['publish', BROKER_URL, exchange], sent).done;
+      expect(published).toMatchObject({ code: 0 });
+
+      await until(() => typed.length === 96 && parsed.length === 96 && edited.length === 24, 'every event', 15_000);
+      await delayed.waitFor(96, 15_000);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more comes
+      expect(typed.map((e) => e.routingKey).sort()).toEqual([...keys].sort());
+      expect(parsed.map((e) => e.routingKey).sort()).toEqual([...keys].sort());
+      expect(edited.map((e) => e.action)).toEqual(Array(24).fill('edit'));
+      for (const event of typed) {
+        const original = sent.find((s) => s.routingKey === event.routingKey)!;
+        expect(event).toMatchObject({
+          uuid: original.uuid,
+          objectUuid: original.objectUuid,
+          timeText: '2021-07-27T00:00:00+02:00',
+          time: new Date('2021-07-26T22:00:00Z'),
+          redelivered: false,
+        });
+        expect(event.messageId).toBeUndefined(); // OS2mo set no properties
       }
-
-      @RabbitSubscribe({ exchange, routingKey: '#.#.#', queue: plainQueue, allowNonJsonMessages: true })
-      plain(payload: unknown, message: ConsumeMessage) {
-        parsed.push(parseMoEvent(payload, message));
+      expect(app.get(MoEventsService).counters.deadLettered).toBe(0);
+      expect(await broker.depth(`${queue}.dlq`)).toBe(0);
+      expect(await broker.depth(`${edits}.dlq`)).toBe(0);
+      expect(await broker.depth(delayTopology(prefix).deadLetter)).toBe(0);
+      // The delayed copies: identical bytes, and still no properties.
+      for (const message of delayed.messages) {
+        const original = sent.find((s) => s.routingKey === message.fields.routingKey)!;
+        const body = JSON.parse(message.content.toString());
+        expect(Object.keys(body)).toEqual(original.order);
+        expect(body).toEqual({ uuid: original.uuid, object_uuid: original.objectUuid, time: original.time });
+        expect(message.properties).toMatchObject({
+          messageId: undefined,
+          deliveryMode: undefined,
+          contentType: undefined,
+        });
       }
-    }
-    app = await bootAgentApp({ enabled: true, url: BROKER_URL, exchange, delayedExchange }, prefix, [Integration]);
-
-    const keys = allMoRoutingKeys('os2mo');
-    const sent = keys.map((routingKey, i) => ({
-      routingKey,
-      uuid: randomUUID(),
-      objectUuid: randomUUID(),
-      time: '2021-07-27T00:00:00+02:00', // OS2mo's: midnight Copenhagen, past, so due at once
-      order: ORDERS[i % ORDERS.length],
-    }));
-    const published = await pika(['publish', BROKER_URL, exchange], sent).done;
-    expect(published).toMatchObject({ code: 0 });
-
-    await until(() => typed.length === 96 && parsed.length === 96 && edited.length === 24, 'every event', 15_000);
-    await delayed.waitFor(96, 15_000);
-    await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more comes
-    expect(typed.map((e) => e.routingKey).sort()).toEqual([...keys].sort());
-    expect(parsed.map((e) => e.routingKey).sort()).toEqual([...keys].sort());
-    expect(edited.map((e) => e.action)).toEqual(Array(24).fill('edit'));
-    for (const event of typed) {
-      const original = sent.find((s) => s.routingKey === event.routingKey)!;
-      expect(event).toMatchObject({
-        uuid: original.uuid,
-        objectUuid: original.objectUuid,
-        timeText: '2021-07-27T00:00:00+02:00',
-        time: new Date('2021-07-26T22:00:00Z'),
-        redelivered: false,
-      });
-      expect(event.messageId).toBeUndefined(); // OS2mo set no properties
-    }
-    expect(app.get(MoEventsService).counters.deadLettered).toBe(0);
-    expect(await broker.depth(`${queue}.dlq`)).toBe(0);
-    expect(await broker.depth(`${edits}.dlq`)).toBe(0);
-    expect(await broker.depth(delayTopology(prefix).deadLetter)).toBe(0);
-    // The delayed copies: identical bytes, and still no properties.
-    for (const message of delayed.messages) {
-      const original = sent.find((s) => s.routingKey === message.fields.routingKey)!;
-      const body = JSON.parse(message.content.toString());
-      expect(Object.keys(body)).toEqual(original.order);
-      expect(body).toEqual({ uuid: original.uuid, object_uuid: original.objectUuid, time: original.time });
-      expect(message.properties).toMatchObject({
-        messageId: undefined,
-        deliveryMode: undefined,
-        contentType: undefined,
-      });
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 });
 
 describe('exchanges shared with peers that declare them non-durable', () => {
