@@ -102,6 +102,9 @@ const ANY_WORDS: WordSets = {
   action: new Set(MO_ACTIONS),
 };
 
+/** Every word of either vocabulary, as `MO_VOCABULARIES` lists one vocabulary's. */
+const ANY_LISTS = { services: MO_SERVICES, objectTypes: MO_OBJECT_TYPES, actions: MO_ACTIONS } as const;
+
 const VOCABULARY_WORDS: Readonly<Record<MoVocabulary, WordSets>> = {
   seed: wordSets('seed'),
   os2mo: wordSets('os2mo'),
@@ -181,10 +184,7 @@ export function findBadMoWord(
     const value = words[field];
     if (missingMeansAny && value === undefined) continue;
     if (typeof value === 'string' && sets[field].has(value)) continue;
-    if (vocabulary === 'any') {
-      const allowed = field === 'service' ? MO_SERVICES : field === 'objectType' ? MO_OBJECT_TYPES : MO_ACTIONS;
-      return { field, name, value, allowed };
-    }
+    if (vocabulary === 'any') return { field, name, value, allowed: ANY_LISTS[list] };
     const foundIn = MO_VOCABULARY_NAMES.find(
       (other) => other !== vocabulary && typeof value === 'string' && VOCABULARY_WORDS[other][field].has(value),
     );
