@@ -142,11 +142,7 @@ export class Outbox {
     // Lists the spool directory at least once: it may hold what another process left.
     for (let look = true; !this.closed && this.publisher.ready && (look || !spool.isEmpty()); look = false) {
       for (const file of await spool.takeSegments()) {
-        const records = await spool.readSegment(file, (f, offset, reason) =>
-          this.logger.error(
-            `Spool record at ${f}, byte ${offset}, is damaged (${reason}): skipped; the records around it are sent`,
-          ),
-        );
+        const records = await spool.readSegment(file);
         try {
           // An exchange the broker lost (or a test deleted) would refuse every record
           // for ever: declare it again first, as the publisher does.

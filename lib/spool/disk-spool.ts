@@ -1,44 +1,32 @@
-import type { Options } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { crc32 } from 'node:zlib';
+import { settlesWithin } from '../util/settles-within';
+import { OWNER_FILE, SPOOL_LEASE_MS, isAbandoned, touchOwner, writeOwner } from './spool-owner';
+import { SpoolRecord, countRecords, decodeSegment, encodeRecord } from './spool-record';
 
-/** One message kept on disk until the broker has confirmed it. */
-export interface SpoolRecord {
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly content: Buffer;
-  readonly properties: Options.Publish;
-  /** When it was spooled (ms since the epoch). */
-  readonly spooledAt: number;
-}
+export type { SpoolRecord } from './spool-record';
+export { SPOOL_LEASE_MS } from './spool-owner';
 
-/** A record on disk is MAGIC, the payload's length and CRC-32, then the payload (JSON). */
-const MAGIC = Buffer.from('MOS1');
-const HEADER_BYTES = 12;
 const SEGMENT_BYTES = 8 * 1024 * 1024;
+const SEGMENT_FILE = /^\d+\.spool$/;
 
-export type SpoolProblem = (file: string, offset: number, reason: string) => void;
-
-/** Who holds a spool directory: written to `<dir>/owner.json`, its mtime the holder's heartbeat. */
-interface Owner {
-  host: string;
-  pid: number;
-  /** The process's start time in clock ticks since boot (Linux), so a reused pid is told apart; else null. */
-  start: string | null;
-}
-
-const OWNER_FILE = 'owner.json';
 /** Where records the broker refuses for good are set aside, never sent again by the spool. */
 export const REFUSED_DIR = 'refused';
-/** A directory of another host whose owner file was not touched for this long is taken as abandoned. */
-export const SPOOL_LEASE_MS = 15_000;
+/** Where what cannot be read as records is set aside: damaged bytes, stray entries. */
+export const DAMAGED_DIR = 'damaged';
 const HEARTBEAT_MS = SPOOL_LEASE_MS / 3;
+/** Bounds each file-system step of start-up: a hung mount must not hang the app. */
+export const SPOOL_START_BOUND_MS = 10_000;
 
 /** Directories held by the open spools of this process. */
 const heldHere = new Set<string>();
+
+interface SegmentInfo {
+  bytes: number;
+  records: number;
+  oldest: number | undefined;
+}
 
 /**
  * An append-only spool in a directory of its own per instance
@@ -46,12 +34,12 @@ const heldHere = new Set<string>();
  * share one write and one fsync; an append resolves only after its fsync.
  *
  * A directory whose holder is gone is adopted by the next spool to look
- * (renamed, so only one does). Each directory says who holds it (`owner.json`:
- * host, pid and the process's start time, so a pid reused after a container
- * restart is not mistaken for the holder), and the holder touches that file
- * while it is open. On the same host the holder is checked directly; a
- * directory of another host (a shared volume) is adopted once its owner file
- * is older than `SPOOL_LEASE_MS`.
+ * (renamed, so only one does). Each directory says who holds it (`owner.json`,
+ * see `spool-owner.ts`), and the holder touches that file while it is open.
+ *
+ * Nothing on disk is trusted: bytes that are no record, and entries that are no
+ * segment, are moved to `<dir>/damaged/` and reported; the records around them
+ * are still sent.
  */
 export class DiskSpool {
   private readonly own: string;
@@ -61,16 +49,19 @@ export class DiskSpool {
   private handle: fs.promises.FileHandle | undefined;
   private segment = 0;
   private segmentBytes = 0;
+  private currentFile = '';
   private batch: { bytes: Buffer; spooledAt: number; resolve: () => void; reject: (err: Error) => void }[] = [];
   private flushing: Promise<void> | undefined;
   /** Every segment on disk this process knows (its own and adopted ones), with what it holds. */
-  private readonly segments = new Map<string, { bytes: number; records: number; oldest: number | undefined }>();
+  private readonly segments = new Map<string, SegmentInfo>();
   /** Bytes accepted but not yet written. */
   private pendingBytes = 0;
 
+  /** `report` hears of everything set aside as damaged, with where it went. */
   constructor(
     private readonly dir: string,
     private readonly maxBytes: number,
+    private readonly report: (message: string) => void = () => undefined,
   ) {
     this.own = path.join(dir, `${process.pid}-${randomBytes(4).toString('hex')}`);
   }
@@ -108,22 +99,26 @@ export class DiskSpool {
     return true;
   }
 
-  /** Makes sure the directory exists and can be written in; rejects with the file system's error if not. */
+  /**
+   * Makes sure the directory exists and can be written in; rejects with the
+   * file system's error if not, or when that takes longer than `SPOOL_START_BOUND_MS`.
+   */
   async check(): Promise<void> {
-    await fs.promises.mkdir(this.dir, { recursive: true });
-    await fs.promises.access(this.dir, fs.constants.W_OK | fs.constants.X_OK);
+    await bounded(async () => {
+      await makeDirectory(this.dir);
+      await fs.promises.access(this.dir, fs.constants.W_OK | fs.constants.X_OK);
+    }, 'creating and checking the directory');
   }
 
   /** At start-up: adopts what processes that are gone left behind; resolves with how many segments wait. */
   async recover(): Promise<number> {
-    const waiting = await this.listSegments();
-    return waiting.length;
+    return (await bounded(() => this.listSegments(), 'reading what earlier processes left')).length;
   }
 
   /** Writes the record and fsyncs it; rejects when the spool is full (nothing written then). */
   append(record: Omit<SpoolRecord, 'spooledAt'>): Promise<void> {
     const spooledAt = Date.now();
-    const bytes = encode({ ...record, spooledAt });
+    const bytes = encodeRecord({ ...record, spooledAt });
     const held = this.stats.bytes;
     if (held + bytes.length > this.maxBytes) return Promise.reject(new SpoolFullError(held, this.maxBytes));
     this.pendingBytes += bytes.length;
@@ -150,12 +145,19 @@ export class DiskSpool {
   private async listSegments(): Promise<string[]> {
     const segments: string[] = [];
     for (const sub of await this.ownedDirectories()) {
-      let files: string[];
+      let entries: fs.Dirent[];
       try {
-        files = (await fs.promises.readdir(sub)).filter((f) => f.endsWith('.spool'));
+        entries = await fs.promises.readdir(sub, { withFileTypes: true });
       } catch {
         this.forget(sub); // taken by another spool
         continue;
+      }
+      const files: string[] = [];
+      for (const entry of entries) {
+        if (!entry.name.endsWith('.spool')) continue;
+        const full = path.join(sub, entry.name);
+        if (entry.isFile() && SEGMENT_FILE.test(entry.name)) files.push(entry.name);
+        else await this.setAsideEntry(full, entry.isFile() ? 'not named as a segment' : 'not a file');
       }
       files.sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
       for (const file of files.map((f) => path.join(sub, f))) {
@@ -163,17 +165,22 @@ export class DiskSpool {
         if (this.handle && file === this.currentFile) continue;
         segments.push(file);
         if (!this.segments.has(file)) {
-          // Adopted from a process that is gone: what it holds is only known by size.
-          const { size, mtimeMs } = await fs.promises.stat(file);
-          this.segments.set(file, { bytes: size, records: 0, oldest: mtimeMs }); // counted when read
+          // Adopted from a process that is gone: counted from the records' headers.
+          const data = await fs.promises.readFile(file);
+          const { mtimeMs } = await fs.promises.stat(file);
+          this.segments.set(file, { bytes: data.length, records: countRecords(data), oldest: mtimeMs });
         }
       }
     }
     return segments;
   }
 
-  /** Reads a segment's records; a damaged one is reported and skipped, the rest still read. */
-  async readSegment(file: string, problem: SpoolProblem): Promise<SpoolRecord[]> {
+  /**
+   * Reads a segment's records. What holds no record (torn, overwritten, or not
+   * a record though its checksum is right) is moved to `damaged/` first, the
+   * segment rewritten without it, and reported; the records around it are returned.
+   */
+  async readSegment(file: string): Promise<SpoolRecord[]> {
     let data: Buffer;
     try {
       data = await fs.promises.readFile(file);
@@ -182,20 +189,18 @@ export class DiskSpool {
       this.segments.delete(file); // another spool took its directory: it sends them
       return [];
     }
-    const records: SpoolRecord[] = [];
-    let offset = 0;
-    while (offset < data.length) {
-      const damage = damageAt(data, offset);
-      if (damage) {
-        problem(file, offset, damage);
-        const next = data.indexOf(MAGIC, offset + 1); // the next record that may be whole
-        if (next < 0) break;
-        offset = next;
-        continue;
+    const { records, damaged } = decodeSegment(data);
+    if (damaged.length > 0) {
+      const target = this.damagedName(path.basename(file));
+      await makeDirectory(path.dirname(target));
+      await writeSynced(target, Buffer.concat(damaged.map((d) => d.bytes)));
+      await this.rewrite(file, records);
+      for (const d of damaged) {
+        this.report(
+          `Spool record at ${file}, byte ${d.offset} (${d.bytes.length} bytes), is damaged (${d.reason}): ` +
+            `set aside in ${target}; the records around it are sent`,
+        );
       }
-      const end = offset + HEADER_BYTES + data.readUInt32BE(offset + 4);
-      records.push(decode(data.subarray(offset + HEADER_BYTES, end)));
-      offset = end;
     }
     const known = this.segments.get(file);
     if (known) {
@@ -212,12 +217,9 @@ export class DiskSpool {
    */
   async setAside(file: string, refused: SpoolRecord[], keep: SpoolRecord[]): Promise<string> {
     const target = path.join(this.dir, REFUSED_DIR, `${Date.now()}-${randomBytes(4).toString('hex')}.spool`);
-    await fs.promises.mkdir(path.dirname(target), { recursive: true });
-    await writeSynced(target, Buffer.concat(refused.map(encode)));
-    const rest = Buffer.concat(keep.map(encode));
-    await writeSynced(`${file}.tmp`, rest);
-    await fs.promises.rename(`${file}.tmp`, file);
-    this.segments.set(file, { bytes: rest.length, records: keep.length, oldest: keep[0]?.spooledAt });
+    await makeDirectory(path.dirname(target));
+    await writeSynced(target, Buffer.concat(refused.map(encodeRecord)));
+    await this.rewrite(file, keep);
     return target;
   }
 
@@ -231,9 +233,34 @@ export class DiskSpool {
     }
   }
 
-  /** Deletes an adopted directory that holds nothing more. */
+  /** The segment with `keep` only: a new file, fsynced, renamed over it. */
+  private async rewrite(file: string, keep: SpoolRecord[]): Promise<void> {
+    const rest = Buffer.concat(keep.map(encodeRecord));
+    await writeSynced(`${file}.tmp`, rest);
+    await fs.promises.rename(`${file}.tmp`, file);
+    this.segments.set(file, { bytes: rest.length, records: keep.length, oldest: keep[0]?.spooledAt });
+  }
+
+  private damagedName(name: string): string {
+    return path.join(this.dir, DAMAGED_DIR, `${Date.now()}-${randomBytes(4).toString('hex')}-${name}`);
+  }
+
+  /** Moves an entry that is no segment out of the way, to `damaged/`, and says so. */
+  private async setAsideEntry(full: string, why: string): Promise<void> {
+    const target = this.damagedName(path.basename(full));
+    await makeDirectory(path.dirname(target));
+    await fs.promises.rename(full, target);
+    this.report(`Spool entry ${full} is ${why}: set aside in ${target}; the segments beside it are sent`);
+  }
+
+  /** Deletes a directory that holds nothing more to send; anything unexpected in it is set aside first. */
   private async release(dir: string): Promise<void> {
     this.forget(dir);
+    const entries = await fs.promises.readdir(dir).catch(() => [] as string[]);
+    for (const name of entries) {
+      if (name === OWNER_FILE || name.startsWith(`${OWNER_FILE}.`) || name.endsWith('.tmp')) continue;
+      await this.setAsideEntry(path.join(dir, name), 'not part of a spool').catch(() => undefined);
+    }
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
 
@@ -245,24 +272,22 @@ export class DiskSpool {
 
   /** Marks `dir` as held by this spool (owner file, heartbeat). */
   private async hold(dir: string): Promise<void> {
-    const owner: Owner = { host: hostname(), pid: process.pid, start: startOf(process.pid) };
-    await fs.promises.writeFile(path.join(dir, OWNER_FILE), JSON.stringify(owner));
+    await writeOwner(dir);
     this.held.add(dir);
     heldHere.add(dir);
     this.heartbeat ??= setInterval(() => {
-      const now = new Date();
-      for (const held of this.held) fs.promises.utimes(path.join(held, OWNER_FILE), now, now).catch(() => undefined);
+      for (const held of this.held) touchOwner(held).catch(() => undefined);
     }, HEARTBEAT_MS).unref();
   }
 
   /** This spool's directories, after adopting those whose holder is gone (by renaming them). */
   private async ownedDirectories(): Promise<string[]> {
-    await fs.promises.mkdir(this.dir, { recursive: true });
+    await makeDirectory(this.dir);
     const entries = await fs.promises.readdir(this.dir, { withFileTypes: true });
     for (const name of entries.filter((e) => e.isDirectory()).map((e) => e.name)) {
       const full = path.join(this.dir, name);
-      if (name === REFUSED_DIR) continue;
-      if (this.held.has(full) || full === this.own || !(await isAbandoned(full))) continue;
+      if (name === REFUSED_DIR || name === DAMAGED_DIR) continue;
+      if (this.held.has(full) || full === this.own || !(await isAbandoned(full, heldHere.has(full)))) continue;
       // Rename is atomic: of two spools adopting at once, one wins.
       const target = path.join(this.dir, `adopted-${randomBytes(6).toString('hex')}`);
       try {
@@ -291,11 +316,7 @@ export class DiskSpool {
         await (this.handle as fs.promises.FileHandle).write(bytes);
         await (this.handle as fs.promises.FileHandle).sync();
         this.segmentBytes += bytes.length;
-        const segment = this.segments.get(this.currentFile) as {
-          bytes: number;
-          records: number;
-          oldest: number | undefined;
-        };
+        const segment = this.segments.get(this.currentFile) as SegmentInfo;
         segment.bytes += bytes.length;
         segment.records += batch.length;
         segment.oldest ??= batch[0].spooledAt;
@@ -309,11 +330,9 @@ export class DiskSpool {
     this.flushing = undefined;
   }
 
-  private currentFile = '';
-
   private async nextSegment(): Promise<void> {
     await this.handle?.close();
-    await fs.promises.mkdir(this.own, { recursive: true });
+    await makeDirectory(this.own);
     if (!heldHere.has(this.own)) await this.hold(this.own); // first segment, or the first after close()
     this.segment++;
     this.segmentBytes = 0;
@@ -335,46 +354,35 @@ export class SpoolFullError extends Error {
   }
 }
 
-/** A record on disk: MAGIC, the payload's length and CRC-32, the payload. */
-function encode(record: SpoolRecord): Buffer {
-  const payload = Buffer.from(
-    JSON.stringify({
-      e: record.exchange,
-      k: record.routingKey,
-      p: record.properties,
-      b: record.content.toString('base64'),
-      t: record.spooledAt,
-    }),
-  );
-  const bytes = Buffer.alloc(HEADER_BYTES + payload.length);
-  MAGIC.copy(bytes, 0);
-  bytes.writeUInt32BE(payload.length, 4);
-  bytes.writeUInt32BE(crc32(payload), 8);
-  payload.copy(bytes, HEADER_BYTES);
-  return bytes;
+/**
+ * `mkdir -p`, one level at a time. Node's own recursive mkdir spins for ever
+ * (100 % CPU) where a parent exists but refuses new entries, as under /proc.
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  const absolute = path.resolve(dir);
+  const parent = path.dirname(absolute);
+  try {
+    await fs.promises.mkdir(absolute);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if (!(await fs.promises.stat(absolute)).isDirectory()) throw new Error(`${absolute} exists and is not a directory`);
+      return;
+    }
+    if (code !== 'ENOENT' || parent === absolute) throw err;
+    await makeDirectory(parent);
+    await fs.promises.mkdir(absolute).catch(async (again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST' || !(await fs.promises.stat(absolute)).isDirectory()) throw again;
+    });
+  }
 }
 
-/** The record whose payload this is (its checksum already checked). */
-function decode(payload: Buffer): SpoolRecord {
-  const parsed = JSON.parse(payload.toString('utf8'));
-  return {
-    exchange: parsed.e,
-    routingKey: parsed.k,
-    properties: parsed.p,
-    content: Buffer.from(parsed.b, 'base64'),
-    spooledAt: parsed.t,
-  };
-}
-
-/** Why no whole record starts at `offset`, or `undefined` when one does. */
-function damageAt(data: Buffer, offset: number): string | undefined {
-  if (data.length - offset < HEADER_BYTES) return 'truncated record header';
-  if (!data.subarray(offset, offset + 4).equals(MAGIC)) return 'no record starts here';
-  const length = data.readUInt32BE(offset + 4);
-  const end = offset + HEADER_BYTES + length;
-  if (end > data.length) return `truncated record (${data.length - offset - HEADER_BYTES} of ${length} bytes)`;
-  if (crc32(data.subarray(offset + HEADER_BYTES, end)) !== data.readUInt32BE(offset + 8)) return 'checksum mismatch';
-  return undefined;
+/** Runs a start-up step, failing it when the file system does not answer within `SPOOL_START_BOUND_MS`. */
+async function bounded<T>(step: () => Promise<T>, what: string): Promise<T> {
+  const running = step();
+  if (await settlesWithin(running, SPOOL_START_BOUND_MS)) return running;
+  running.catch(() => undefined);
+  throw new Error(`${what} took longer than ${SPOOL_START_BOUND_MS} ms; is the file system hung?`);
 }
 
 async function writeSynced(file: string, bytes: Buffer): Promise<void> {
@@ -384,50 +392,5 @@ async function writeSynced(file: string, bytes: Buffer): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-/** True when the directory's holder is known to be gone (so it may be adopted). */
-async function isAbandoned(dir: string): Promise<boolean> {
-  let owner: Owner | undefined;
-  let touched = 0;
-  try {
-    const file = path.join(dir, OWNER_FILE);
-    owner = JSON.parse(await fs.promises.readFile(file, 'utf8')) as Owner;
-    touched = (await fs.promises.stat(file)).mtimeMs;
-  } catch {
-    // No owner file: one being created now (give it a lease from the directory's
-    // own time), or one from before owner files (judged by the pid in its name).
-    const since = await fs.promises.stat(dir).then(
-      (st) => st.mtimeMs,
-      () => 0,
-    );
-    if (Date.now() - since < SPOOL_LEASE_MS) return false;
-    const pid = Number.parseInt(path.basename(dir), 10);
-    return !Number.isNaN(pid) && !(pid !== process.pid && isRunning(pid));
-  }
-  if (owner.host !== hostname()) return Date.now() - touched > SPOOL_LEASE_MS;
-  if (owner.pid === process.pid && owner.start === startOf(process.pid)) return !heldHere.has(dir);
-  if (owner.start !== null) return startOf(owner.pid) !== owner.start;
-  return !isRunning(owner.pid);
-}
-
-/** The start time of process `pid` in clock ticks since boot, from /proc (Linux); null elsewhere or when gone. */
-function startOf(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22; the command name (field 2, in parentheses) may itself hold spaces.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

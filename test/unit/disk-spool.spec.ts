@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../../lib/spool/disk-spool';
+import { touchOwner } from '../../lib/spool/spool-owner';
 
 let dir: string;
 
@@ -20,12 +22,16 @@ const record = (i: number) => ({
   properties: { persistent: true, messageId: `m-${i}`, headers: { 'x-n': i } },
 });
 
-async function readAll(spool: DiskSpool, problems: string[] = []) {
+async function readAll(spool: DiskSpool) {
   const out = [];
-  for (const file of await spool.takeSegments()) {
-    out.push(...(await spool.readSegment(file, (f, offset, reason) => problems.push(`${offset}: ${reason}`))));
-  }
+  for (const file of await spool.takeSegments()) out.push(...(await spool.readSegment(file)));
   return out;
+}
+
+/** What the spool set aside in damaged/, file by file. */
+function damagedFiles(): string[] {
+  const damaged = join(dir, 'damaged');
+  return fs.existsSync(damaged) ? fs.readdirSync(damaged).sort() : [];
 }
 
 describe('DiskSpool', () => {
@@ -53,22 +59,35 @@ describe('DiskSpool', () => {
     expect(fs.statSync(file).size).toBe(spool.stats.bytes);
   });
 
-  it('reports a damaged record and still reads the ones around it', async () => {
-    const spool = new DiskSpool(dir, 1_000_000);
+  it('sets a damaged record aside in damaged/, reports it, and still reads the ones around it', async () => {
+    const problems: string[] = [];
+    const spool = new DiskSpool(dir, 1_000_000, (m) => problems.push(m));
     for (const i of [0, 1, 2]) await spool.append(record(i));
     const [file] = await spool.takeSegments();
     const data = fs.readFileSync(file);
     const second = data.indexOf('MOS1', 4);
     data[second + 20] ^= 0xff; // flip a byte inside the second record's payload
     fs.writeFileSync(file, data);
-    const problems: string[] = [];
-    const records = await spool.readSegment(file, (_f, offset, reason) => problems.push(`${offset}: ${reason}`));
+    const third = data.indexOf('MOS1', second + 4);
+    const records = await spool.readSegment(file);
     expect(records.map((r) => r.properties.messageId)).toEqual(['m-0', 'm-2']);
-    expect(problems).toEqual([`${second}: checksum mismatch`]);
+    const [aside] = damagedFiles();
+    expect(problems).toEqual([
+      `Spool record at ${file}, byte ${second} (${third - second} bytes), is damaged (checksum mismatch): ` +
+        `set aside in ${join(dir, 'damaged', aside)}; the records around it are sent`,
+    ]);
+    // The damaged bytes are kept as they were; the segment now holds the good records only.
+    expect(fs.readFileSync(join(dir, 'damaged', aside)).equals(data.subarray(second, third))).toBe(true);
+    expect((await spool.readSegment(file)).map((r) => r.properties.messageId)).toEqual(['m-0', 'm-2']);
+    expect(problems).toHaveLength(1);
+    expect(spool.stats.records).toBe(2);
   });
 
   it('reports a torn write at the end and garbage in between', async () => {
-    const spool = new DiskSpool(dir, 1_000_000);
+    const problems: string[] = [];
+    const spool = new DiskSpool(dir, 1_000_000, (m) =>
+      problems.push(m.replace(/^.*is damaged \((.*)\): set aside.*$/, '$1')),
+    );
     for (const i of [0, 1, 2]) await spool.append(record(i));
     const [file] = await spool.takeSegments();
     const data = fs.readFileSync(file);
@@ -80,8 +99,7 @@ describe('DiskSpool', () => {
       data.subarray(data.indexOf('MOS1', 4), third + 30),
     ]);
     fs.writeFileSync(file, damaged);
-    const problems: string[] = [];
-    const records = await spool.readSegment(file, (_f, _offset, reason) => problems.push(reason));
+    const records = await spool.readSegment(file);
     expect(records.map((r) => r.properties.messageId)).toEqual(['m-0', 'm-1']);
     expect(problems).toEqual(['no record starts here', expect.stringMatching(/^truncated record/)]);
   });
@@ -108,7 +126,7 @@ describe('DiskSpool', () => {
     const files = await second.takeSegments();
     expect(files).toHaveLength(1);
     expect(files[0]).toMatch(/adopted-[0-9a-f]{12}/);
-    const [again] = await second.readSegment(files[0], () => undefined);
+    const [again] = await second.readSegment(files[0]);
     expect(again.properties.messageId).toBe('m-0');
     await second.remove(files[0]);
     expect(second.isEmpty()).toBe(true);
@@ -172,7 +190,111 @@ describe('DiskSpool', () => {
     expect(owner).toEqual({ host: hostname(), pid: process.pid, start: startOf(process.pid) });
     expect(await new DiskSpool(dir, 1_000_000).recover()).toBe(0);
   });
+
+  /** An adopting process that died while writing owner.json leaves it missing, empty or half written. */
+  it.each([
+    ['missing', undefined],
+    ['empty', ''],
+    ['null', 'null'],
+    ['an array', '[]'],
+    ['half written', '{"host":"'],
+  ])(
+    'adopts a directory whose owner file is %s once the lease has passed, counting its records',
+    async (_what, content) => {
+      await leftBy('adopted-0123456789ab', {});
+      const owner = join(dir, 'adopted-0123456789ab', 'owner.json');
+      if (content === undefined) fs.rmSync(owner);
+      else fs.writeFileSync(owner, content);
+      const old = new Date(Date.now() - SPOOL_LEASE_MS - 1_000);
+      if (content !== undefined) fs.utimesSync(owner, old, old);
+      fs.utimesSync(join(dir, 'adopted-0123456789ab'), old, old);
+      const spool = new DiskSpool(dir, 1_000_000);
+      expect(await spool.recover()).toBe(1);
+      // Counted at adoption, before a record is read: health and spoolStats see them at once.
+      expect(spool.stats.records).toBe(1);
+      expect((await readAll(spool)).map((r) => r.properties.messageId)).toEqual(['m-7']);
+    },
+  );
+
+  it('gives a directory without a readable owner file a lease first (it may be being written now)', async () => {
+    await leftBy('adopted-0123456789ab', {});
+    fs.writeFileSync(join(dir, 'adopted-0123456789ab', 'owner.json'), '');
+    expect(await new DiskSpool(dir, 1_000_000).recover()).toBe(0);
+  });
+
+  it('sets aside a record whose checksum is right but which is no record, and sends the ones after it', async () => {
+    const problems: string[] = [];
+    const spool = new DiskSpool(dir, 1_000_000, (m) => problems.push(m));
+    await spool.append(record(0));
+    const [file] = await spool.takeSegments();
+    const bad = [
+      'not json',
+      'null',
+      '{"e":"os2mo","k":"a.b.c","p":{},"b":"!!","t":1}',
+      '{"e":"os2mo","k":"a.b.c","p":{"deliveryMode":"x"},"b":"","t":1}',
+      '{"e":"os2mo","k":"a.b.c","p":{"messageId":7},"b":"","t":1}',
+    ];
+    fs.appendFileSync(file, Buffer.concat(bad.map(framed)));
+    await spool.append(record(1));
+    expect((await readAll(spool)).map((r) => r.properties.messageId)).toEqual(['m-0', 'm-1']);
+    expect(problems).toHaveLength(bad.length);
+    expect(problems[0]).toContain('the checksum is right but the record is not JSON');
+    expect(problems[1]).toContain('the checksum is right but the record lacks its exchange');
+    expect(damagedFiles()).toHaveLength(1);
+  });
+
+  it('moves a directory or a stray file named like a segment to damaged/, and reads the segments beside it', async () => {
+    const problems: string[] = [];
+    const first = new DiskSpool(dir, 1_000_000);
+    await first.append(record(3));
+    await first.close();
+    const [left] = fs.readdirSync(dir);
+    fs.mkdirSync(join(dir, left, '00000000.spool'));
+    fs.writeFileSync(join(dir, left, 'notes.spool'), 'hello');
+    fs.renameSync(join(dir, left), join(dir, '999999-gone'));
+    const spool = new DiskSpool(dir, 1_000_000, (m) => problems.push(m));
+    expect((await readAll(spool)).map((r) => r.properties.messageId)).toEqual(['m-3']);
+    expect(damagedFiles().map((f) => f.replace(/^\d+-[0-9a-f]{8}-/, '')).sort()).toEqual([
+      '00000000.spool',
+      'notes.spool',
+    ]);
+    expect(problems.join('\n')).toMatch(/00000000\.spool is not a file: set aside in .*damaged/);
+  });
+
+  it('fails, quickly, to create a directory where the file system refuses one (Node’s own mkdir -p spins there)', async () => {
+    const started = Date.now();
+    await expect(new DiskSpool('/proc/mo-amqp-nope/spool', 1_000_000).check()).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    await expect(new DiskSpool(join(dir, 'file', 'spool'), 1_000_000).check()).resolves.toBeUndefined();
+    fs.writeFileSync(join(dir, 'plain'), '');
+    await expect(new DiskSpool(join(dir, 'plain', 'spool'), 1_000_000).check()).rejects.toThrow(
+      /ENOTDIR|not a directory/,
+    );
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('writes its owner file whole, and again when it went missing', async () => {
+    const spool = new DiskSpool(dir, 1_000_000);
+    await spool.append(record(1));
+    const [own] = fs.readdirSync(dir);
+    expect(fs.readdirSync(join(dir, own)).sort()).toEqual(['00000001.spool', 'owner.json']);
+    fs.rmSync(join(dir, own, 'owner.json'));
+    await touchOwner(join(dir, own));
+    expect(JSON.parse(fs.readFileSync(join(dir, own, 'owner.json'), 'utf8'))).toMatchObject({ pid: process.pid });
+    await spool.close();
+  });
 });
+
+/** Bytes framed as a spool record, with a right checksum, whatever they hold. */
+function framed(payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const header = Buffer.alloc(12);
+  header.write('MOS1', 0);
+  header.writeUInt32BE(body.length, 4);
+  header.writeUInt32BE(crc32(body), 8);
+  return Buffer.concat([header, body]);
+}
 
 /** Field 22 of /proc/<pid>/stat: the process's start time, which a reused pid does not share. */
 function startOf(pid: number): string {
