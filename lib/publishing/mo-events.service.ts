@@ -24,12 +24,10 @@ import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 import { errorRedactor, redactUrl } from '../util/redact';
 import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
+import { explainConnectRefusal } from './connect-failure';
 import { explainExchangeRefusal, setUpExchange } from './exchanges';
 import { Outbox } from './outbox';
 import { MoEventCounters, MoPublishResult } from './mo-publish-result';
-
-// Broker answers that waiting will not change: bad login, unknown vhost.
-const FATAL_CONNECT_ERRORS = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b403\b|\b530\b/;
 
 /**
  * Publishes MO events on the configured topic exchange.
@@ -96,7 +94,9 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
         onOpen: () => this.outbox?.kick(),
       });
       this.spool =
-        options.spoolDir === 'off' ? undefined : new DiskSpool(resolve(options.spoolDir), options.spoolMaxBytes);
+        options.spoolDir === 'off'
+          ? undefined
+          : new DiskSpool(resolve(options.spoolDir), options.spoolMaxBytes, (message) => this.logger.error(message));
       this.outbox = new Outbox(this.publisher, this.spool, options.maxInFlight, this.logger);
     }
   }
@@ -211,15 +211,15 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     try {
       // Side by side: the wait must be listening from the start, or it misses the first connect failure.
       await Promise.all([this.checkSpool(), this.waitForBroker(this.amqpConnection, this.publisher)]);
+      this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
+      if (this.spool) {
+        const waiting = await this.recoverSpool(this.spool);
+        if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
+        this.outbox?.kick();
+      }
     } catch (err) {
       await this.abortStart();
       throw err;
-    }
-    this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
-    if (this.spool) {
-      const waiting = await this.spool.recover();
-      if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
-      this.outbox?.kick();
     }
   }
 
@@ -257,10 +257,21 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
    */
   async abortStart(): Promise<void> {
     this.cancelStart?.(new Error('start-up failed'));
+    // Stops the spool's timers too; what is in flight is spooled for the next start.
+    await this.outbox?.close(0);
     await this.publisher?.close();
     if (!this.amqpConnection) return;
     // Bounded: close() first waits for a connection attempt in progress.
     await settlesWithin(this.amqpConnection.managedConnection.close(), BROKER_ANSWER_WAIT_MS);
+  }
+
+  /** What earlier processes left in the spool directory; a failure names the directory. */
+  private async recoverSpool(spool: DiskSpool): Promise<number> {
+    try {
+      return await spool.recover();
+    } catch (err) {
+      throw this.spoolDirError(err);
+    }
   }
 
   /** A spool directory that cannot be written is bad configuration: said at start, not at the first outage. */
@@ -268,14 +279,18 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     try {
       await this.spool?.check();
     } catch (err) {
-      throw new MoAmqpConfigError([
-        {
-          name: 'AMQP__SPOOL_DIR (spoolDir)',
-          received: describeValue(this.options.spoolDir),
-          allowed: `a directory this process can create and write in, or off (${this.redact(err)})`,
-        },
-      ]);
+      throw this.spoolDirError(err);
     }
+  }
+
+  private spoolDirError(err: unknown): MoAmqpConfigError {
+    return new MoAmqpConfigError([
+      {
+        name: 'AMQP__SPOOL_DIR (spoolDir)',
+        received: describeValue(this.options.spoolDir),
+        allowed: `a directory this process can create and write in, or off (${this.redact(err)})`,
+      },
+    ]);
   }
 
   /** Resolves once this publisher's channel and golevelup's own channel are set up. */
@@ -291,13 +306,11 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
         if (err) reject(err);
         else resolve();
       };
-      const onConnectFailed = ({ err }: { err?: Error }) => {
+      const onConnectFailed = ({ err, url }: { err?: Error; url?: unknown }) => {
         lastError = this.redact(err);
-        if (FATAL_CONNECT_ERRORS.test(lastError)) {
-          done(
-            new MoAmqpConnectionError(`RabbitMQ at ${this.broker} refused the connection: ${lastError}`, this.broker),
-          );
-        }
+        // What waiting cannot change ends start-up at once, saying why.
+        const refusal = explainConnectRefusal(lastError, typeof url === 'string' ? url : '');
+        if (refusal) done(new MoAmqpConnectionError(`${refusal} (${lastError})`, this.broker));
       };
       this.onPublisherError = (err) => {
         const { exchange, exchangeDurable, declareExchanges } = this.options;

@@ -1,16 +1,39 @@
+import { parseAmqpUrl } from '../config/amqp-url';
 import { messageOf } from './error-message';
 
 const MASK = '***';
 
-// user:password@ inside anything that looks like scheme://authority.
+// user:password@ inside anything that looks like scheme://authority: a second guard for text.
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)[^@/\s]*@/gi;
 
 /**
- * Masks the password of an AMQP URL: `amqp://guest:***@host:5672/vhost`.
- * Works on text that is not a valid URL too, so a malformed value can be shown.
+ * An AMQP URL (or a comma-separated list of them) as it may be shown. A URL that
+ * follows the grammar shows its user, host, port and vhost, the password masked
+ * (`amqp://guest:***@host:5672/vhost`). A malformed one cannot be trusted to say
+ * where its password ends: all that comes before its last `@` is masked, or,
+ * without an `@`, everything after the first `:` of its authority.
  */
-export function redactUrl(url: string): string {
-  return url.replace(URL_CREDENTIALS, `$1${MASK}@`);
+export function redactUrl(urls: string): string {
+  return urls
+    .split(',')
+    .map((piece) => {
+      const url = parseAmqpUrl(piece.trim());
+      if (url) return url.rawPassword === undefined ? piece : piece.replace(`:${url.rawPassword}@`, `:${MASK}@`);
+      return maskMalformed(piece);
+    })
+    .join(',');
+}
+
+function maskMalformed(piece: string): string {
+  const scheme = piece.indexOf('://');
+  const start = scheme < 0 ? 0 : scheme + 3;
+  const at = piece.lastIndexOf('@');
+  if (at >= start) return `${piece.slice(0, start)}${MASK}${piece.slice(at)}`;
+  const authorityEnd = piece.slice(start).search(/[/?#]/);
+  const authority = authorityEnd < 0 ? piece.slice(start) : piece.slice(start, start + authorityEnd);
+  const colon = authority.indexOf(':');
+  if (colon < 0 || /^:\d*$/.test(authority.slice(colon).trim())) return piece;
+  return `${piece.slice(0, start + colon + 1)}${MASK}${piece.slice(start + authority.length)}`;
 }
 
 /**
@@ -18,30 +41,23 @@ export function redactUrl(url: string): string {
  * any URL password from a message, as a last guard before text leaves the library.
  */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
-  let out = redactUrl(text);
-  for (const secret of secrets) {
-    if (!secret) continue;
-    for (const form of new Set([secret, encodeURIComponent(secret)])) {
-      out = out.split(form).join(MASK);
-    }
-  }
-  return out;
+  let out = text;
+  // Longest first, so a secret that contains another is masked whole.
+  const forms = new Set(secrets.filter(Boolean).flatMap((secret) => [secret, encodeURIComponent(secret)]));
+  for (const form of [...forms].sort((a, b) => b.length - a.length)) out = out.split(form).join(MASK);
+  return out.replace(URL_CREDENTIALS, `$1${MASK}@`);
 }
 
-/** The password carried by an AMQP URL, decoded, or undefined when it has none. */
-export function passwordOf(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  try {
-    const password = new URL(url).password;
-    return password ? decodeURIComponent(password) : undefined;
-  } catch {
-    const match = /:\/\/[^:/?#@\s]*:([^@/\s]*)@/.exec(url);
-    return match?.[1] || undefined;
-  }
+/** The password of each URL, decoded and as written; none for a URL without one. */
+export function secretsOf(urls: readonly string[]): string[] {
+  return urls.flatMap((text) => {
+    const url = parseAmqpUrl(text);
+    return url?.password ? [url.password, url.rawPassword as string] : [];
+  });
 }
 
-/** What an error thrown while talking to these brokers says, with their passwords masked. */
-export function errorRedactor(urls: readonly string[]): (err: unknown) => string {
-  const secrets = urls.map((url) => passwordOf(url) ?? '');
+/** What an error thrown while talking to these brokers says, with their passwords (and `extra` secrets) masked. */
+export function errorRedactor(urls: readonly string[], extra: readonly string[] = []): (err: unknown) => string {
+  const secrets = [...secretsOf(urls), ...extra];
   return (err) => redactSecrets(messageOf(err), secrets);
 }

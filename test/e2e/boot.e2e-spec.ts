@@ -120,7 +120,7 @@ describe('start-up', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(MoAmqpConnectionError);
-    expect((err as Error).message).toContain('refused the connection');
+    expect((err as Error).message).toContain('refused the login of user "guest"');
     expect((err as Error).message).toContain('ACCESS_REFUSED');
     expect(Date.now() - started).toBeLessThan(10_000);
     expect((err as Error).message + logger.text).not.toContain(SECRET);

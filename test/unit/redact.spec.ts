@@ -1,4 +1,5 @@
-import { passwordOf, redactSecrets, redactUrl } from '../../lib/util/redact';
+import { parseAmqpUrl } from '../../lib/config/amqp-url';
+import { redactSecrets, redactUrl, secretsOf } from '../../lib/util/redact';
 
 describe('redactUrl', () => {
   it.each([
@@ -8,9 +9,49 @@ describe('redactUrl', () => {
     ['amqp://user@host', 'amqp://user@host'],
     ['amqp://host:5672', 'amqp://host:5672'],
     ['amqp://a:b@h1, amqp://c:d@h2', 'amqp://a:***@h1, amqp://c:***@h2'],
-    ['not a url but amqp://x:secret@ in text', 'not a url but amqp://x:***@ in text'],
+    // Malformed: everything before the last "@" goes, whatever the password holds.
+    ['amqp://user:Yw3 Lm8vR@127.0.0.1:5672', 'amqp://***@127.0.0.1:5672'],
+    ['amqp://user:Kp9@xQzz@127.0.0.1:5672', 'amqp://***@127.0.0.1:5672'],
+    ['amqp://user:ab/cdef@127.0.0.1:5672/vh', 'amqp://***@127.0.0.1:5672/vh'],
+    ['amqp://user:ab%zzcd@h', 'amqp://***@h'],
+    // Without an "@": all after the authority's first ":" unless it is a port.
+    ['amqp://user:secretpw', 'amqp://user:***'],
+    ['amqp://host:99999/x y', 'amqp://host:99999/x y'],
+    // A password with an unencoded comma splits the list: neither half shows it.
+    ['amqp://user:abcd,efgh@host', 'amqp://user:***,***@host'],
   ])('%s -> %s', (input, expected) => {
     expect(redactUrl(input)).toBe(expected);
+  });
+});
+
+describe('parseAmqpUrl', () => {
+  it('takes a URL apart, decoding user, password and vhost', () => {
+    expect(parseAmqpUrl('amqps://us%3Aer:p%40ss:w@[::1]:5671/v%2Fh?heartbeat=5')).toEqual({
+      scheme: 'amqps',
+      user: 'us:er',
+      password: 'p@ss:w',
+      rawPassword: 'p%40ss:w',
+      host: '[::1]',
+      port: 5671,
+      vhost: 'v/h',
+    });
+  });
+
+  it.each([
+    'amqp://user:Yw3 Lm8vR@h',
+    'amqp://user:ab/cd@h',
+    'amqp://user:ab@cd@h',
+    'amqp://user:ab%zz@h',
+    'amqp://user:ab%ff@h', // percent-encoded, but not UTF-8
+    'amqp://user:ab#cd@h',
+    'amqp://user:ab?cd@h',
+    'amqp://h:0',
+    'amqp://h:65536',
+    'amqp://h/a/b',
+    'amqp://',
+    'http://h',
+  ])('refuses %j', (text) => {
+    expect(parseAmqpUrl(text)).toBeUndefined();
   });
 });
 
@@ -19,19 +60,17 @@ describe('redactSecrets', () => {
     expect(redactSecrets('p@ss:word and p%40ss%3Aword', ['p@ss:word'])).toBe('*** and ***');
   });
 
+  it('masks the longer of two overlapping secrets whole', () => {
+    expect(redactSecrets('abcdefgh', ['abcd', 'abcdefgh'])).toBe('***');
+  });
+
   it('ignores empty secrets', () => {
     expect(redactSecrets('text', [''])).toBe('text');
   });
 });
 
-describe('passwordOf', () => {
-  it('decodes the password of a URL', () => {
-    expect(passwordOf('amqp://u:p%40ss@h')).toBe('p@ss');
-    expect(passwordOf('amqp://u@h')).toBeUndefined();
-    expect(passwordOf(undefined)).toBeUndefined();
-  });
-
-  it('finds the password in text that is not a valid URL', () => {
-    expect(passwordOf('amqp://u:secret@h:99999')).toBe('secret');
+describe('secretsOf', () => {
+  it('gives each password decoded and as written', () => {
+    expect(secretsOf(['amqp://u:p%40ss@h', 'amqp://u@h', 'amqp://h'])).toEqual(['p@ss', 'p%40ss']);
   });
 });
