@@ -2,7 +2,9 @@ import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import type { Channel, ConsumeMessage, MessageProperties, Options } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
+import { describeValue } from '../util/describe-value';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { parseMoTime } from '../events/mo-time';
 import {
@@ -14,7 +16,8 @@ import {
 } from '../mo-amqp.constants';
 import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
 import { MoEventsService } from '../publishing/mo-events.service';
-import { readMoEvent } from '../subscribing/mo-event-message';
+import { readMoDelivery } from '../subscribing/mo-event-message';
+import { parseMoRoutingKey } from '../events/routing-key';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
 import {
@@ -51,6 +54,18 @@ interface Meta {
   readonly expiration?: string;
   readonly deliveryMode?: number;
 }
+
+/** Where and when a message goes: read from an incoming event, or from a ladder copy's headers. */
+interface Route {
+  readonly due: number;
+  readonly routingKey: string;
+  /** The exchange it first came from. */
+  readonly exchange: string;
+  readonly meta: Meta;
+}
+
+// The largest time a Date holds.
+const MAX_DATE_MS = 8.64e15;
 
 /** What the agent has done since it started. */
 export interface MoDelayAgentStats {
@@ -89,6 +104,17 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     @Optional() private readonly amqpConnection?: AmqpConnection,
   ) {
     this.topology = delayTopology(options.prefix);
+    const clash = [amqp.exchange, amqp.delayedExchange].find((name) => name.startsWith(`${options.prefix}.`));
+    if (clash !== undefined) {
+      // The agent's own exchanges and queues are all named "<prefix>.…": one of them would be an events exchange.
+      throw new MoAmqpConfigError([
+        {
+          name: 'AMQP__DELAY_PREFIX (prefix)',
+          received: describeValue(options.prefix),
+          allowed: `a prefix that no exchange name starts with: the agent names its own queues and exchanges "${options.prefix}.…", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
+        },
+      ]);
+    }
     events.onShutdown(() => this.stop());
   }
 
@@ -232,78 +258,82 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** One delivery from the incoming or the due queue: forward, hold, or (re)enter the ladder. */
   private async take(message: ConsumeMessage, delivery: Delivery, from: 'incoming' | 'due'): Promise<void> {
+    let route: Route;
     try {
-      const due = from === 'due' ? dueOf(message, this.amqp.timeZone) : this.dueOfIncoming(message);
-      if (due === undefined) {
-        await this.deadLetter(message, 'no readable due time');
-        delivery.ack();
-        return;
-      }
-      await this.progress(message, delivery, due);
+      route = from === 'due' ? readLadderHeaders(message) : this.routeOfIncoming(message);
     } catch (err) {
-      if (err instanceof MoEventParseError) {
-        try {
-          await this.deadLetter(message, err.message);
-          delivery.ack();
-        } catch (failure) {
-          this.giveBack(delivery, failure);
-        }
-        return;
+      // Malformed, or steering headers it may not carry: never requeued, never trusted.
+      if (!(err instanceof MoEventParseError)) throw err;
+      try {
+        await this.deadLetter(message, err.message);
+        delivery.ack();
+      } catch (failure) {
+        this.giveBack(delivery, failure);
       }
+      return;
+    }
+    try {
+      await this.progress(message, delivery, route);
+    } catch (err) {
       this.giveBack(delivery, err);
     }
   }
 
-  private async progress(message: ConsumeMessage, delivery: Delivery, due: number): Promise<void> {
-    const remaining = due - Date.now();
+  private async progress(message: ConsumeMessage, delivery: Delivery, route: Route): Promise<void> {
+    const remaining = route.due - Date.now();
     if (remaining <= 0) {
-      await this.forward(message);
+      await this.forward(message, route);
       delivery.ack();
     } else if (remaining < LADDER_UNIT_MS) {
       const timer = setTimeout(() => {
         this.held.delete(timer);
         // Timers may fire a little before the wall clock agrees: check, and wait again if so.
-        this.progress(message, delivery, due).catch((err: unknown) => this.giveBack(delivery, err));
+        this.progress(message, delivery, route).catch((err: unknown) => this.giveBack(delivery, err));
       }, remaining);
       this.held.set(timer, delivery);
     } else {
-      await this.enterLadder(message, due, Math.floor(remaining / LADDER_UNIT_MS));
+      await this.enterLadder(message, route, Math.floor(remaining / LADDER_UNIT_MS));
       delivery.ack();
     }
   }
 
-  private dueOfIncoming(message: ConsumeMessage): number {
-    // The full MO check: only valid events are delayed; the rest go to the DLQ with the reason.
-    const event = readMoEvent(
-      message.content,
-      message.fields.routingKey,
-      message.properties,
-      message.fields.redelivered,
-      this.amqp.timeZone,
-    );
+  /** A message from the events exchange: the full MO check, and none of the ladder's own headers. */
+  private routeOfIncoming(message: ConsumeMessage): Route {
+    const { routingKey, exchange } = message.fields;
+    const headers = message.properties.headers ?? {};
+    const steering = Object.keys(headers).find((key) => key.startsWith(DELAY_HEADER_PREFIX));
+    if (steering !== undefined) {
+      throw new MoEventParseError(
+        `header ${steering}`,
+        headers[steering],
+        `absent: the delay agent's ${DELAY_HEADER_PREFIX}* headers are its ladder's own, never taken from exchange "${exchange}"`,
+        routingKey,
+      );
+    }
+    // Only valid events are delayed; the rest go to the DLQ with the reason.
+    const { event } = readMoDelivery(message.content, message, this.amqp.timeZone, 'none');
     const parsed = parseMoTime(event.timeText, this.amqp.timeZone) as NonNullable<ReturnType<typeof parseMoTime>>;
-    // Never early: a time with microseconds beyond the millisecond is due at the next millisecond.
-    return parsed.epochMs + (parsed.extraNanos > 0 ? 1 : 0);
+    return {
+      // Never early: a time with microseconds beyond the millisecond is due at the next millisecond.
+      due: parsed.epochMs + (parsed.extraNanos > 0 ? 1 : 0),
+      routingKey,
+      exchange,
+      meta: metaOf(message.properties),
+    };
   }
 
-  private async enterLadder(message: ConsumeMessage, due: number, seconds: number): Promise<void> {
-    const headers: Record<string, unknown> = message.properties.headers ?? {};
-    const original = {
-      routingKey: (headers[ROUTING_KEY_HEADER] as string | undefined) ?? message.fields.routingKey,
-      exchange: (headers[EXCHANGE_HEADER] as string | undefined) ?? message.fields.exchange,
-      meta: (headers[META_HEADER] as string | undefined) ?? JSON.stringify(metaOf(message.properties)),
-    };
+  private async enterLadder(message: ConsumeMessage, route: Route, seconds: number): Promise<void> {
     const copy: Options.Publish = {
       ...publishPropertiesOf(message.properties),
       // Persistent in the ladder whatever the original was; it is restored on the way out.
       deliveryMode: 2,
       headers: {
-        ...withoutLadderHeaders(headers),
+        ...withoutLadderHeaders(message.properties.headers ?? {}),
         ...secondsToBitHeaders(seconds),
-        [DUE_HEADER]: due,
-        [ROUTING_KEY_HEADER]: original.routingKey,
-        [EXCHANGE_HEADER]: original.exchange,
-        [META_HEADER]: original.meta,
+        [DUE_HEADER]: route.due,
+        [ROUTING_KEY_HEADER]: route.routingKey,
+        [EXCHANGE_HEADER]: route.exchange,
+        [META_HEADER]: JSON.stringify(route.meta),
       },
     };
     await this.events.forward(this.topology.entryRouter, '', message.content, copy);
@@ -311,15 +341,9 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /** The identical message on the delayed exchange: same routing key, bytes and properties. */
-  private async forward(message: ConsumeMessage): Promise<void> {
-    const headers: Record<string, unknown> = message.properties.headers ?? {};
-    const routingKey = (headers[ROUTING_KEY_HEADER] as string | undefined) ?? message.fields.routingKey;
-    const meta: Meta =
-      typeof headers[META_HEADER] === 'string'
-        ? JSON.parse(headers[META_HEADER] as string)
-        : metaOf(message.properties);
+  private async forward(message: ConsumeMessage, { routingKey, meta }: Route): Promise<void> {
     const properties: Options.Publish = {
-      ...publishPropertiesOf(message.properties, withoutLadderHeaders(headers)),
+      ...publishPropertiesOf(message.properties, withoutLadderHeaders(message.properties.headers ?? {})),
       ...(meta.expiration !== undefined && { expiration: meta.expiration }),
     };
     if (meta.deliveryMode !== undefined) properties.deliveryMode = meta.deliveryMode;
@@ -371,15 +395,53 @@ function withoutLadderHeaders(headers: Record<string, unknown>): Record<string, 
   return kept;
 }
 
-/** A ladder copy knows when it is due; anything else in the due queue is read from its body. */
-function dueOf(message: ConsumeMessage, timeZone: string): number | undefined {
-  const due = message.properties.headers?.[DUE_HEADER];
-  if (typeof due === 'number' && Number.isFinite(due)) return due;
+/**
+ * Where a message of the due queue goes, from the headers the ladder copy was
+ * given. Each is checked: the due queue is the agent's own, but a message put
+ * there by anything else must not steer the agent (a routing key outside the
+ * vocabulary, a broken meta). Throws `MoEventParseError` naming the header.
+ */
+function readLadderHeaders(message: ConsumeMessage): Route {
+  const headers = message.properties.headers ?? {};
+  const fail = (header: string, allowed: string) =>
+    new MoEventParseError(
+      `header ${header}`,
+      headers[header],
+      `${allowed} (set by the delay agent when the message entered its ladder)`,
+      message.fields.routingKey,
+    );
+  const due = headers[DUE_HEADER];
+  if (!(typeof due === 'number' && Number.isInteger(due) && due >= 0 && due <= MAX_DATE_MS)) {
+    throw fail(DUE_HEADER, 'when it is due, in whole milliseconds since 1970');
+  }
+  const routingKey = headers[ROUTING_KEY_HEADER];
+  if (typeof routingKey !== 'string' || !parseMoRoutingKey(routingKey)) {
+    throw fail(ROUTING_KEY_HEADER, 'an MO routing key <service>.<object-type>.<action> of either vocabulary');
+  }
+  const exchange = headers[EXCHANGE_HEADER];
+  if (typeof exchange !== 'string') throw fail(EXCHANGE_HEADER, 'the name of the exchange it came from');
+  const meta = readMeta(headers[META_HEADER]);
+  if (!meta) {
+    throw fail(META_HEADER, 'JSON of an object with an optional "expiration" (digits) and "deliveryMode" (1 or 2)');
+  }
+  return { due, routingKey, exchange, meta };
+}
+
+function readMeta(value: unknown): Meta | undefined {
+  if (typeof value !== 'string') return undefined;
+  let parsed: unknown;
   try {
-    const body = JSON.parse(message.content.toString('utf8'));
-    const parsed = parseMoTime(body?.time, timeZone);
-    return parsed && parsed.epochMs + (parsed.extraNanos > 0 ? 1 : 0);
+    parsed = JSON.parse(value);
   } catch {
     return undefined;
   }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const { expiration, deliveryMode, ...rest } = parsed as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return undefined;
+  if (expiration !== undefined && !(typeof expiration === 'string' && /^\d{1,10}$/.test(expiration))) return undefined;
+  if (deliveryMode !== undefined && deliveryMode !== 1 && deliveryMode !== 2) return undefined;
+  return {
+    ...(expiration !== undefined && { expiration }),
+    ...(deliveryMode !== undefined && { deliveryMode }),
+  };
 }

@@ -69,8 +69,12 @@ export function buildMoEvent(
   const canonicalUuid = normalizeUuid(uuid);
   if (canonicalUuid === undefined) throw new MoEventValidationError('uuid', uuid, UUID_ALLOWED);
 
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
-    throw new MoEventValidationError('options', options, 'an object with time and/or objectUuid, or nothing');
+  if (options !== undefined && !isPlainObject(options)) {
+    throw new MoEventValidationError(
+      'options',
+      options,
+      'a plain object ({ time, objectUuid }) with time and/or objectUuid, or nothing',
+    );
   }
   if (options) {
     for (const key in options) {
@@ -137,4 +141,11 @@ function eventTime(value: unknown, timeZone: string, now: () => Date): string {
   const text = normalizeMoTime(value, timeZone);
   if (text !== undefined) return text;
   throw new MoEventValidationError('options.time', value, `a Date, or ${TIME_TEXT_PUBLISH_ALLOWED}`);
+}
+
+/** `{ … }` or `Object.create(null)`: not an array, a Map, a Date or another class's instance. */
+function isPlainObject(value: unknown): value is object {
+  if (value === null || typeof value !== 'object') return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }

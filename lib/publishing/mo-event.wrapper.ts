@@ -1,7 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
+import { MoEventValidationError } from '../errors/mo-event-validation.error';
 import { MoEventOptions } from '../events/mo-event';
 import { moRoutingKey } from '../events/routing-key';
+import { UUID_ALLOWED, normalizeUuid } from '../events/uuid';
 import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MoEventDefinition } from './mo-event.decorator';
 import { MoPublishResult } from './mo-publish-result';
@@ -124,8 +126,18 @@ function publishEvents(
       fail(definition, error);
       continue;
     }
-    if (Array.isArray(uuids)) for (const uuid of uuids) send(definition, uuid, options);
-    else send(definition, uuids, options);
+    if (!Array.isArray(uuids)) {
+      send(definition, uuids, options);
+      continue;
+    }
+    // All or none: one bad UUID stops the others, as one bad time does.
+    const bad = uuids.findIndex((uuid) => normalizeUuid(uuid) === undefined);
+    if (bad >= 0)
+      fail(
+        definition,
+        new MoEventValidationError(`uuid[${bad}]`, uuids[bad], `${UUID_ALLOWED} (none of the ${uuids.length} is sent)`),
+      );
+    else for (const uuid of uuids) send(definition, uuid, options);
   }
 
   const report = () => {

@@ -11,7 +11,7 @@ import {
   MO_HEADER_ROUTING_KEY,
 } from '../mo-amqp.constants';
 import { publishPropertiesOf } from '../util/publish-properties';
-import { readMoEvent } from './mo-event-message';
+import { MoDelivery, MoEventMessage, readMoDelivery } from './mo-event-message';
 
 // When a retry or dead-letter copy cannot be published, the message goes back to
 // its queue after this pause, so a broker in trouble is not asked again in a hot loop.
@@ -48,25 +48,24 @@ export async function consumeDelivery(
   const binding = state.binding;
   if (!binding) return new Nack(true); // shutting down: leave it to the next consumer
   try {
-    let event;
+    let delivery: MoDelivery;
     try {
-      event = readMoEvent(
-        content,
-        message.fields.routingKey,
-        message.properties,
-        message.fields.redelivered,
-        binding.timeZone,
-      );
+      delivery = readMoDelivery(content, message, binding.timeZone, { queue: binding.queue });
     } catch (err) {
       return await deadLetter(binding, message, reasonOf(err));
     }
+    const { event, attempt } = delivery;
     try {
       await (instance as Record<string | symbol, (...args: unknown[]) => unknown>)[state.method](event, message);
       return undefined;
     } catch (err) {
-      const attempt = attemptOf(message);
-      if (attempt <= binding.retries) return await retry(binding, message, attempt, err);
-      return await deadLetter(binding, message, `the handler failed ${attempt} times; last error: ${reasonOf(err)}`);
+      if (attempt <= binding.retries) return await retry(binding, event, message, attempt, err);
+      return await deadLetter(
+        binding,
+        message,
+        `the handler failed ${attempt} times; last error: ${reasonOf(err)}`,
+        event.routingKey,
+      );
     }
   } catch (err) {
     binding.logger.error(
@@ -78,33 +77,37 @@ export async function consumeDelivery(
   }
 }
 
-function attemptOf(message: ConsumeMessage): number {
-  const attempt = message.properties.headers?.[MO_HEADER_ATTEMPT];
-  return typeof attempt === 'number' && attempt >= 1 ? attempt : 1;
-}
-
 function reasonOf(err: unknown): string {
   if (err instanceof MoEventParseError) return err.message;
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
-/** The headers a copy needs to be read as the original: its routing key and exchange. */
-function originHeaders(message: ConsumeMessage): Record<string, unknown> {
+/**
+ * The headers a copy needs to be read as the original: its routing key and
+ * exchange. `routingKey` is the one the delivery was read under; for a
+ * delivery that could not be read, the one it was delivered with.
+ */
+function originHeaders(message: ConsumeMessage, routingKey = message.fields.routingKey): Record<string, unknown> {
   const headers = message.properties.headers ?? {};
+  const ours = message.fields.exchange === '';
   return {
     ...headers,
-    [MO_HEADER_ROUTING_KEY]: headers[MO_HEADER_ROUTING_KEY] ?? message.fields.routingKey,
-    [MO_HEADER_EXCHANGE]: headers[MO_HEADER_EXCHANGE] ?? message.fields.exchange,
+    [MO_HEADER_ROUTING_KEY]: ours ? (headers[MO_HEADER_ROUTING_KEY] ?? routingKey) : routingKey,
+    [MO_HEADER_EXCHANGE]: ours ? (headers[MO_HEADER_EXCHANGE] ?? message.fields.exchange) : message.fields.exchange,
   };
 }
 
 async function retry(
   binding: ConsumerBinding,
+  event: MoEventMessage,
   message: ConsumeMessage,
   attempt: number,
   err: unknown,
 ): Promise<undefined> {
-  const headers: Record<string, unknown> = { ...originHeaders(message), [MO_HEADER_ATTEMPT]: attempt + 1 };
+  const headers: Record<string, unknown> = {
+    ...originHeaders(message, event.routingKey),
+    [MO_HEADER_ATTEMPT]: attempt + 1,
+  };
   await binding.forward('', binding.queue, message.content, publishPropertiesOf(message.properties, headers));
   binding.count('retried');
   binding.logger.warn(
@@ -114,8 +117,17 @@ async function retry(
   return undefined;
 }
 
-async function deadLetter(binding: ConsumerBinding, message: ConsumeMessage, reason: string): Promise<undefined> {
-  const headers = { ...originHeaders(message), [MO_HEADER_REASON]: reason, [MO_HEADER_QUEUE]: binding.queue };
+async function deadLetter(
+  binding: ConsumerBinding,
+  message: ConsumeMessage,
+  reason: string,
+  routingKey?: string,
+): Promise<undefined> {
+  const headers = {
+    ...originHeaders(message, routingKey),
+    [MO_HEADER_REASON]: reason,
+    [MO_HEADER_QUEUE]: binding.queue,
+  };
   await binding.forward('', binding.deadLetterQueue, message.content, publishPropertiesOf(message.properties, headers));
   binding.count('deadLettered');
   binding.logger.warn(

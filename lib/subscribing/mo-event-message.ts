@@ -1,4 +1,4 @@
-import type { ConsumeMessage, MessageProperties } from 'amqplib';
+import type { ConsumeMessage } from 'amqplib';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { TIME_TEXT_ALLOWED, parseMoTime } from '../events/mo-time';
 import { parseMoRoutingKey } from '../events/routing-key';
@@ -53,7 +53,8 @@ const ROUTING_KEY_ALLOWED =
  *
  * `payload` is what golevelup passed (the parsed JSON); when it is undefined,
  * a string or a Buffer, the message's own bytes are read. A naive `time` is read
- * in `timeZone` (default UTC).
+ * in `timeZone` (default UTC). A copy this package made (a retry or dead-letter
+ * copy, sent through the default exchange) is read under its original routing key.
  */
 export function parseMoEvent(
   payload: unknown,
@@ -62,23 +63,38 @@ export function parseMoEvent(
 ): MoEventMessage {
   const body =
     payload === undefined || typeof payload === 'string' || Buffer.isBuffer(payload) ? message.content : payload;
-  return readMoEvent(body, message.fields.routingKey, message.properties, message.fields.redelivered, timeZone);
+  return readMoDelivery(body, message, timeZone, 'any').event;
+}
+
+/** The largest `x-mo-amqp-attempt` a copy of ours carries: 100 retries (the most allowed) and the first try. */
+export const MAX_ATTEMPT = 101;
+
+/**
+ * Whose copies a consumer trusts the `x-mo-amqp-*` headers of: those put on
+ * queue `name` through the default exchange (its own retries), any sent through
+ * the default exchange (`any`), or none.
+ */
+export type OwnCopies = 'any' | 'none' | { readonly queue: string };
+
+/** A delivery read: the event, and which attempt at handling it this is. */
+export interface MoDelivery {
+  readonly event: MoEventMessage;
+  readonly attempt: number;
 }
 
 /**
- * Validates a delivery: `body` is the message's bytes or an already parsed value.
- * A retried delivery carries its original routing key in a header.
+ * Validates a delivery: `body` is the message's bytes or an already parsed
+ * value. The `x-mo-amqp-*` headers are believed only on copies this package
+ * made (see `OwnCopies`); a message from an exchange that carries another
+ * routing key in them is refused, never read under that key.
  */
-export function readMoEvent(
+export function readMoDelivery(
   body: unknown,
-  deliveredRoutingKey: string,
-  properties: MessageProperties,
-  redelivered: boolean,
+  message: Pick<ConsumeMessage, 'fields' | 'properties'>,
   timeZone: string,
-): MoEventMessage {
-  const headers = properties.headers ?? {};
-  const originalKey = headers[MO_HEADER_ROUTING_KEY];
-  const routingKey = typeof originalKey === 'string' ? originalKey : deliveredRoutingKey;
+  ownCopies: OwnCopies,
+): MoDelivery {
+  const { routingKey, attempt } = originOf(message, ownCopies);
   const fail = (field: string, value: unknown, allowed: string) =>
     new MoEventParseError(field, value, allowed, routingKey);
 
@@ -101,8 +117,8 @@ export function readMoEvent(
     objectUuid = normalizeUuid(fields.object_uuid);
     if (objectUuid === undefined) throw fail('object_uuid', fields.object_uuid, `${UUID_ALLOWED}, or absent`);
   }
-  const attempt = headers[MO_HEADER_ATTEMPT];
-  return {
+  const { properties } = message;
+  const event: MoEventMessage = {
     uuid,
     time: new Date(parsed.epochMs),
     timeText: timeText as string,
@@ -110,8 +126,46 @@ export function readMoEvent(
     ...words,
     ...(objectUuid !== undefined && { objectUuid }),
     ...(typeof properties.messageId === 'string' && { messageId: properties.messageId }),
-    redelivered: redelivered || (typeof attempt === 'number' && attempt > 1),
+    redelivered: message.fields.redelivered || attempt > 1,
   };
+  return { event, attempt };
+}
+
+/** The routing key a delivery stands for and its attempt, from the headers only where they can be believed. */
+function originOf(
+  { fields, properties }: Pick<ConsumeMessage, 'fields' | 'properties'>,
+  ownCopies: OwnCopies,
+): { routingKey: string; attempt: number } {
+  const headers = properties.headers ?? {};
+  const delivered = fields.routingKey;
+  const headerKey = headers[MO_HEADER_ROUTING_KEY];
+  const ours =
+    fields.exchange === '' && (ownCopies === 'any' || (typeof ownCopies === 'object' && delivered === ownCopies.queue));
+  if (!ours) {
+    if (headerKey !== undefined && headerKey !== delivered) {
+      throw new MoEventParseError(
+        `header ${MO_HEADER_ROUTING_KEY}`,
+        headerKey,
+        `absent, or "${delivered}" (the routing key it was delivered with from exchange "${fields.exchange}"): ` +
+          "only this package's copies on a consumer's own queue carry another",
+        delivered,
+      );
+    }
+    return { routingKey: delivered, attempt: 1 }; // from an exchange: a first attempt, whatever it says
+  }
+  if (headerKey !== undefined && typeof headerKey !== 'string') {
+    throw new MoEventParseError(`header ${MO_HEADER_ROUTING_KEY}`, headerKey, 'a routing key (text)', delivered);
+  }
+  const attempt = headers[MO_HEADER_ATTEMPT] ?? 1;
+  if (!(Number.isInteger(attempt) && (attempt as number) >= 1 && (attempt as number) <= MAX_ATTEMPT)) {
+    throw new MoEventParseError(
+      `header ${MO_HEADER_ATTEMPT}`,
+      attempt,
+      `a whole number from 1 to ${MAX_ATTEMPT}, or absent`,
+      headerKey ?? delivered,
+    );
+  }
+  return { routingKey: headerKey ?? delivered, attempt: attempt as number };
 }
 
 function decodeJson(content: Buffer, fail: (field: string, value: unknown, allowed: string) => Error): unknown {

@@ -93,7 +93,9 @@ describe('the durable spool', () => {
     );
     expect(err).toBeInstanceOf(MoAmqpConfigError);
     expect((err as Error).message).toContain(`AMQP__SPOOL_DIR (spoolDir): received ${JSON.stringify(file)}`);
-    expect((err as Error).message).toContain('a directory this process can create and write in, or off (EEXIST');
+    expect((err as Error).message).toContain(
+      `a directory this process can create and write in, or off (${file} exists and is not a directory)`,
+    );
   });
 
   it('refuses clearly once the spool is full, and still sends what it holds', async () => {
@@ -122,7 +124,7 @@ describe('the durable spool', () => {
     await collector.waitFor(kept, 15_000);
   });
 
-  it('sends at start what a process that is gone left, skipping a damaged record and saying so', async () => {
+  it('sends at start what a process that is gone left, setting a damaged record aside and saying so', async () => {
     const spoolDir = testSpoolDir();
     const left = new DiskSpool(spoolDir, 1_000_000);
     for (const i of [1, 2, 3]) {
@@ -145,7 +147,10 @@ describe('the durable spool', () => {
     app = await bootApp({ enabled: true, url: BROKER_URL, exchange, spoolDir }, { logger });
     const messages = await collector.waitFor(2, 10_000);
     expect(messages.map((m) => m.properties.messageId)).toEqual(['left-1', 'left-3']);
-    expect(logger.text).toContain('is damaged (checksum mismatch): skipped; the records around it are sent');
+    expect(logger.text).toMatch(
+      /is damaged \(checksum mismatch\): set aside in \S+damaged\/\S+; the records around it are sent/,
+    );
+    expect(fs.readdirSync(join(spoolDir, 'damaged'))).toHaveLength(1);
     // Once sent, the adopted directory goes.
     await until(() => fs.readdirSync(spoolDir).every((d) => !d.includes('crashed')), 'the adopted directory to go');
   });

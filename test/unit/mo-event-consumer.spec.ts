@@ -16,10 +16,12 @@ function delivery(
   content: Buffer,
   headers: Record<string, unknown> = {},
   routingKey = 'employee.it.create',
+  // Retry copies come back through the default exchange, routed by the queue's name.
+  exchange = routingKey === 'payroll' ? '' : 'os2mo',
 ): ConsumeMessage {
   return {
     content,
-    fields: { deliveryTag: 1, redelivered: false, exchange: 'os2mo', routingKey, consumerTag: 'c' },
+    fields: { deliveryTag: 1, redelivered: false, exchange, routingKey, consumerTag: 'c' },
     properties: {
       headers,
       messageId: 'm-1',

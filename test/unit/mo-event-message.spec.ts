@@ -11,11 +11,12 @@ function delivery(
     headers = {},
     redelivered = false,
     messageId = 'm-1',
-  }: { headers?: Record<string, unknown>; redelivered?: boolean; messageId?: string } = {},
+    exchange = 'os2mo',
+  }: { headers?: Record<string, unknown>; redelivered?: boolean; messageId?: string; exchange?: string } = {},
 ): ConsumeMessage {
   return {
     content: Buffer.isBuffer(body) ? body : Buffer.from(body),
-    fields: { deliveryTag: 1, redelivered, exchange: 'os2mo', routingKey, consumerTag: 'c' },
+    fields: { deliveryTag: 1, redelivered, exchange, routingKey, consumerTag: 'c' },
     properties: { headers, messageId, contentType: 'application/json' } as ConsumeMessage['properties'],
   };
 }
@@ -92,6 +93,7 @@ describe('parseMoEvent', () => {
   it('reads a retried copy as the original: its routing key, and redelivered', () => {
     const message = delivery(`{"uuid": "${UUID}", "time": "2021-07-27"}`, 'my-queue', {
       headers: { [MO_HEADER_ROUTING_KEY]: 'org_unit.address.delete', [MO_HEADER_ATTEMPT]: 2 },
+      exchange: '', // copies are sent to a queue through the default exchange
     });
     expect(parseMoEvent(undefined, message)).toMatchObject({
       routingKey: 'org_unit.address.delete',
