@@ -34,7 +34,7 @@ export interface AmqpUrl {
 
 /** How to write what the grammar refuses; said in every error about a malformed URL. */
 export const PERCENT_ENCODE_HINT =
-  'characters other than letters, digits and -._~!$&\'()*+;= in the user name, password or vhost must be percent-encoded ' +
+  "characters other than letters, digits and -._~!$&'()*+;= in the user name, password or vhost must be percent-encoded " +
   '(space %20, / %2F, @ %40, % %25, # %23, ? %3F, comma %2C; : in the user name %3A), e.g. with encodeURIComponent()';
 
 /** The URL taken apart, or undefined when it does not follow the grammar (or decodes to no text). */

@@ -366,7 +366,8 @@ export async function makeDirectory(dir: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') {
-      if (!(await fs.promises.stat(absolute)).isDirectory()) throw new Error(`${absolute} exists and is not a directory`);
+      if (!(await fs.promises.stat(absolute)).isDirectory())
+        throw new Error(`${absolute} exists and is not a directory`);
       return;
     }
     if (code !== 'ENOENT' || parent === absolute) throw err;

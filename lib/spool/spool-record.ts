@@ -72,7 +72,7 @@ export function decodeSegment(data: Buffer): { records: SpoolRecord[]; damaged: 
 /** How many records a segment holds, read from their headers only (for counting adopted ones). */
 export function countRecords(data: Buffer): number {
   let count = 0;
-  for (let offset = 0; offset + HEADER_BYTES <= data.length; ) {
+  for (let offset = 0; offset + HEADER_BYTES <= data.length;) {
     if (!data.subarray(offset, offset + 4).equals(MAGIC)) {
       const next = data.indexOf(MAGIC, offset + 1);
       if (next < 0) break;
