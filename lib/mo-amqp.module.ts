@@ -1,10 +1,11 @@
 import { RabbitMQConfig, RabbitMQModule } from '@golevelup/nestjs-rabbitmq';
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Logger, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ConfigModule } from '@nestjs/config';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './config/mo-amqp-options.interface';
 import { brokerUrlsOf, resolveMoAmqpOptions } from './config/mo-amqp-options.schema';
 import { moAmqpConfig } from './config/mo-amqp.config';
+import { tlsConnectionOptions, tlsSecrets } from './config/tls';
 import { MO_AMQP_OPTIONS } from './mo-amqp.constants';
 import {
   ASYNC_OPTIONS_TYPE,
@@ -18,6 +19,7 @@ import { MoEventsService } from './publishing/mo-events.service';
 import { MoEventSubscriberExplorer } from './subscribing/mo-event-subscriber.explorer';
 import { prefetchChannel, subscriberPrefetches } from './subscribing/mo-event-subscribe.decorator';
 import { RabbitMqLogger } from './util/rabbitmq-logger';
+import { secretsOf } from './util/redact';
 
 /** Holds the validated options, so both this module and its RabbitMQModule can inject them. */
 @Module({})
@@ -99,9 +101,14 @@ function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | unde
     connectionManagerOptions: {
       reconnectTimeInSeconds: 2,
       // Bounds each attempt, or a host that accepts TCP but never answers would hang it forever.
-      connectionOptions: { timeout: options.connectTimeoutMs },
+      // With amqps://, the CA, client certificate and login that AMQP__TLS_* and AMQP__AUTH name
+      // (files read and checked now: a bad one fails start-up with MoAmqpConfigError).
+      connectionOptions: {
+        timeout: options.connectTimeoutMs,
+        ...tlsConnectionOptions(options, (warning) => new Logger('MoAmqpModule').warn(warning)),
+      },
     },
-    logger: new RabbitMqLogger(),
+    logger: new RabbitMqLogger([...secretsOf(brokerUrlsOf(options)), ...tlsSecrets(options)]),
     // One channel per prefetch that an @MoEventSubscribe asked for (decorators have run by now).
     channels: Object.fromEntries([...subscriberPrefetches].map((n) => [prefetchChannel(n), { prefetchCount: n }])),
   };

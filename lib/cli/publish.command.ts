@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
+import { TLS_VERIFY_OFF_WARNING } from '../config/tls';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoPublishError } from '../errors/mo-publish.error';
 import { buildMoEvent } from '../events/mo-event';
@@ -74,6 +75,8 @@ export async function publishCommand(args: string[], io: CliIo): Promise<number>
     return 2;
   }
 
+  // Nest's logger is off here, so the module's warning would go unseen.
+  if (!fromEnv.tlsVerify) io.err(`mo-amqp publish: warning: ${TLS_VERIFY_OFF_WARNING}`);
   class PublishModule {}
   Module({ imports: [MoAmqpModule.forRoot({ ...fromEnv, enabled: true, exchange, spoolDir: 'off' })] })(PublishModule);
   let app;

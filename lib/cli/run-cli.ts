@@ -17,7 +17,8 @@ export type Command = (args: string[], io: CliIo) => Promise<number>;
 export const USAGE = `Usage: mo-amqp <command> [options]
 
 OS2mo AMQP events from the command line. Reads ENABLE_AMQP's companions from the
-environment: AMQP__URL (or AMQP__HOST and AMQP__PORT), AMQP__EXCHANGE, AMQP__TIME_ZONE, …
+environment: AMQP__URL (or AMQP__HOST and AMQP__PORT), AMQP__EXCHANGE, AMQP__TIME_ZONE, …;
+for amqps:// also AMQP__TLS_CA_FILE, AMQP__TLS_CERT_FILE, AMQP__TLS_KEY_FILE, AMQP__AUTH, …
 
 Commands:
   tail [--exchange NAME] [--binding KEY]     print [routing_key] body for every message

@@ -1,6 +1,7 @@
 import * as amqp from 'amqplib';
 import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
+import { explainTlsFailure, tlsConnectionOptions, tlsSecrets } from '../config/tls';
 import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
 import { errorRedactor, redactUrl } from '../util/redact';
 import { parseArgs } from 'node:util';
@@ -44,7 +45,12 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
     return 2;
   }
   const urls = brokerUrlsOf(options);
-  const redact = errorRedactor(urls);
+  const redact = errorRedactor(urls, tlsSecrets(options));
+  // The same TLS files and login as the library's (a bad file is a config error: exit 2).
+  const socketOptions = {
+    timeout: options.connectTimeoutMs,
+    ...tlsConnectionOptions(options, (warning) => io.err(`mo-amqp tail: warning: ${warning}`)),
+  };
 
   // A cluster's URLs are tried in turn; the error of the last one is told.
   let connection: amqp.ChannelModel | undefined;
@@ -53,14 +59,15 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
   for (const url of urls) {
     broker = redactUrl(url);
     try {
-      connection = await amqp.connect(url, { timeout: options.connectTimeoutMs });
+      connection = await amqp.connect(url, socketOptions);
       break;
     } catch (err) {
       lastError = err;
     }
   }
   if (!connection) {
-    io.err(`mo-amqp tail: could not connect to RabbitMQ at ${urls.map(redactUrl).join(', ')}: ${redact(lastError)}`);
+    const why = explainTlsFailure(lastError, options) ?? redact(lastError);
+    io.err(`mo-amqp tail: could not connect to RabbitMQ at ${urls.map(redactUrl).join(', ')}: ${why}`);
     return 1;
   }
   const open = connection;

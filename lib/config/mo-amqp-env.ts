@@ -1,6 +1,6 @@
 import { MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
-import { FIELDS, resolveMoAmqpOptions, showReceived } from './mo-amqp-options.schema';
+import { FIELDS, allowedFor, resolveMoAmqpOptions, showReceived } from './mo-amqp-options.schema';
 
 const TRUE = /^(true|1|yes)$/i;
 const FALSE = /^(false|0|no)$/i;
@@ -26,6 +26,12 @@ const KINDS: Readonly<Record<keyof MoAmqpModuleOptions, Kind>> = {
   spoolDir: 'string',
   spoolMaxBytes: 'integer',
   shutdownTimeoutMs: 'integer',
+  tlsCaFile: 'string',
+  tlsCertFile: 'string',
+  tlsKeyFile: 'string',
+  tlsKeyPassphrase: 'string',
+  tlsVerify: 'boolean',
+  auth: 'string',
 };
 
 /**
@@ -47,7 +53,7 @@ export function loadMoAmqpOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): 
       value = WHOLE_NUMBER.test(raw) ? Number(raw) : undefined;
     }
     if (value === undefined) {
-      problems.push({ name, received: showReceived(key, raw), allowed: FIELDS[key].allowed });
+      problems.push({ name, received: showReceived(key, raw), allowed: allowedFor(key, raw) });
     } else {
       options[key] = value;
     }

@@ -63,9 +63,31 @@ export interface MoAmqpModuleOptions {
    * together (what is still unconfirmed is spooled). Default 5,000 ms.
    */
   shutdownTimeoutMs?: number;
+  /**
+   * PEM file of the CA certificate(s) that sign the broker's certificate; with an
+   * amqps:// `url` only. Replaces Node's built-in list of public CAs (for both,
+   * use `NODE_EXTRA_CA_CERTS` instead). See docs/tls.md.
+   */
+  tlsCaFile?: string;
+  /** PEM file of this client's certificate (with `tlsKeyFile`), for a broker that asks for one or `auth: 'external'`. */
+  tlsCertFile?: string;
+  /** PEM file of the client certificate's private key (with `tlsCertFile`). */
+  tlsKeyFile?: string;
+  /** The passphrase of an encrypted `tlsKeyFile`. A secret: never logged or shown. */
+  tlsKeyPassphrase?: string;
+  /** Default `true`. `false` accepts any broker certificate (a warning is logged at every start): tests only. */
+  tlsVerify?: boolean;
+  /**
+   * How to log in: `plain` (default; the user and password of `url`) or
+   * `external` (the client certificate, RabbitMQ's rabbitmq_auth_mechanism_ssl).
+   */
+  auth?: 'plain' | 'external';
 }
 
+/** The options that have no default: absent unless given. */
+type OptionalOption = 'url' | 'tlsCaFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsKeyPassphrase';
+
 /** Options after defaults and validation: what the library runs on. */
-export type ResolvedMoAmqpOptions = Readonly<Required<Omit<MoAmqpModuleOptions, 'url'>>> & {
-  readonly url: string | undefined;
+export type ResolvedMoAmqpOptions = Readonly<Required<Omit<MoAmqpModuleOptions, OptionalOption>>> & {
+  readonly [K in OptionalOption]: string | undefined;
 };

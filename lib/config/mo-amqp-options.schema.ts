@@ -18,7 +18,9 @@ import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config
 import { MO_VOCABULARY_NAMES } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
 import { redactUrl } from '../util/redact';
+import { PERCENT_ENCODE_HINT, parseAmqpUrl, splitUrls } from './amqp-url';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
+import { TLS_FIELDS, tlsProblems } from './tls';
 
 // setTimeout's ceiling; a larger delay fires at once.
 const MAX_TIMER_MS = 2_147_483_647;
@@ -34,26 +36,7 @@ function isBrokerHost(value: unknown): boolean {
 
 /** One amqp:// or amqps:// URL, or several separated by commas (a cluster, tried in turn). */
 function isAmqpUrlList(value: unknown): boolean {
-  return typeof value === 'string' && splitUrls(value).every(isAmqpUrl);
-}
-
-/** The URLs of a comma-separated list (a password with a comma must be written %2C). */
-export function splitUrls(urls: string): string[] {
-  return urls.split(',').map((url) => url.trim());
-}
-
-function isAmqpUrl(value: unknown): boolean {
-  if (typeof value !== 'string') return false;
-  try {
-    const url = new URL(value);
-    return (
-      (url.protocol === 'amqp:' || url.protocol === 'amqps:') &&
-      url.hostname !== '' &&
-      !url.pathname.slice(1).includes('/')
-    );
-  } catch {
-    return false;
-  }
+  return typeof value === 'string' && splitUrls(value).every((url) => parseAmqpUrl(url) !== undefined);
 }
 
 /** The rules; `FIELDS` below holds the words users see for each. */
@@ -122,6 +105,32 @@ class MoAmqpOptionsSchema {
   @Min(0)
   @Max(MAX_TIMER_MS)
   shutdownTimeoutMs!: number;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^(?!\s*$)[^\0]+$/)
+  tlsCaFile?: string;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^(?!\s*$)[^\0]+$/)
+  tlsCertFile?: string;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^(?!\s*$)[^\0]+$/)
+  tlsKeyFile?: string;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^[^\0]+$/)
+  tlsKeyPassphrase?: string;
+
+  @IsBoolean()
+  tlsVerify!: boolean;
+
+  @IsIn(['plain', 'external'])
+  auth!: 'plain' | 'external';
 }
 
 type OptionKey = keyof MoAmqpModuleOptions;
@@ -196,6 +205,7 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
     allowed: `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`,
     defaultValue: 5_000,
   },
+  ...TLS_FIELDS,
 };
 
 const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];
@@ -214,7 +224,16 @@ export function unknownOptions(given: Record<string, unknown>, known: readonly s
 /** How a problem names its field: by module option (`port`) or environment variable (`AMQP__PORT`). */
 export type FieldNaming = 'option' | 'env';
 
+/** What a field allows; for a URL that looks like one but breaks the grammar, how to write it. */
+export function allowedFor(key: OptionKey, value: unknown): string {
+  if (key === 'url' && typeof value === 'string' && /^amqps?:\/\//i.test(value.trim())) {
+    return `${FIELDS.url.allowed}; ${PERCENT_ENCODE_HINT}`;
+  }
+  return FIELDS[key].allowed;
+}
+
 export function showReceived(key: string, value: unknown): string {
+  if (key === 'tlsKeyPassphrase') return '***'; // a secret, never shown
   return key === 'url' && typeof value === 'string' ? describeValue(redactUrl(value)) : describeValue(value);
 }
 
@@ -249,9 +268,19 @@ export function resolveMoAmqpOptions(
       problems.push({
         name: naming === 'env' ? FIELDS[key].env : key,
         received: showReceived(key, merged[key]),
-        allowed: FIELDS[key].allowed,
+        allowed: allowedFor(key, merged[key]),
       });
     }
+  }
+  if (!failed.has('exchange') && !failed.has('delayedExchange') && merged.exchange === merged.delayedExchange) {
+    problems.push({
+      name: naming === 'env' ? FIELDS.delayedExchange.env : 'delayedExchange',
+      received: describeValue(merged.delayedExchange),
+      allowed: `a name other than ${naming === 'env' ? FIELDS.exchange.env : 'exchange'}'s: the delay agent would republish every event into its own input, for ever`,
+    });
+  }
+  if (!(['url', ...Object.keys(TLS_FIELDS)] as OptionKey[]).some((key) => failed.has(key))) {
+    problems.push(...tlsProblems(merged, (key) => (naming === 'env' ? FIELDS[key].env : key)));
   }
   if (problems.length > 0) throw new MoAmqpConfigError(problems);
   return Object.freeze({

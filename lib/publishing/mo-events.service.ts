@@ -24,6 +24,7 @@ import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 import { errorRedactor, redactUrl } from '../util/redact';
 import { DiskSpool } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
+import { explainTlsFailure, tlsSecrets } from '../config/tls';
 import { explainConnectRefusal } from './connect-failure';
 import { explainExchangeRefusal, setUpExchange } from './exchanges';
 import { Outbox } from './outbox';
@@ -41,7 +42,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private readonly logger = new Logger(MoEventsService.name);
   /** The broker address as it may be shown: password masked. */
   private readonly broker: string;
-  /** An error's message with the brokers' passwords masked. */
+  /** An error's message with the brokers' passwords (and the TLS key's passphrase) masked. */
   private readonly redact: (err: unknown) => string;
   /** Undefined when AMQP is disabled. */
   private readonly publisher: ConfirmPublisher | undefined;
@@ -74,7 +75,7 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   ) {
     const urls = brokerUrlsOf(options);
     this.broker = urls.map(redactUrl).join(', ');
-    this.redact = errorRedactor(urls);
+    this.redact = errorRedactor(urls, tlsSecrets(options));
     if (options.enabled && amqpConnection) {
       this.amqpConnection = amqpConnection;
       boundClose(amqpConnection, BROKER_ANSWER_WAIT_MS, (ms) =>
@@ -308,7 +309,10 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       };
       const onConnectFailed = ({ err, url }: { err?: Error; url?: unknown }) => {
         lastError = this.redact(err);
-        // What waiting cannot change ends start-up at once, saying why.
+        // What waiting cannot change ends start-up at once, saying why. TLS first:
+        // a refused certificate login is not a wrong password.
+        const tls = explainTlsFailure(err, this.options);
+        if (tls) return done(new MoAmqpConnectionError(`RabbitMQ at ${this.broker}: ${this.redact(tls)}`, this.broker));
         const refusal = explainConnectRefusal(lastError, typeof url === 'string' ? url : '');
         if (refusal) done(new MoAmqpConnectionError(`${refusal} (${lastError})`, this.broker));
       };
