@@ -104,17 +104,6 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     @Optional() private readonly amqpConnection?: AmqpConnection,
   ) {
     this.topology = delayTopology(options.prefix);
-    const clash = [amqp.exchange, amqp.delayedExchange].find((name) => name.startsWith(`${options.prefix}.`));
-    if (clash !== undefined) {
-      // The agent's own exchanges and queues are all named "<prefix>.…": one of them would be an events exchange.
-      throw new MoAmqpConfigError([
-        {
-          name: 'AMQP__DELAY_PREFIX (prefix)',
-          received: describeValue(options.prefix),
-          allowed: `a prefix that no exchange name starts with: the agent names its own queues and exchanges "${options.prefix}.…", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
-        },
-      ]);
-    }
     events.onShutdown(() => this.stop());
   }
 
@@ -131,6 +120,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       );
     }
     try {
+      this.checkPrefix();
       await this.start(this.amqpConnection);
     } catch (err) {
       await this.events.abortStart();
@@ -160,6 +150,23 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
 
   async onApplicationShutdown(): Promise<void> {
     await this.stop(); // done already, unless shutdown's bound cut it short
+  }
+
+  /** At start (a failed start closes the connection): the agent's names must not be an events exchange's. */
+  private checkPrefix(): void {
+    const clash = [this.amqp.exchange, this.amqp.delayedExchange].find((name) =>
+      name.startsWith(`${this.options.prefix}.`),
+    );
+    if (clash !== undefined) {
+      // The agent's own exchanges and queues are all named "<prefix>.…": one of them would be an events exchange.
+      throw new MoAmqpConfigError([
+        {
+          name: 'AMQP__DELAY_PREFIX (prefix)',
+          received: describeValue(this.options.prefix),
+          allowed: `a prefix that no exchange name starts with: the agent names its own queues and exchanges "${this.options.prefix}.…", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
+        },
+      ]);
+    }
   }
 
   private start(amqpConnection: AmqpConnection): Promise<void> {
@@ -265,7 +272,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       // Malformed, or steering headers it may not carry: never requeued, never trusted.
       if (!(err instanceof MoEventParseError)) throw err;
       try {
-        await this.deadLetter(message, err.message);
+        await this.deadLetter(message, err.message, from);
         delivery.ack();
       } catch (failure) {
         this.giveBack(delivery, failure);
@@ -352,13 +359,13 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     this.counts.forwarded++;
   }
 
-  private async deadLetter(message: ConsumeMessage, reason: string): Promise<void> {
+  private async deadLetter(message: ConsumeMessage, reason: string, from: 'incoming' | 'due'): Promise<void> {
     const headers = {
       ...(message.properties.headers ?? {}),
       [MO_HEADER_REASON]: reason,
       [MO_HEADER_ROUTING_KEY]: message.fields.routingKey,
       [MO_HEADER_EXCHANGE]: message.fields.exchange,
-      [MO_HEADER_QUEUE]: this.topology.incoming,
+      [MO_HEADER_QUEUE]: from === 'due' ? this.topology.due : this.topology.incoming,
     };
     await this.events.forward(
       '',

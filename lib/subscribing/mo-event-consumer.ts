@@ -88,10 +88,12 @@ function reasonOf(err: unknown): string {
  * delivery that could not be read, the one it was delivered with.
  */
 function originHeaders(message: ConsumeMessage, routingKey = message.fields.routingKey): Record<string, unknown> {
-  const headers = message.properties.headers ?? {};
+  const { [MO_HEADER_ATTEMPT]: attempt, ...headers } = message.properties.headers ?? {};
   const ours = message.fields.exchange === '';
   return {
     ...headers,
+    // A sender's own attempt count is not carried on: it was not believed either.
+    ...(ours && attempt !== undefined && { [MO_HEADER_ATTEMPT]: attempt }),
     [MO_HEADER_ROUTING_KEY]: ours ? (headers[MO_HEADER_ROUTING_KEY] ?? routingKey) : routingKey,
     [MO_HEADER_EXCHANGE]: ours ? (headers[MO_HEADER_EXCHANGE] ?? message.fields.exchange) : message.fields.exchange,
   };

@@ -10,8 +10,9 @@ const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)[^@/\s]*@/gi;
  * An AMQP URL (or a comma-separated list of them) as it may be shown. A URL that
  * follows the grammar shows its user, host, port and vhost, the password masked
  * (`amqp://guest:***@host:5672/vhost`). A malformed one cannot be trusted to say
- * where its password ends: all that comes before its last `@` is masked, or,
- * without an `@`, everything after the first `:` of its authority.
+ * where its password ends (a comma in it even splits the list), so more goes:
+ * all before its last `@`; without an `@`, all after the first `:` that follows
+ * the scheme; and a piece with no scheme at all, whole.
  */
 export function redactUrl(urls: string): string {
   return urls
@@ -29,11 +30,9 @@ function maskMalformed(piece: string): string {
   const start = scheme < 0 ? 0 : scheme + 3;
   const at = piece.lastIndexOf('@');
   if (at >= start) return `${piece.slice(0, start)}${MASK}${piece.slice(at)}`;
-  const authorityEnd = piece.slice(start).search(/[/?#]/);
-  const authority = authorityEnd < 0 ? piece.slice(start) : piece.slice(start, start + authorityEnd);
-  const colon = authority.indexOf(':');
-  if (colon < 0 || /^:\d*$/.test(authority.slice(colon).trim())) return piece;
-  return `${piece.slice(0, start + colon + 1)}${MASK}${piece.slice(start + authority.length)}`;
+  if (scheme < 0) return piece.trim() === '' ? piece : MASK;
+  const colon = piece.indexOf(':', start);
+  return colon < 0 ? piece : `${piece.slice(0, colon + 1)}${MASK}`;
 }
 
 /**

@@ -46,3 +46,16 @@ export async function addUser(permissions: Permissions): Promise<TestUser> {
     remove: async () => void (await rabbitmqctl('delete_user', name)),
   };
 }
+
+/**
+ * Adds a user whose password is given on stdin: Debian's rabbitmqctl passes its
+ * arguments through a shell, which would mangle a password with quotes, $ or `.
+ */
+export function addUserReadingPassword(name: string, password: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('rabbitmqctl', ['add_user', name], { timeout: 60_000 }, (err, _stdout, stderr) =>
+      err ? reject(new Error(`rabbitmqctl add_user failed: ${err.message}\n${stderr}`)) : resolve(),
+    );
+    child.stdin?.end(password);
+  });
+}

@@ -254,10 +254,11 @@ describe('DiskSpool', () => {
     fs.renameSync(join(dir, left), join(dir, '999999-gone'));
     const spool = new DiskSpool(dir, 1_000_000, (m) => problems.push(m));
     expect((await readAll(spool)).map((r) => r.properties.messageId)).toEqual(['m-3']);
-    expect(damagedFiles().map((f) => f.replace(/^\d+-[0-9a-f]{8}-/, '')).sort()).toEqual([
-      '00000000.spool',
-      'notes.spool',
-    ]);
+    expect(
+      damagedFiles()
+        .map((f) => f.replace(/^\d+-[0-9a-f]{8}-/, ''))
+        .sort(),
+    ).toEqual(['00000000.spool', 'notes.spool']);
     expect(problems.join('\n')).toMatch(/00000000\.spool is not a file: set aside in .*damaged/);
   });
 

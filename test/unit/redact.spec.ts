@@ -14,11 +14,13 @@ describe('redactUrl', () => {
     ['amqp://user:Kp9@xQzz@127.0.0.1:5672', 'amqp://***@127.0.0.1:5672'],
     ['amqp://user:ab/cdef@127.0.0.1:5672/vh', 'amqp://***@127.0.0.1:5672/vh'],
     ['amqp://user:ab%zzcd@h', 'amqp://***@h'],
-    // Without an "@": all after the authority's first ":" unless it is a port.
+    // Without an "@": all after the first ":" (it may be a password cut short by a "#", "/" or ",").
     ['amqp://user:secretpw', 'amqp://user:***'],
-    ['amqp://host:99999/x y', 'amqp://host:99999/x y'],
-    // A password with an unencoded comma splits the list: neither half shows it.
+    ['amqp://user:se#cret/pw', 'amqp://user:***'],
+    ['amqp://host/x y', 'amqp://host/x y'],
+    // A password with unencoded commas splits the list: no piece shows any of it.
     ['amqp://user:abcd,efgh@host', 'amqp://user:***,***@host'],
+    ['amqp://user:abcd,efgh,ijkl@host', 'amqp://user:***,***,***@host'],
   ])('%s -> %s', (input, expected) => {
     expect(redactUrl(input)).toBe(expected);
   });
