@@ -11,6 +11,11 @@ export class PublishFailure extends Error {
   ) {
     super(reason);
   }
+
+  /** The message itself cannot be encoded (a name or property too long, a wrong type): no retry will send it. */
+  get unsendable(): boolean {
+    return this.cause instanceof TypeError || this.cause instanceof RangeError;
+  }
 }
 
 interface Pending {
@@ -182,7 +187,12 @@ export class ConfirmPublisher {
         message.options,
         (err: unknown) => this.onConfirm(message, channel, err),
       );
-    } catch {
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof RangeError) {
+        // amqplib could not encode it: the message's fault, not the channel's.
+        this.settle(message, new PublishFailure('rejected', err));
+        return;
+      }
       // The channel is closing; its 'close' puts the message back in the queue.
       message.state = 'queued';
       message.channel = undefined;

@@ -66,6 +66,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
   private onPublisherError: ((err: unknown) => void) | undefined;
   /** Ends the start-up wait early when start-up failed elsewhere. */
   private cancelStart: ((err: Error) => void) | undefined;
+  /** True once start-up has read the spool: from then on every new channel drains it. */
+  private started = false;
   /** What stops taking messages at shutdown, before publishing stops (the delay agent). */
   private readonly stoppers: (() => Promise<void>)[] = [];
 
@@ -92,7 +94,8 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
           this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`);
           this.onPublisherError?.(err);
         },
-        onOpen: () => this.outbox?.kick(),
+        // Not before start-up has adopted what is left: the two would race over the spool directory.
+        onOpen: () => this.started && this.outbox?.kick(),
       });
       this.spool =
         options.spoolDir === 'off'
@@ -216,8 +219,9 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
       if (this.spool) {
         const waiting = await this.recoverSpool(this.spool);
         if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
-        this.outbox?.kick();
       }
+      this.started = true;
+      this.outbox?.kick();
     } catch (err) {
       await this.abortStart();
       throw err;

@@ -1,5 +1,5 @@
 import type { Options } from 'amqplib';
-import { DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../spool/disk-spool';
+import { DAMAGED_DIR, DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../spool/disk-spool';
 import { settlesWithin } from '../util/settles-within';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { messageOf } from '../util/error-message';
@@ -11,6 +11,10 @@ const DRAIN_RETRY_MS = 2_000;
 
 /** Where an event went: to the broker (confirmed) or to disk, to be sent later. */
 export type Outcome = 'confirmed' | 'spooled';
+
+function isUnsendable(result: PromiseSettledResult<void>): boolean {
+  return result.status === 'rejected' && result.reason instanceof PublishFailure && result.reason.unsendable;
+}
 
 /** A declaration the broker answers with 403 (access refused) or 406 (precondition failed) will not pass later either. */
 function refusedForGood(err: unknown): boolean {
@@ -169,11 +173,28 @@ export class Outbox {
           }
           for (let i = 0; i < records.length; i += DRAIN_BATCH) {
             // One channel keeps them in order; the batch's confirms are awaited together.
-            await Promise.all(
-              records
-                .slice(i, i + DRAIN_BATCH)
-                .map((r) => this.publisher.publish(r.exchange, r.routingKey, r.content, r.properties)),
+            const batch = records.slice(i, i + DRAIN_BATCH);
+            const sent = await Promise.allSettled(
+              batch.map((r) => this.publisher.publish(r.exchange, r.routingKey, r.content, r.properties)),
             );
+            const unsendable = batch.filter((_, n) => isUnsendable(sent[n]));
+            if (unsendable.length > 0) {
+              // A record no retry can send would block every one behind it: set aside, the rest again.
+              const aside = await spool.setAside(
+                file,
+                unsendable,
+                records.filter((r) => !unsendable.includes(r)),
+                DAMAGED_DIR,
+              );
+              const why = messageOf((sent[batch.indexOf(unsendable[0])] as PromiseRejectedResult).reason.cause);
+              this.logger.error(
+                `${unsendable.length} spooled record(s) of ${file} cannot be sent (${why}): set aside in ${aside}; the rest are sent`,
+              );
+              this.scheduleDrain(0);
+              return;
+            }
+            const failed = sent.find((result) => result.status === 'rejected');
+            if (failed) throw (failed as PromiseRejectedResult).reason;
           }
         } catch (err) {
           // The broker went away again: the segment stays and is sent again (duplicates possible).

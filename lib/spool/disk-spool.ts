@@ -49,7 +49,10 @@ export class DiskSpool {
   private handle: fs.promises.FileHandle | undefined;
   private segment = 0;
   private segmentBytes = 0;
-  private currentFile = '';
+  /** The segment appends go to, from the moment it is chosen until it is handed out; never listed. */
+  private currentFile: string | undefined;
+  /** One directory scan at a time: two at once would race to adopt and set aside the same entries. */
+  private scanning: Promise<unknown> = Promise.resolve();
   private batch: { bytes: Buffer; spooledAt: number; resolve: () => void; reject: (err: Error) => void }[] = [];
   private flushing: Promise<void> | undefined;
   /** Every segment on disk this process knows (its own and adopted ones), with what it holds. */
@@ -81,9 +84,7 @@ export class DiskSpool {
 
   /** Finishes the writes under way and closes the segment being written. */
   async close(): Promise<void> {
-    await this.flushing;
-    await this.handle?.close();
-    this.handle = undefined;
+    await this.detachSegment();
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     for (const dir of this.held) heldHere.delete(dir);
@@ -134,15 +135,30 @@ export class DiskSpool {
    * written is closed first, so everything spooled so far is included.
    */
   async takeSegments(): Promise<string[]> {
-    await this.flushing;
-    if (this.handle) {
-      await this.handle.close();
-      this.handle = undefined;
-    }
+    await this.detachSegment();
     return this.listSegments();
   }
 
-  private async listSegments(): Promise<string[]> {
+  /**
+   * Stops appending to the current segment, once no write is under way; the
+   * next append starts a new one. Synchronous from the last check on, so no
+   * append can write to a handle being closed.
+   */
+  private async detachSegment(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    const handle = this.handle;
+    this.handle = undefined;
+    this.currentFile = undefined;
+    await handle?.close();
+  }
+
+  private listSegments(): Promise<string[]> {
+    const scan = this.scanning.then(() => this.scanSegments());
+    this.scanning = scan.catch(() => undefined);
+    return scan;
+  }
+
+  private async scanSegments(): Promise<string[]> {
     const segments: string[] = [];
     for (const sub of await this.ownedDirectories()) {
       let entries: fs.Dirent[];
@@ -161,8 +177,8 @@ export class DiskSpool {
       }
       files.sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
       for (const file of files.map((f) => path.join(sub, f))) {
-        // The segment being written is not handed out (takeSegments closes it first).
-        if (this.handle && file === this.currentFile) continue;
+        // The segment being written is not handed out (takeSegments detaches it first).
+        if (file === this.currentFile) continue;
         segments.push(file);
         if (!this.segments.has(file)) {
           // Adopted from a process that is gone: counted from the records' headers.
@@ -211,12 +227,17 @@ export class DiskSpool {
   }
 
   /**
-   * Moves `refused` out of segment `file` into `<dir>/refused/` (same record
-   * format, fsynced first), and rewrites the segment with `keep` only (a new file
-   * renamed over it). Resolves with the file the refused records went to.
+   * Moves `refused` out of segment `file` into `<dir>/refused/` (or `damaged/`;
+   * same record format, fsynced first), and rewrites the segment with `keep`
+   * only (a new file renamed over it). Resolves with the file they went to.
    */
-  async setAside(file: string, refused: SpoolRecord[], keep: SpoolRecord[]): Promise<string> {
-    const target = path.join(this.dir, REFUSED_DIR, `${Date.now()}-${randomBytes(4).toString('hex')}.spool`);
+  async setAside(
+    file: string,
+    refused: SpoolRecord[],
+    keep: SpoolRecord[],
+    folder: typeof REFUSED_DIR | typeof DAMAGED_DIR = REFUSED_DIR,
+  ): Promise<string> {
+    const target = path.join(this.dir, folder, `${Date.now()}-${randomBytes(4).toString('hex')}.spool`);
     await makeDirectory(path.dirname(target));
     await writeSynced(target, Buffer.concat(refused.map(encodeRecord)));
     await this.rewrite(file, keep);
@@ -249,7 +270,12 @@ export class DiskSpool {
   private async setAsideEntry(full: string, why: string): Promise<void> {
     const target = this.damagedName(path.basename(full));
     await makeDirectory(path.dirname(target));
-    await fs.promises.rename(full, target);
+    try {
+      await fs.promises.rename(full, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // another spool moved it first
+      throw err;
+    }
     this.report(`Spool entry ${full} is ${why}: set aside in ${target}; the segments beside it are sent`);
   }
 
@@ -313,10 +339,13 @@ export class DiskSpool {
       const bytes = Buffer.concat(batch.map((b) => b.bytes));
       try {
         if (!this.handle || this.segmentBytes >= SEGMENT_BYTES) await this.nextSegment();
-        await (this.handle as fs.promises.FileHandle).write(bytes);
-        await (this.handle as fs.promises.FileHandle).sync();
+        const handle = this.handle as fs.promises.FileHandle;
+        const file = this.currentFile as string;
+        await handle.write(bytes);
+        await handle.sync();
         this.segmentBytes += bytes.length;
-        const segment = this.segments.get(this.currentFile) as SegmentInfo;
+        let segment = this.segments.get(file);
+        if (!segment) this.segments.set(file, (segment = { bytes: 0, records: 0, oldest: undefined }));
         segment.bytes += bytes.length;
         segment.records += batch.length;
         segment.oldest ??= batch[0].spooledAt;
@@ -331,14 +360,18 @@ export class DiskSpool {
   }
 
   private async nextSegment(): Promise<void> {
-    await this.handle?.close();
-    await makeDirectory(this.own);
-    if (!heldHere.has(this.own)) await this.hold(this.own); // first segment, or the first after close()
+    const previous = this.handle;
+    this.handle = undefined;
+    await previous?.close();
+    // Chosen before any wait, so a scan in the meantime leaves it alone.
     this.segment++;
     this.segmentBytes = 0;
-    this.currentFile = path.join(this.own, `${String(this.segment).padStart(8, '0')}.spool`);
-    this.handle = await fs.promises.open(this.currentFile, 'a');
-    this.segments.set(this.currentFile, { bytes: 0, records: 0, oldest: undefined });
+    const file = path.join(this.own, `${String(this.segment).padStart(8, '0')}.spool`);
+    this.currentFile = file;
+    this.segments.set(file, { bytes: 0, records: 0, oldest: undefined });
+    await makeDirectory(this.own);
+    if (!heldHere.has(this.own)) await this.hold(this.own); // first segment, or the first after close()
+    this.handle = await fs.promises.open(file, 'a');
   }
 }
 

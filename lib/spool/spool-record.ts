@@ -97,8 +97,8 @@ function decodePayload(payload: Buffer): SpoolRecord | string {
   if (
     r === null ||
     typeof r !== 'object' ||
-    typeof r.e !== 'string' ||
-    typeof r.k !== 'string' ||
+    !SHORT(r.e) ||
+    !SHORT(r.k) ||
     typeof r.b !== 'string' ||
     !BASE64.test(r.b) ||
     typeof r.t !== 'number' ||
@@ -115,28 +115,32 @@ function decodePayload(payload: Buffer): SpoolRecord | string {
   };
 }
 
-const STRING = (v: unknown) => typeof v === 'string';
-const NUMBER = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+/** AMQP's short strings (names, most properties): at most 255 bytes of UTF-8. */
+const SHORT = (v: unknown): v is string => typeof v === 'string' && Buffer.byteLength(v) <= 255;
 const BOOLEAN = (v: unknown) => typeof v === 'boolean';
-/** What amqplib can encode for each publish property (the spool writes no others). */
+// Headers go in one frame with the other properties; RabbitMQ's smallest frame_max is 4 KiB, its default 128 KiB.
+const MAX_HEADERS_JSON = 64 * 1024;
+/**
+ * What amqplib can encode and RabbitMQ accepts for each publish property the
+ * spool writes (it writes no user_id, which the broker takes only as the
+ * connection's own user, and no CC/BCC). Anything else is damage.
+ */
 const PROPERTY_TYPES: Record<string, (v: unknown) => boolean> = {
-  expiration: (v) => STRING(v) || NUMBER(v),
-  userId: STRING,
-  CC: (v) => STRING(v) || (Array.isArray(v) && v.every(STRING)),
-  BCC: (v) => STRING(v) || (Array.isArray(v) && v.every(STRING)),
+  expiration: (v) => typeof v === 'string' && /^\d{1,10}$/.test(v),
   mandatory: BOOLEAN,
   persistent: BOOLEAN,
   deliveryMode: (v) => BOOLEAN(v) || v === 1 || v === 2,
-  contentType: STRING,
-  contentEncoding: STRING,
-  headers: (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
+  contentType: SHORT,
+  contentEncoding: SHORT,
+  headers: (v) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) && JSON.stringify(v).length <= MAX_HEADERS_JSON,
   priority: (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255,
-  correlationId: STRING,
-  replyTo: STRING,
-  messageId: STRING,
+  correlationId: SHORT,
+  replyTo: SHORT,
+  messageId: SHORT,
   timestamp: (v) => Number.isInteger(v) && (v as number) >= 0,
-  type: STRING,
-  appId: STRING,
+  type: SHORT,
+  appId: SHORT,
 };
 
 /** Properties a file may hold only when amqplib can send them: a damaged record must not stop the spool. */

@@ -60,7 +60,7 @@ describe('start-up', () => {
     expect(err).toBeInstanceOf(MoAmqpConfigError);
     const message = (err as Error).message;
     expect(message).toContain('ENABLE_AMQP: received "maybe"; allowed: true, false, 1, 0, yes or no');
-    expect(message).toContain('AMQP__URL: received "amqp://admin:***@localhost:99999"; allowed: an amqp://');
+    expect(message).toContain('AMQP__URL: received "amqp://***@localhost:99999"; allowed: an amqp://');
     expect(message).not.toContain(SECRET);
     expect(logger.text).not.toContain(SECRET);
   });

@@ -35,7 +35,14 @@ export function faultCounts(
   };
 }
 
-export function report(name: string, counts: FaultCounts & { early?: number }): void {
+/**
+ * `early`: delivered before due (delay agent); `damaged`: destroyed on purpose by the
+ * test (spool records); `refused`: publishes that rejected (neither confirmed nor spooled).
+ */
+export function report(
+  name: string,
+  counts: FaultCounts & { early?: number; damaged?: number; refused?: number },
+): void {
   const line = Object.entries(counts)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');

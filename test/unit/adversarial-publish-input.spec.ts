@@ -70,7 +70,7 @@ describe('publish() with hostile input: refused, naming the field, nothing count
 describe('an @MoEvent selector with several UUIDs', () => {
   @Injectable()
   class Engagements {
-    @MoEvent('employee', 'engagement', 'create', { uuid: (uuids: unknown[]) => uuids })
+    @MoEvent('employee', 'engagement', 'create', { uuid: (uuids: unknown[]) => uuids as string[] })
     async createMany(uuids: unknown[]): Promise<unknown[]> {
       return uuids;
     }

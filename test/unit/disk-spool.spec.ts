@@ -104,6 +104,42 @@ describe('DiskSpool', () => {
     expect(problems).toEqual(['no record starts here', expect.stringMatching(/^truncated record/)]);
   });
 
+  it('takes an append made while it hands out the segments: into a new segment, not the one being closed', async () => {
+    const spool = new DiskSpool(dir, 1_000_000);
+    await spool.append(record(0));
+    const taking = spool.takeSegments();
+    const appended = spool.append(record(1)); // no await in between: the old segment is being closed
+    await expect(appended).resolves.toBeUndefined();
+    const first = await taking;
+    expect(first).toHaveLength(1);
+    expect((await spool.readSegment(first[0])).map((r) => r.properties.messageId)).toEqual(['m-0']);
+    await spool.remove(first[0]);
+    expect((await readAll(spool)).map((r) => r.properties.messageId)).toEqual(['m-1']);
+  });
+
+  it('loses nothing when appends and the sending of segments run side by side', async () => {
+    const spool = new DiskSpool(dir, 100_000_000);
+    const read: string[] = [];
+    let appending = true;
+    const sender = (async () => {
+      while (appending || !spool.isEmpty()) {
+        for (const file of await spool.takeSegments()) {
+          read.push(...(await spool.readSegment(file)).map((r) => String(r.properties.messageId)));
+          await spool.remove(file);
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    for (let i = 0; i < 2_000; i++) {
+      const pending = spool.append(record(i));
+      if (i % 7 === 0) await pending;
+    }
+    await spool.append(record(2_000));
+    appending = false;
+    await sender;
+    expect(read).toEqual(Array.from({ length: 2_001 }, (_, i) => `m-${i}`));
+  });
+
   it('refuses an append that would pass the limit, writing nothing', async () => {
     const spool = new DiskSpool(dir, 200);
     await spool.append(record(0));
