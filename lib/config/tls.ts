@@ -5,6 +5,8 @@ import { createSecureContext } from 'node:tls';
 import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
 import { describeValue } from '../util/describe-value';
 import { messageOf } from '../util/error-message';
+import { shellWord } from '../util/shell-word';
+import { parseAmqpUrl, splitUrls } from './amqp-url';
 import type { ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
 
 type TlsKey = 'tlsCaFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsKeyPassphrase' | 'tlsVerify' | 'auth';
@@ -84,7 +86,7 @@ export function tlsProblems(
   );
   if (options.tlsVerify === false) asked.push('tlsVerify');
   if (options.auth === 'external') asked.push('auth');
-  const urls = typeof options.url === 'string' ? options.url.split(',').map((url) => url.trim()) : [];
+  const urls = typeof options.url === 'string' ? splitUrls(options.url) : [];
   if (!urls.every((url) => /^amqps:\/\//i.test(url)) || urls.length === 0) {
     const url = nameOf('url');
     const why =
@@ -324,13 +326,8 @@ function parseCertificate(pem: string | Buffer): X509Certificate | string {
 
 /** The vhost of the (first) URL, as a shell word; "/" when it names none. */
 function vhostOf(urls: string | undefined): string {
-  const path = /^amqps?:\/\/[^/,]*\/([^?,]*)/i.exec(urls ?? '')?.[1];
-  const vhost = safely(() => decodeURIComponent(path ?? ''));
-  return typeof vhost === 'string' && vhost !== '' ? shellWord(vhost) : '/';
-}
-
-function shellWord(word: string): string {
-  return /^[\w.@/-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  const vhost = parseAmqpUrl(splitUrls(urls ?? '')[0])?.vhost;
+  return vhost ? shellWord(vhost) : '/';
 }
 
 /** The CN of the certificate in `path`, or undefined when it cannot be read. */

@@ -1,5 +1,6 @@
 import { parseAmqpUrl } from '../config/amqp-url';
 import { redactUrl } from '../util/redact';
+import { shellWord } from '../util/shell-word';
 
 /**
  * Why a broker that answered will not let this client in, when waiting cannot
@@ -29,8 +30,4 @@ export function explainConnectRefusal(message: string, url: string): string | un
     );
   }
   return undefined;
-}
-
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

@@ -8,13 +8,13 @@ import { TestingModule } from '@nestjs/testing';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { MoAmqpHealthIndicator, MoAmqpModuleOptions, MoEventsService } from '../../lib';
 import { DiskSpool, SPOOL_LEASE_MS } from '../../lib/spool/disk-spool';
 import { bootApp, testSpoolDir } from '../support/app';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
 import { until } from '../support/until';
+import { framed } from '../support/spool-bytes';
 
 const CASE_MS = 20_000;
 /** Longer than the outbox's retry interval (2 s): a loop would have shown by then. */
@@ -25,16 +25,6 @@ const ADOPTED = 'adopted-0123456789ab';
 const uuid = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Bytes framed as a spool record (MAGIC, length, CRC-32) whatever they hold: the checksum is right. */
-function framed(payload: string): Buffer {
-  const body = Buffer.from(payload);
-  const header = Buffer.alloc(12);
-  header.write('MOS1', 0);
-  header.writeUInt32BE(body.length, 4);
-  header.writeUInt32BE(crc32(body), 8);
-  return Buffer.concat([header, body]);
-}
 
 /** A segment cut into its records, by their headers. */
 function records(data: Buffer): Buffer[] {

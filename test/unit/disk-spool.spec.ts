@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { DiskSpool, SPOOL_LEASE_MS, SpoolFullError } from '../../lib/spool/disk-spool';
 import { touchOwner } from '../../lib/spool/spool-owner';
+import { framed } from '../support/spool-bytes';
 
 let dir: string;
 
@@ -322,16 +322,6 @@ describe('DiskSpool', () => {
     await spool.close();
   });
 });
-
-/** Bytes framed as a spool record, with a right checksum, whatever they hold. */
-function framed(payload: string): Buffer {
-  const body = Buffer.from(payload);
-  const header = Buffer.alloc(12);
-  header.write('MOS1', 0);
-  header.writeUInt32BE(body.length, 4);
-  header.writeUInt32BE(crc32(body), 8);
-  return Buffer.concat([header, body]);
-}
 
 /** Field 22 of /proc/<pid>/stat: the process's start time, which a reused pid does not share. */
 function startOf(pid: number): string {
