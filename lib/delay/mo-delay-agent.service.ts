@@ -152,21 +152,21 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     await this.stop(); // done already, unless shutdown's bound cut it short
   }
 
-  /** At start (a failed start closes the connection): the agent's names must not be an events exchange's. */
+  /** At start (a failed start closes the connection): the events exchanges must not be the agent's own routers. */
   private checkPrefix(): void {
-    const clash = [this.amqp.exchange, this.amqp.delayedExchange].find((name) =>
-      name.startsWith(`${this.options.prefix}.`),
-    );
-    if (clash !== undefined) {
-      // The agent's own exchanges and queues are all named "<prefix>.…": one of them would be an events exchange.
-      throw new MoAmqpConfigError([
-        {
-          name: 'AMQP__DELAY_PREFIX (prefix)',
-          received: describeValue(this.options.prefix),
-          allowed: `a prefix that no exchange name starts with: the agent names its own queues and exchanges "${this.options.prefix}.…", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
-        },
-      ]);
-    }
+    const t = this.topology;
+    const routers = new Set([t.entryRouter, ...Array.from({ length: LEVELS }, (_, level) => t.router(level))]);
+    const clash = [this.amqp.exchange, this.amqp.delayedExchange].find((name) => routers.has(name));
+    if (clash === undefined) return;
+    throw new MoAmqpConfigError([
+      {
+        name: 'AMQP__DELAY_PREFIX (prefix)',
+        received: describeValue(this.options.prefix),
+        allowed:
+          `a prefix under which no events exchange is named: the agent routes through its own exchanges ` +
+          `"${t.entryRouter}" and "${t.router(0)}"-"${t.router(LEVELS - 1)}", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
+      },
+    ]);
   }
 
   private start(amqpConnection: AmqpConnection): Promise<void> {

@@ -304,11 +304,11 @@ describe('adversarial headers to the delay agent', () => {
   );
 
   it(
-    'refuses at boot an agent prefix that an events exchange is named under, naming AMQP__DELAY_PREFIX',
+    "refuses at boot an events exchange named as one of the agent's own exchanges, naming AMQP__DELAY_PREFIX",
     async () => {
       for (const clash of [
         { exchange: `${names.prefix}.route.entry`, delayedExchange: names.delayedExchange },
-        { exchange: names.exchange, delayedExchange: `${names.prefix}.due` },
+        { exchange: names.exchange, delayedExchange: `${names.prefix}.route.03` },
       ]) {
         const err = await bootAgent({ ...clash, prefix: names.prefix }, BROKER_URL, logger).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(MoAmqpConfigError);
