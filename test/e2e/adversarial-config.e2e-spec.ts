@@ -272,20 +272,24 @@ describe('a failed start', () => {
     });
     let out = '';
     let failedAt = 0;
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (out.includes('failed') && !failedAt) failedAt = Date.now();
     });
+    let exitCode: number | null = null;
     const exitedAt = await new Promise<number | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), 25_000);
-      child.once('exit', () => {
+      child.once('exit', (code) => {
         clearTimeout(timer);
+        exitCode = code;
         resolve(Date.now());
       });
     });
     if (exitedAt === undefined) child.kill('SIGKILL');
     expect(out).toContain('failed MoAmqpConnectionError');
     expect(exitedAt).toBeDefined();
+    expect(exitCode).toBe(0); // it ran out of work, it did not crash
     expect((exitedAt as number) - failedAt).toBeLessThan(5_000);
     // Every event either reached the broker or is still in the spool for the next start.
     const reader = new DiskSpool(spoolDir, 100_000_000);
