@@ -1,6 +1,6 @@
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
-import type { Channel, ConsumeMessage, MessageProperties, Options } from 'amqplib';
+import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
@@ -17,11 +17,10 @@ import {
 import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { readMoDelivery } from '../subscribing/mo-event-message';
-import { parseMoRoutingKey } from '../events/routing-key';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
+import { Route, metaOf, readLadderHeaders, withoutLadderHeaders } from './ladder-headers';
 import {
-  BIT_HEADER_PREFIX,
   DELAY_HEADER_PREFIX,
   DUE_HEADER,
   DelayTopology,
@@ -46,26 +45,6 @@ const INCOMING_PREFETCH = 200;
  * restart hands back every message it held, and a good message must survive many.
  */
 export const AGENT_DELIVERY_LIMIT = 20;
-// Headers RabbitMQ adds on every dead-letter hop; the forwarded copy must not carry them.
-const DEATH_HEADER = /^x-(death|first-death-|last-death-)/;
-
-/** What the original message had that its ladder copy must not (it would expire or be transient there). */
-interface Meta {
-  readonly expiration?: string;
-  readonly deliveryMode?: number;
-}
-
-/** Where and when a message goes: read from an incoming event, or from a ladder copy's headers. */
-interface Route {
-  readonly due: number;
-  readonly routingKey: string;
-  /** The exchange it first came from. */
-  readonly exchange: string;
-  readonly meta: Meta;
-}
-
-// The largest time a Date holds.
-const MAX_DATE_MS = 8.64e15;
 
 /** What the agent has done since it started. */
 export interface MoDelayAgentStats {
@@ -382,73 +361,4 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     // A pause, so a broker in trouble is not asked again at once.
     setTimeout(() => delivery.requeue(), 1_000).unref();
   }
-}
-
-function metaOf(properties: MessageProperties): Meta {
-  return {
-    ...(properties.expiration !== undefined && { expiration: String(properties.expiration) }),
-    ...(properties.deliveryMode !== undefined && { deliveryMode: properties.deliveryMode }),
-  };
-}
-
-/** The headers of the original message: without the ladder's own and RabbitMQ's dead-letter history. */
-function withoutLadderHeaders(headers: Record<string, unknown>): Record<string, unknown> {
-  const kept: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(headers)) {
-    if (!key.startsWith(DELAY_HEADER_PREFIX) && !key.startsWith(BIT_HEADER_PREFIX) && !DEATH_HEADER.test(key)) {
-      kept[key] = value;
-    }
-  }
-  return kept;
-}
-
-/**
- * Where a message of the due queue goes, from the headers the ladder copy was
- * given. Each is checked: the due queue is the agent's own, but a message put
- * there by anything else must not steer the agent (a routing key outside the
- * vocabulary, a broken meta). Throws `MoEventParseError` naming the header.
- */
-function readLadderHeaders(message: ConsumeMessage): Route {
-  const headers = message.properties.headers ?? {};
-  const fail = (header: string, allowed: string) =>
-    new MoEventParseError(
-      `header ${header}`,
-      headers[header],
-      `${allowed} (set by the delay agent when the message entered its ladder)`,
-      message.fields.routingKey,
-    );
-  const due = headers[DUE_HEADER];
-  if (!(typeof due === 'number' && Number.isInteger(due) && due >= 0 && due <= MAX_DATE_MS)) {
-    throw fail(DUE_HEADER, 'when it is due, in whole milliseconds since 1970');
-  }
-  const routingKey = headers[ROUTING_KEY_HEADER];
-  if (typeof routingKey !== 'string' || !parseMoRoutingKey(routingKey)) {
-    throw fail(ROUTING_KEY_HEADER, 'an MO routing key <service>.<object-type>.<action> of either vocabulary');
-  }
-  const exchange = headers[EXCHANGE_HEADER];
-  if (typeof exchange !== 'string') throw fail(EXCHANGE_HEADER, 'the name of the exchange it came from');
-  const meta = readMeta(headers[META_HEADER]);
-  if (!meta) {
-    throw fail(META_HEADER, 'JSON of an object with an optional "expiration" (digits) and "deliveryMode" (1 or 2)');
-  }
-  return { due, routingKey, exchange, meta };
-}
-
-function readMeta(value: unknown): Meta | undefined {
-  if (typeof value !== 'string') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
-  const { expiration, deliveryMode, ...rest } = parsed as Record<string, unknown>;
-  if (Object.keys(rest).length > 0) return undefined;
-  if (expiration !== undefined && !(typeof expiration === 'string' && /^\d{1,10}$/.test(expiration))) return undefined;
-  if (deliveryMode !== undefined && deliveryMode !== 1 && deliveryMode !== 2) return undefined;
-  return {
-    ...(expiration !== undefined && { expiration }),
-    ...(deliveryMode !== undefined && { deliveryMode }),
-  };
 }
