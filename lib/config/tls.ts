@@ -193,7 +193,9 @@ export function tlsConnectionOptions(
     // Node's own last word on the combination.
     const refused = safely(() => void createSecureContext({ ca: result.ca, cert: result.cert, key: result.key }));
     if (refused instanceof Error) {
-      fail('tlsCaFile', describeValue(options.tlsCaFile), `files Node can use for TLS (${messageOf(refused)})`);
+      // Blame the CA file only when Node names the CA, or when there is no client certificate to blame.
+      const key: TlsKey = /\bca\b/i.test(refused.message) || !result.cert ? 'tlsCaFile' : 'tlsCertFile';
+      fail(key, describeValue(options[key]), `files Node can use for TLS (${messageOf(refused)})`);
     }
   }
   if (problems.length > 0) throw new MoAmqpConfigError(masked(problems, options.tlsKeyPassphrase));

@@ -67,7 +67,7 @@ export function readLadderHeaders(message: ConsumeMessage): Route {
       `header ${header}`,
       headers[header],
       `${allowed} (set by the delay agent when the message entered its ladder)`,
-      message.fields.routingKey,
+      ladderRoutingKeyOf(message),
     );
   const due = headers[DUE_HEADER];
   if (!(typeof due === 'number' && Number.isInteger(due) && due >= 0 && due <= MAX_DATE_MS)) {
@@ -81,9 +81,15 @@ export function readLadderHeaders(message: ConsumeMessage): Route {
   if (typeof exchange !== 'string') throw fail(EXCHANGE_HEADER, 'the name of the exchange it came from');
   const meta = readMeta(headers[META_HEADER]);
   if (!meta) {
-    throw fail(META_HEADER, 'JSON of an object with an optional "expiration" (digits) and "deliveryMode" (1 or 2)');
+    throw fail(META_HEADER, 'JSON of an object with an optional "expiration" (digits) and "deliveryMode" (0-255)');
   }
   return { due, routingKey, exchange, meta };
+}
+
+/** The routing key a message of the ladder stands for: its header's, when it has one; else the one it came with. */
+export function ladderRoutingKeyOf(message: ConsumeMessage): string {
+  const key = message.properties.headers?.[ROUTING_KEY_HEADER];
+  return typeof key === 'string' ? key : message.fields.routingKey;
 }
 
 function readMeta(value: unknown): Meta | undefined {
@@ -98,7 +104,9 @@ function readMeta(value: unknown): Meta | undefined {
   const { expiration, deliveryMode, ...rest } = parsed as Record<string, unknown>;
   if (Object.keys(rest).length > 0) return undefined;
   if (expiration !== undefined && !(typeof expiration === 'string' && /^\d{1,10}$/.test(expiration))) return undefined;
-  if (deliveryMode !== undefined && deliveryMode !== 1 && deliveryMode !== 2) return undefined;
+  // Any octet AMQP allows: the original's, whatever it was (RabbitMQ persists only 2).
+  const octet = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255;
+  if (deliveryMode !== undefined && !octet(deliveryMode)) return undefined;
   return {
     ...(expiration !== undefined && { expiration }),
     ...(deliveryMode !== undefined && { deliveryMode }),

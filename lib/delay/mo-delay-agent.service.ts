@@ -19,7 +19,7 @@ import { MoEventsService } from '../publishing/mo-events.service';
 import { readMoDelivery } from '../subscribing/mo-event-message';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
-import { Route, metaOf, readLadderHeaders, withoutLadderHeaders } from './ladder-headers';
+import { Route, ladderRoutingKeyOf, metaOf, readLadderHeaders, withoutLadderHeaders } from './ladder-headers';
 import {
   DELAY_HEADER_PREFIX,
   DUE_HEADER,
@@ -342,7 +342,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     const headers = {
       ...(message.properties.headers ?? {}),
       [MO_HEADER_REASON]: reason,
-      [MO_HEADER_ROUTING_KEY]: message.fields.routingKey,
+      [MO_HEADER_ROUTING_KEY]: from === 'due' ? ladderRoutingKeyOf(message) : message.fields.routingKey,
       [MO_HEADER_EXCHANGE]: message.fields.exchange,
       [MO_HEADER_QUEUE]: from === 'due' ? this.topology.due : this.topology.incoming,
     };

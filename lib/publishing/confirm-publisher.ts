@@ -179,17 +179,19 @@ export class ConfirmPublisher {
     const channel = this.channel as ConfirmChannel;
     message.state = 'sent';
     message.channel = channel;
+    const confirmed = (err: unknown) => this.onConfirm(message, channel, err);
     try {
       this.writable = channel.publish(
         message.exchange,
         message.routingKey,
         message.content,
         message.options,
-        (err: unknown) => this.onConfirm(message, channel, err),
+        confirmed,
       );
     } catch (err) {
       if (err instanceof TypeError || err instanceof RangeError) {
-        // amqplib could not encode it: the message's fault, not the channel's.
+        // amqplib could not encode it: the message's fault, not the channel's. The broker never saw it.
+        withdrawConfirm(channel, confirmed);
         this.settle(message, new PublishFailure('rejected', err));
         return;
       }
@@ -241,4 +243,17 @@ export class ConfirmPublisher {
       this.head = 0;
     }
   };
+}
+
+/**
+ * amqplib queues a message's confirm callback before it encodes the message, so
+ * a message it cannot encode leaves a callback behind, and every later confirm
+ * of the channel would be paired with the message before its own. Takes it back;
+ * if amqplib's bookkeeping is not what this expects, closes the channel instead
+ * (its unconfirmed messages are then written again on the next one).
+ */
+function withdrawConfirm(channel: ConfirmChannel, callback: (err: unknown) => void): void {
+  const pending = (channel as unknown as { unconfirmed?: unknown[] }).unconfirmed;
+  if (Array.isArray(pending) && pending[pending.length - 1] === callback) pending.pop();
+  else channel.close().catch(() => undefined);
 }

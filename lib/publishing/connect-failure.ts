@@ -13,7 +13,7 @@ export function explainConnectRefusal(message: string, url: string): string | un
   const user = parts?.user || 'guest';
   const vhost = parts?.vhost || '/';
   const at = redactUrl(url);
-  if (/ACCESS[-_]REFUSED|\b403\b/.test(message)) {
+  if (/ACCESS[-_]REFUSED/.test(message)) {
     return (
       `RabbitMQ at ${at} refused the login of user "${user}" (ACCESS_REFUSED): ` +
       'check the user name and password in AMQP__URL (percent-encoded), and that the user exists (rabbitmqctl list_users)'
@@ -21,7 +21,7 @@ export function explainConnectRefusal(message: string, url: string): string | un
   }
   // RabbitMQ closes the connection instead of opening the vhost; amqplib's text
   // then names neither the code (530) nor the vhost.
-  if (/Expected ConnectionOpenOk; got <ConnectionClose|NOT[-_]ALLOWED|\b530\b/.test(message)) {
+  if (/Expected ConnectionOpenOk; got <ConnectionClose|NOT[-_]ALLOWED/.test(message)) {
     return (
       `RabbitMQ at ${at} would not open virtual host "${vhost}" for user "${user}": it does not exist, ` +
       `or the user has no permission on it (rabbitmqctl add_vhost ${shellWord(vhost)}; ` +

@@ -22,7 +22,7 @@ import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { describeValue } from '../util/describe-value';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 import { errorRedactor, redactUrl } from '../util/redact';
-import { DiskSpool } from '../spool/disk-spool';
+import { DiskSpool, SPOOL_START_BOUND_MS } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { explainTlsFailure, tlsSecrets } from '../config/tls';
 import { explainConnectRefusal } from './connect-failure';
@@ -262,12 +262,15 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
    */
   async abortStart(): Promise<void> {
     this.cancelStart?.(new Error('start-up failed'));
-    // Stops the spool's timers too; what is in flight is spooled for the next start.
-    await this.outbox?.close(0);
+    // Stops the spool's timers at once; what is in flight is spooled for the next start.
+    const outboxClosed = this.outbox?.close(0);
     await this.publisher?.close();
-    if (!this.amqpConnection) return;
     // Bounded: close() first waits for a connection attempt in progress.
-    await settlesWithin(this.amqpConnection.managedConnection.close(), BROKER_ANSWER_WAIT_MS);
+    if (this.amqpConnection) {
+      await settlesWithin(this.amqpConnection.managedConnection.close(), BROKER_ANSWER_WAIT_MS);
+    }
+    // Bounded too: the spool's directory may be on a mount that hangs.
+    await settlesWithin(outboxClosed, SPOOL_START_BOUND_MS);
   }
 
   /** What earlier processes left in the spool directory; a failure names the directory. */

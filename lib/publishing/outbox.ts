@@ -179,13 +179,12 @@ export class Outbox {
             );
             const unsendable = batch.filter((_, n) => isUnsendable(sent[n]));
             if (unsendable.length > 0) {
-              // A record no retry can send would block every one behind it: set aside, the rest again.
-              const aside = await spool.setAside(
-                file,
-                unsendable,
-                records.filter((r) => !unsendable.includes(r)),
-                DAMAGED_DIR,
-              );
+              // A record no retry can send would block every one behind it: set aside; the segment
+              // keeps only what is not confirmed yet, so nothing already sent goes twice.
+              const done = new Set([...records.slice(0, i), ...batch.filter((_, n) => sent[n].status === 'fulfilled')]);
+              const keep = records.filter((r) => !done.has(r) && !unsendable.includes(r));
+              const aside = await spool.setAside(file, unsendable, keep, DAMAGED_DIR);
+              this.resent += done.size;
               const why = messageOf((sent[batch.indexOf(unsendable[0])] as PromiseRejectedResult).reason.cause);
               this.logger.error(
                 `${unsendable.length} spooled record(s) of ${file} cannot be sent (${why}): set aside in ${aside}; the rest are sent`,

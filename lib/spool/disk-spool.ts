@@ -279,15 +279,28 @@ export class DiskSpool {
     this.report(`Spool entry ${full} is ${why}: set aside in ${target}; the segments beside it are sent`);
   }
 
-  /** Deletes a directory that holds nothing more to send; anything unexpected in it is set aside first. */
+  /**
+   * Deletes a directory that holds nothing more to send. A segment in it (an
+   * append during shutdown may just have made one) keeps it; anything else
+   * unexpected is set aside first; only an empty directory is removed.
+   */
   private async release(dir: string): Promise<void> {
-    this.forget(dir);
     const entries = await fs.promises.readdir(dir).catch(() => [] as string[]);
+    if (entries.some((name) => name.endsWith('.spool'))) return;
+    this.forget(dir);
     for (const name of entries) {
-      if (name === OWNER_FILE || name.startsWith(`${OWNER_FILE}.`) || name.endsWith('.tmp')) continue;
-      await this.setAsideEntry(path.join(dir, name), 'not part of a spool').catch(() => undefined);
+      const full = path.join(dir, name);
+      if (name === OWNER_FILE || name.startsWith(`${OWNER_FILE}.`) || name.endsWith('.tmp')) {
+        await fs.promises.rm(full, { force: true });
+      } else {
+        await this.setAsideEntry(full, 'not part of a spool').catch(() => undefined);
+      }
     }
-    await fs.promises.rm(dir, { recursive: true, force: true });
+    await fs.promises.rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+      // A segment appeared in the meantime: the directory stays, held again.
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST' && err.code !== 'ENOENT') throw err;
+      if (err.code !== 'ENOENT' && dir === this.own) void this.hold(dir).catch(() => undefined);
+    });
   }
 
   private forget(dir: string): void {

@@ -11,6 +11,8 @@ interface Owner {
 }
 
 export const OWNER_FILE = 'owner.json';
+/** What spools name their directories: `<pid>-<random>`, and `adopted-<random>` once adopted. */
+const SPOOL_DIRECTORY = /^(\d+-[0-9A-Za-z]+|adopted-[0-9a-f]+)$/;
 /** A directory whose holder cannot be checked directly is taken as abandoned once its owner file is this old. */
 export const SPOOL_LEASE_MS = 15_000;
 
@@ -43,9 +45,13 @@ export async function isAbandoned(dir: string, heldHere: boolean): Promise<boole
     // written when it died, or one from before owner files. Given a lease from
     // the last change to the directory or to the file; then, a directory named
     // by its pid is checked by that pid, any other is abandoned.
+    // Only the names spools give their directories: anything else in the spool
+    // directory (lost+found on a volume, an operator's files) is not a spool's.
+    const name = path.basename(dir);
+    if (!SPOOL_DIRECTORY.test(name)) return false;
     const since = Math.max(await mtimeOf(dir), await mtimeOf(file));
     if (Date.now() - since < SPOOL_LEASE_MS) return false;
-    const pid = /^\d+-/.test(path.basename(dir)) ? Number.parseInt(path.basename(dir), 10) : undefined;
+    const pid = /^\d+-/.test(name) ? Number.parseInt(name, 10) : undefined;
     return pid === undefined || !(pid !== process.pid && isRunning(pid));
   }
   if (owner.host !== hostname()) return Date.now() - (await mtimeOf(file)) > SPOOL_LEASE_MS;

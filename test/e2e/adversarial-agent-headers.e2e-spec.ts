@@ -215,11 +215,15 @@ describe('adversarial headers to the delay agent', () => {
       });
 
       const dead = await deadLetters(malformed.length);
-      for (const [id, header] of malformed) {
+      for (const [id, header, change] of malformed) {
         const m = dead.get(id) as GetMessage;
         expect(m).toBeDefined();
         const reason = String(m.properties.headers?.[MO_HEADER_REASON]);
-        expect(`${id}: ${reason}`).toContain(`${id}: Malformed MO event on "${t().due}": header ${header}: received`);
+        // Named by the routing key the ladder copy stands for, when its header has one; else by the queue's.
+        const key = { ...wellFormed, ...change }[ROUTING_KEY_HEADER];
+        const shown = typeof key === 'string' ? key : t().due;
+        expect(`${id}: ${reason}`).toContain(`${id}: Malformed MO event on "${shown}": header ${header}: received`);
+        expect(m.properties.headers?.[MO_HEADER_ROUTING_KEY]).toBe(shown);
         expect(reason).toContain('set by the delay agent when the message entered its ladder');
         expect(m.content.equals(bodies.get(id) as Buffer)).toBe(true);
       }

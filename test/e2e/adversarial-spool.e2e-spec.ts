@@ -340,6 +340,12 @@ describe('a damaged spool left by a process that is gone', () => {
       ['a type property longer than 255 bytes', (e: string) => ({ e, k: 'a.b.c', p: { type: 't'.repeat(300) } })],
       ['a message id longer than 255 bytes', (e: string) => ({ e, k: 'a.b.c', p: { messageId: 'm'.repeat(300) } })],
       ['an exchange name longer than 255 bytes', () => ({ e: 'x'.repeat(300), k: 'a.b.c', p: {} })],
+      // Passes the check when read; amqplib refuses it only when it encodes it, after it has taken its
+      // confirm callback: every later confirm must still reach its own message.
+      [
+        'a header value amqplib cannot encode',
+        (e: string) => ({ e, k: 'employee.it.create', p: { headers: { h: { '!': 'decimal', value: 1 } } } }),
+      ],
     ])(
       '(properties amqplib cannot encode: %s) is set aside in damaged/, and every other record is sent, once',
       async (_what, fields) => {

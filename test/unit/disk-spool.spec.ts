@@ -140,6 +140,47 @@ describe('DiskSpool', () => {
     expect(read).toEqual(Array.from({ length: 2_001 }, (_, i) => `m-${i}`));
   });
 
+  it('keeps an event appended while it closes: its directory is not removed under it', async () => {
+    const spool = new DiskSpool(dir, 1_000_000);
+    await spool.append(record(1));
+    const [sent] = await spool.takeSegments();
+    await spool.remove(sent); // its directory now holds only owner.json
+    // An event spooled during shutdown, just after close() looked and saw nothing to keep.
+    const readdir = fs.promises.readdir;
+    let appended: Promise<void> | undefined;
+    const spy = jest.spyOn(fs.promises, 'readdir').mockImplementation((async (...args: Parameters<typeof readdir>) => {
+      const entries = await (readdir as (...a: unknown[]) => Promise<unknown>)(...args);
+      appended ??= spool.append(record(2));
+      await appended;
+      return entries;
+    }) as unknown as typeof readdir);
+    try {
+      await spool.close();
+    } finally {
+      spy.mockRestore();
+    }
+    await appended;
+    await spool.close();
+    expect(fs.existsSync(join(dir, 'damaged'))).toBe(false);
+    const next = new DiskSpool(dir, 1_000_000);
+    expect((await readAll(next)).map((r) => r.properties.messageId)).toEqual(['m-2']);
+  });
+
+  it('leaves alone directories that are no spool’s (lost+found, an operator’s files), however old', async () => {
+    for (const name of ['lost+found', 'backups', '12345']) {
+      fs.mkdirSync(join(dir, name));
+      fs.writeFileSync(join(dir, name, 'db.dump'), 'precious');
+      const old = new Date(Date.now() - SPOOL_LEASE_MS - 60_000);
+      fs.utimesSync(join(dir, name), old, old);
+    }
+    const spool = new DiskSpool(dir, 1_000_000);
+    expect(await spool.recover()).toBe(0);
+    expect(fs.readdirSync(dir).sort()).toEqual(['12345', 'backups', 'lost+found']);
+    for (const name of ['lost+found', 'backups', '12345']) {
+      expect(fs.readFileSync(join(dir, name, 'db.dump'), 'utf8')).toBe('precious');
+    }
+  });
+
   it('refuses an append that would pass the limit, writing nothing', async () => {
     const spool = new DiskSpool(dir, 200);
     await spool.append(record(0));
