@@ -1,4 +1,8 @@
+import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { redactUrl } from '../util/redact';
+import { takeEnvFileOption, withEnvFile } from './env-file';
 import { delayAgentCommand } from './delay-agent.command';
 import { publishCommand } from './publish.command';
 import { tailCommand } from './tail.command';
@@ -17,7 +21,10 @@ export type Command = (args: string[], io: CliIo) => Promise<number>;
 export const USAGE = `Usage: mo-amqp <command> [options]
 
 OS2mo AMQP events from the command line. Reads ENABLE_AMQP's companions from the
-environment: AMQP__URL (or AMQP__HOST and AMQP__PORT), AMQP__EXCHANGE, AMQP__TIME_ZONE, …;
+environment and from .env in the working directory (or --env-file PATH), the
+environment winning, as ConfigModule.forRoot() does (Node 20 reads --env-file
+itself too, and stops when the file is missing): AMQP__URL (or AMQP__HOST and
+AMQP__PORT), AMQP__EXCHANGE, AMQP__TIME_ZONE, …;
 for amqps:// also AMQP__TLS_CA_FILE, AMQP__TLS_CERT_FILE, AMQP__TLS_KEY_FILE, AMQP__AUTH, …
 
 Commands:
@@ -37,8 +44,9 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** Runs one command line and returns the exit code. */
-export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
-  const [name, ...args] = argv;
+export async function runCli(argv: string[], io: CliIo = processIo(), cwd = process.cwd()): Promise<number> {
+  const taken = takeEnvFileOption(argv);
+  const [name, ...args] = taken.argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(USAGE);
     return name === undefined ? 2 : 0;
@@ -49,7 +57,9 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
     return 2;
   }
   try {
-    return await command(args, io);
+    const { env, source } = withEnvFile(io.env, taken.envFile, cwd);
+    if (!args.includes('--help') && !args.includes('-h')) sayBroker(name, env, source, io);
+    return await command(args, { ...io, env });
   } catch (err) {
     if (err instanceof MoAmqpConfigError) {
       io.err(`mo-amqp ${name}: ${err.message}`);
@@ -61,6 +71,18 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
     }
     throw err;
   }
+}
+
+/** Which broker the command talks to, and where its settings came from (password masked). */
+function sayBroker(name: string, env: NodeJS.ProcessEnv, source: string | undefined, io: CliIo): void {
+  let urls: string[];
+  try {
+    urls = brokerUrlsOf(loadMoAmqpOptionsFromEnv(env));
+  } catch {
+    return; // the command says what is wrong with the configuration
+  }
+  const from = source ? `the environment and ${source}` : 'the environment';
+  io.err(`mo-amqp ${name}: RabbitMQ at ${urls.map(redactUrl).join(', ')} (settings from ${from})`);
 }
 
 function processIo(): CliIo {

@@ -120,7 +120,8 @@ describe('the mo-amqp command', () => {
       ['publish', 'employee.kle.terminate', uuid, '--object-uuid', objectUuid, '--time', '2021-07-27'],
       env,
     );
-    expect(sent).toMatchObject({ code: 0, stderr: '' });
+    expect(sent.code).toBe(0);
+    expect(sent.stderr).toBe(`mo-amqp publish: RabbitMQ at ${BROKER_URL} (settings from the environment)\n`);
     const [message] = await collector.waitFor(1);
     expect(message.content.toString()).toBe(
       `{"uuid": "${uuid}", "object_uuid": "${objectUuid}", "time": "2021-07-27T00:00:00+00:00"}`,
@@ -197,6 +198,39 @@ describe('the mo-amqp command', () => {
       const env = { AMQP__URL: `amqp://127.0.0.1:${port}`, AMQP__CONNECT_TIMEOUT_MS: '500' };
       expect((await cli(['publish', 'employee.it.create', randomUUID()], env, cwd)).code).toBe(1);
       expect(fs.readdirSync(cwd)).toEqual([]);
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('reads .env in the working directory (or --env-file), the environment winning, and says which broker', async () => {
+    const cwd = fs.mkdtempSync(join(tmpdir(), 'cli-env-'));
+    const other = uniqueName('cli-env-other');
+    try {
+      // The exchange only .env names: where the event must go.
+      const named = uniqueName('cli-env-file');
+      const collector = await broker.collect(named);
+      fs.writeFileSync(join(cwd, '.env'), `# as ConfigModule reads it\nAMQP__EXCHANGE=${named}\n`);
+      const sent = await cli(['publish', 'employee.it.create', randomUUID()], {}, cwd);
+      expect(sent.code).toBe(0);
+      await collector.waitFor(1);
+      expect(sent.stderr).toContain(`RabbitMQ at ${BROKER_URL}`);
+      expect(sent.stderr).toContain(`(settings from the environment and ${join(cwd, '.env')})`);
+      // A variable of the process wins over the file.
+      const overridden = await broker.collect(other);
+      expect((await cli(['publish', 'employee.it.create', randomUUID()], { AMQP__EXCHANGE: other }, cwd)).code).toBe(0);
+      await overridden.waitFor(1);
+      expect(collector.messages).toHaveLength(1);
+      // --env-file names another file; one that does not exist is a configuration error.
+      fs.renameSync(join(cwd, '.env'), join(cwd, 'prod.env'));
+      const viaOption = await cli(['publish', '--env-file', 'prod.env', 'employee.it.create', randomUUID()], {}, cwd);
+      expect(viaOption.code).toBe(0);
+      await collector.waitFor(2);
+      // Node 20 itself reads --env-file wherever it stands, and stops (exit 9) when the file is missing.
+      const missing = await cli(['publish', 'employee.it.create', randomUUID(), '--env-file=nope.env'], {}, cwd);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toContain('nope.env');
+      expect(collector.messages).toHaveLength(2);
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
     }

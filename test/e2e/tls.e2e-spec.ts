@@ -289,7 +289,11 @@ describe('TLS to RabbitMQ (scripts/rabbitmq-tls.sh, amqps://localhost:5691)', ()
           AMQP__TLS_KEY_PASSPHRASE: files.passphrase,
           AMQP__EXCHANGE: exchange,
         });
-        expect(published).toMatchObject({ code: 0, stderr: '' });
+        expect(published.code).toBe(0);
+        // One line saying where it publishes: the URL without the passphrase or any file's content.
+        expect(published.stderr).toMatch(
+          /^mo-amqp publish: RabbitMQ at amqps:\/\/\S+ \(settings from the environment\)\n$/,
+        );
         expect(published.stdout).toMatch(/^confirmed \[employee\.engagement\.create\]/);
         await until(() => lines.length === 1, 'the line from tail');
         expect(lines[0]).toBe(`[employee.engagement.create] {"uuid": "${uuid}", "time": "2021-07-27T00:00:00+00:00"}`);
