@@ -7,7 +7,7 @@ export { loadMoAmqpOptionsFromEnv } from './config/mo-amqp-env';
 export { MoEventsService } from './publishing/mo-events.service';
 export type { MoEventCounters, MoPublishResult } from './publishing/mo-publish-result';
 export { MoEvent } from './publishing/mo-event.decorator';
-export type { MoEventSelectors } from './publishing/mo-event.decorator';
+export type { MoEventMethodDecorator, MoEventSelectors } from './publishing/mo-event.decorator';
 export type { MoEventOptions } from './events/mo-event';
 export type {
   MoAction,

@@ -34,6 +34,21 @@ export interface MoEventDefinition {
   readonly selectors: MoEventSelectors;
 }
 
+/**
+ * What `@MoEvent` returns: a method decorator that takes only methods whose
+ * result (resolved, for an async method) is what its selectors read, so a
+ * selector written for another type is a compile error at the method.
+ */
+export type MoEventMethodDecorator<TResult> = <TMethod extends MethodResolvingTo<TResult>>(
+  target: object,
+  key: string | symbol,
+  descriptor: TypedPropertyDescriptor<TMethod>,
+) => void;
+
+/** A method whose result, awaited, is a `TResult`; any method when `TResult` is `unknown`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any parameters: the selectors' arguments are checked where they are written
+type MethodResolvingTo<TResult> = (...args: any[]) => TResult | PromiseLike<TResult>;
+
 /** Prototypes that carry `@MoEvent`, so start-up can tell about those no module provides. */
 export const decoratedPrototypes = new Set<object>();
 
@@ -56,7 +71,7 @@ export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
   objectType: MoObjectTypeOf<MoPublishVocabulary>,
   action: MoActionOf<MoPublishVocabulary>,
   selectors: MoEventSelectors<TResult, TArgs> = {},
-): MethodDecorator {
+): MoEventMethodDecorator<TResult> {
   return (target, key) => {
     // Kept on (prototype, name) rather than on the function, so a decorator
     // applied later that replaces the function cannot drop it.
