@@ -13,6 +13,14 @@ import {
 import { publishPropertiesOf } from '../util/publish-properties';
 import { MoDelivery, MoEventMessage, readMoDelivery } from './mo-event-message';
 
+/** The longest a failed message waits for its next try. */
+export const MAX_RETRY_DELAY_MS = 86_400_000;
+
+/** The wait before the try after failed attempt `attempt` (1 = the first delivery): doubling, capped. */
+export function retryDelayOf(retryDelayMs: number, attempt: number): number {
+  return Math.min(retryDelayMs * 2 ** Math.min(attempt - 1, 30), MAX_RETRY_DELAY_MS);
+}
+
 // When a retry or dead-letter copy cannot be published, the message goes back to
 // its queue after this pause, so a broker in trouble is not asked again in a hot loop.
 const REQUEUE_PAUSE_MS = 1_000;
@@ -22,7 +30,11 @@ export interface ConsumerBinding {
   readonly label: string;
   readonly queue: string;
   readonly deadLetterQueue: string;
+  /** Where a failed message waits for its next try (`retryQueueOf(queue)`). */
+  readonly retryQueue: string;
   readonly retries: number;
+  /** The first wait before a try again; 0: at once, on the queue itself. */
+  readonly retryDelayMs: number;
   readonly timeZone: string;
   readonly logger: Pick<Logger, 'warn' | 'error'>;
   forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void>;
@@ -110,11 +122,19 @@ async function retry(
     ...originHeaders(message, event.routingKey),
     [MO_HEADER_ATTEMPT]: attempt + 1,
   };
-  await binding.forward('', binding.queue, message.content, publishPropertiesOf(message.properties, headers));
+  const properties = publishPropertiesOf(message.properties, headers);
+  const delay = retryDelayOf(binding.retryDelayMs, attempt);
+  if (delay === 0) {
+    await binding.forward('', binding.queue, message.content, properties);
+  } else {
+    // The broker holds it: expired in the retry queue, it is dead-lettered back to this queue.
+    await binding.forward('', binding.retryQueue, message.content, { ...properties, expiration: String(delay) });
+  }
   binding.count('retried');
   binding.logger.warn(
     `${binding.label} failed on ${headers[MO_HEADER_ROUTING_KEY]} (message_id ${message.properties.messageId}, ` +
-      `attempt ${attempt} of ${binding.retries + 1}): ${reasonOf(err)}; it will be tried again`,
+      `attempt ${attempt} of ${binding.retries + 1}): ${reasonOf(err)}; it will be tried again` +
+      (delay > 0 ? ` in ${delay} ms` : ''),
   );
   return undefined;
 }

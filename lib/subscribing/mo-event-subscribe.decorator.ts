@@ -22,10 +22,18 @@ export interface MoEventSubscribeOptions {
   prefetch?: number;
   /** How often a message whose handler throws is tried again before it is dead-lettered. Default 3. */
   retries?: number;
+  /**
+   * How long a failed message waits before it is tried again: this after the
+   * first failure, doubling after each further one (at most a day). It waits in
+   * `<queue>.retry`, held by the broker, so the consumer goes on with other
+   * messages. 0 tries again at once. Default 5,000 ms.
+   */
+  retryDelayMs?: number;
 }
 
 export const DEFAULT_PREFETCH = 10;
 export const DEFAULT_RETRIES = 3;
+export const DEFAULT_RETRY_DELAY_MS = 5_000;
 /** Quorum queues dead-letter a message the broker has delivered this often (consumers crashing on it). */
 export const QUORUM_DELIVERY_LIMIT = 10;
 
@@ -42,6 +50,11 @@ export const subscriberPrefetches = new Set<number>();
 
 export function prefetchChannel(prefetch: number): string {
   return `mo-amqp:prefetch:${prefetch}`;
+}
+
+/** Where failed messages wait for their next try: its TTL'd messages dead-letter back to the queue. */
+export function retryQueueOf(queue: string): string {
+  return `${queue}.retry`;
 }
 
 export function deadLetterQueueOf(queue: string): string {

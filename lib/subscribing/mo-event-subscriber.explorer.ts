@@ -20,9 +20,18 @@ import { MO_AMQP_OPTIONS, MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constan
 import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { ConsumerBinding } from './mo-event-consumer';
-import { MoEventSubscription, deadLetterQueueOf, queueArguments } from './mo-event-subscribe.decorator';
+import {
+  DEFAULT_RETRIES,
+  DEFAULT_RETRY_DELAY_MS,
+  MoEventSubscription,
+  deadLetterQueueOf,
+  queueArguments,
+  retryQueueOf,
+} from './mo-event-subscribe.decorator';
+import { MAX_RETRY_DELAY_MS } from './mo-event-consumer';
 
-const QUEUE_NAME = /^(?!amq\.)[\w.:-]{1,251}$/;
+// 249, so that "<queue>.retry" is a queue name too (255 at most).
+const QUEUE_NAME = /^(?!amq\.)[\w.:-]{1,249}$/;
 const EXCHANGE_NAME = /^(?!amq\.)[\w.:-]{1,255}$/;
 
 interface Found {
@@ -116,7 +125,12 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
       const { options, handlerName, state } = subscription;
       const config = Reflect.getMetadata(RABBIT_HANDLER, (prototype as Record<string, object>)[handlerName]);
       config.exchange = this.exchangeOf(subscription);
-      state.binding = this.bindingFor(label, options.queue, options.retries ?? 3);
+      state.binding = this.bindingFor(
+        label,
+        options.queue,
+        options.retries ?? DEFAULT_RETRIES,
+        options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
+      );
     }
   }
 
@@ -132,7 +146,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
       const onError = (err: Error) => {
         const explained = explainExchangeRefusal(err, [this.options.delayedExchange], this.options);
         const hint = /ACCESS[-_]REFUSED/.test(err.message)
-          ? 'The RabbitMQ user needs configure, write and read on each queue and its .dlq, read on the exchange, ' +
+          ? 'The RabbitMQ user needs configure, write and read on each queue, its .dlq and its .retry, read on the exchange, ' +
             'and write on amq.default (dead-lettering, retries and dead-letter copies go through it).'
           : 'A queue that already exists with other arguments (type, dead-letter queue) must be deleted or renamed.';
         reject(
@@ -169,6 +183,21 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     for (const { options } of subscriptions) {
       const quorum = options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
       await channel.assertQueue(deadLetterQueueOf(options.queue), { durable: true, arguments: quorum });
+      if ((options.retries ?? DEFAULT_RETRIES) > 0 && (options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS) > 0) {
+        // No consumer: each message expires after its own wait and goes back to the queue.
+        await channel.assertQueue(retryQueueOf(options.queue), {
+          durable: true,
+          arguments: {
+            ...quorum,
+            ...(options.queueType === 'quorum' && {
+              'x-dead-letter-strategy': 'at-least-once',
+              'x-overflow': 'reject-publish',
+            }),
+            'x-dead-letter-exchange': '',
+            'x-dead-letter-routing-key': options.queue,
+          },
+        });
+      }
       await channel.assertQueue(options.queue, {
         durable: true,
         arguments: queueArguments(options.queue, options.queueType),
@@ -181,12 +210,14 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     return options.delayed ? this.options.delayedExchange : this.options.exchange;
   }
 
-  private bindingFor(label: string, queue: string, retries: number): ConsumerBinding {
+  private bindingFor(label: string, queue: string, retries: number, retryDelayMs: number): ConsumerBinding {
     return {
       label,
       queue,
       deadLetterQueue: deadLetterQueueOf(queue),
+      retryQueue: retryQueueOf(queue),
       retries,
+      retryDelayMs,
       timeZone: this.options.timeZone,
       logger: this.logger,
       forward: (exchange, routingKey, content, properties) =>
@@ -229,13 +260,14 @@ function validate({ label, subscription: { options } }: Found): void {
     'queueType',
     'prefetch',
     'retries',
+    'retryDelayMs',
   ]);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw fail(`unknown option "${key}"; the options are ${[...known].join(', ')}`);
   }
   if (typeof options.queue !== 'string' || !QUEUE_NAME.test(options.queue)) {
     throw fail(
-      `queue ${JSON.stringify(options.queue)} must be 1-251 letters, digits, "-", "_", "." or ":", not starting with "amq."`,
+      `queue ${JSON.stringify(options.queue)} must be 1-249 letters, digits, "-", "_", "." or ":", not starting with "amq."`,
     );
   }
   // Either vocabulary's words bind: a consumer reads what the publisher sends, whatever this app publishes.
@@ -266,5 +298,13 @@ function validate({ label, subscription: { options } }: Found): void {
     !(Number.isInteger(options.retries) && options.retries >= 0 && options.retries <= 100)
   ) {
     throw fail(`retries ${JSON.stringify(options.retries)} must be a whole number from 0 to 100`);
+  }
+  if (
+    options.retryDelayMs !== undefined &&
+    !(Number.isInteger(options.retryDelayMs) && options.retryDelayMs >= 0 && options.retryDelayMs <= MAX_RETRY_DELAY_MS)
+  ) {
+    throw fail(
+      `retryDelayMs ${JSON.stringify(options.retryDelayMs)} must be a whole number of milliseconds from 0 to ${MAX_RETRY_DELAY_MS}`,
+    );
   }
 }

@@ -68,7 +68,7 @@ describe('adversarial messages to an @MoEventSubscribe consumer', () => {
     const q = queue;
     @Injectable()
     class Consumer {
-      @MoEventSubscribe({ queue: q })
+      @MoEventSubscribe({ queue: q, retryDelayMs: 0 })
       async onEvent(event: MoEventMessage) {
         calls.push(event);
         if (failFor.has(event.uuid)) throw new Error(`boom ${event.uuid}`);

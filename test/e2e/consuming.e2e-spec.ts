@@ -152,7 +152,7 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
     const calls: { uuid: string; redelivered: boolean }[] = [];
     @Injectable()
     class Flaky {
-      @MoEventSubscribe({ queue, retries: 2 })
+      @MoEventSubscribe({ queue, retries: 2, retryDelayMs: 0 })
       async onEvent(event: MoEventMessage) {
         calls.push({ uuid: event.uuid, redelivered: event.redelivered });
         const failuresSoFar = calls.filter((c) => c.uuid === event.uuid).length;
@@ -182,6 +182,38 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
     // Still consuming.
     await events.publish('employee', 'it', 'delete', other);
     await until(() => calls.length === 6, 'the next event');
+  });
+
+  it('retries after a wait that doubles, held by the broker in <queue>.retry, while the consumer goes on', async () => {
+    const queue = queueFor('backoff');
+    const calls: { uuid: string; at: number }[] = [];
+    @Injectable()
+    class Slow {
+      @MoEventSubscribe({ queue, retries: 2, retryDelayMs: 400, prefetch: 1 })
+      async onEvent(event: MoEventMessage) {
+        calls.push({ uuid: event.uuid, at: Date.now() });
+        if (event.uuid === UUID) throw new Error('downstream is down');
+      }
+    }
+    app = await bootApp({ enabled: true, url: BROKER_URL, exchange }, { providers: [Slow], logger });
+    const events = app.get(MoEventsService);
+    await events.publish('employee', 'it', 'create', UUID);
+    await until(() => calls.length === 1, 'the first try');
+    // While it waits, the broker holds it (not the consumer: prefetch 1 would block) and others go through.
+    await until(async () => (await broker.channel.checkQueue(`${queue}.retry`)).messageCount === 1, 'the wait');
+    const other = randomUUID();
+    await events.publish('employee', 'it', 'update', other);
+    await until(() => calls.some((c) => c.uuid === other), 'the other event, during the wait');
+    await until(() => calls.filter((c) => c.uuid === UUID).length === 3, 'three tries', 10_000);
+    const tries = calls.filter((c) => c.uuid === UUID).map((c) => c.at);
+    expect(tries[1] - tries[0]).toBeGreaterThanOrEqual(400);
+    expect(tries[2] - tries[1]).toBeGreaterThanOrEqual(800);
+    const dead = await broker.drain(`${queue}.dlq`);
+    await until(async () => dead.push(...(await broker.drain(`${queue}.dlq`))) > 0, 'the dead-letter');
+    expect(dead[0].properties.headers?.[MO_HEADER_REASON]).toBe(
+      'the handler failed 3 times; last error: Error: downstream is down',
+    );
+    expect((await broker.channel.checkQueue(`${queue}.retry`)).messageCount).toBe(0);
   });
 
   it('binds *.*.* when no word is given: every one of the 60 routing keys arrives', async () => {

@@ -144,7 +144,11 @@ export class TestBroker {
 
   /** Deletes the exchanges and queues this test used; exclusive queues go with the connection. */
   async close(): Promise<void> {
-    for (const queue of this.queues) await this.channel.deleteQueue(queue);
+    for (const queue of this.queues) {
+      await this.channel.deleteQueue(queue);
+      // A consumer's queue comes with its .dlq and .retry: tracking the .dlq covers the .retry too.
+      if (queue.endsWith('.dlq')) await this.channel.deleteQueue(`${queue.slice(0, -'.dlq'.length)}.retry`);
+    }
     for (const exchange of this.exchanges) await this.channel.deleteExchange(exchange);
     await this.connection.close();
   }

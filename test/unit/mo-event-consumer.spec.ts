@@ -7,7 +7,13 @@ import {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
 } from '../../lib';
-import { ConsumerBinding, ConsumerState, consumeDelivery } from '../../lib/subscribing/mo-event-consumer';
+import {
+  ConsumerBinding,
+  ConsumerState,
+  MAX_RETRY_DELAY_MS,
+  consumeDelivery,
+  retryDelayOf,
+} from '../../lib/subscribing/mo-event-consumer';
 
 const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
 const GOOD = Buffer.from(`{"uuid": "${UUID}", "time": "2021-07-27"}`);
@@ -33,7 +39,7 @@ function delivery(
   };
 }
 
-function setup(handler: (event: unknown) => unknown, { forwardFails = false } = {}) {
+function setup(handler: (event: unknown) => unknown, { forwardFails = false, retryDelayMs = 0 } = {}) {
   const forwarded: { exchange: string; routingKey: string; content: Buffer; properties: Options.Publish }[] = [];
   const counts: string[] = [];
   const logs: string[] = [];
@@ -41,7 +47,9 @@ function setup(handler: (event: unknown) => unknown, { forwardFails = false } = 
     label: 'Payroll.onEvent',
     queue: 'payroll',
     deadLetterQueue: 'payroll.dlq',
+    retryQueue: 'payroll.retry',
     retries: 2,
+    retryDelayMs,
     timeZone: 'UTC',
     logger: { warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) } as never,
     forward: async (exchange, routingKey, content, properties) => {
@@ -90,7 +98,29 @@ describe('consumeDelivery', () => {
     expect(counts).toEqual(['deadLettered']);
   });
 
-  it('queues a failed message again with the next attempt number, then dead-letters it after the retries', async () => {
+  it('puts a failed message in the retry queue to wait, longer each time, and never holds it', async () => {
+    const { state, instance, forwarded, logs } = setup(
+      () => {
+        throw new Error('payroll is down');
+      },
+      { retryDelayMs: 5_000 },
+    );
+    await expect(consumeDelivery(state, instance, GOOD, delivery(GOOD))).resolves.toBeUndefined(); // acked
+    expect(forwarded[0]).toMatchObject({ exchange: '', routingKey: 'payroll.retry' });
+    expect(forwarded[0].properties).toMatchObject({ expiration: '5000', headers: { [MO_HEADER_ATTEMPT]: 2 } });
+    // Back from the retry queue: dead-lettered to this queue through the default exchange.
+    await consumeDelivery(state, instance, GOOD, delivery(GOOD, forwarded[0].properties.headers, 'payroll'));
+    expect(forwarded[1].properties).toMatchObject({ expiration: '10000', headers: { [MO_HEADER_ATTEMPT]: 3 } });
+    expect(logs[1]).toContain('it will be tried again in 10000 ms');
+  });
+
+  it('doubles the wait per attempt, up to a day', () => {
+    expect([1, 2, 3, 4].map((attempt) => retryDelayOf(5_000, attempt))).toEqual([5_000, 10_000, 20_000, 40_000]);
+    expect(retryDelayOf(5_000, 100)).toBe(MAX_RETRY_DELAY_MS);
+    expect(retryDelayOf(0, 7)).toBe(0);
+  });
+
+  it('with retryDelayMs 0, queues a failed message again at once with the next attempt number, then dead-letters it after the retries', async () => {
     const { state, instance, forwarded, counts, logs } = setup(() => {
       throw new Error('payroll is down');
     });
