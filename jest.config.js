@@ -8,7 +8,7 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
   // The sample app imports the library by its package name, as a user's app would.
-  moduleNameMapper: { '^nestjs-mo-amqp$': '<rootDir>/lib' },
+  moduleNameMapper: { '^nestjs-mo-amqp$': '<rootDir>/lib', '^nestjs-mo-amqp/testing$': '<rootDir>/lib/testing' },
   setupFilesAfterEnv: ['<rootDir>/test/support/isolate-cwd.ts'],
   // e2e specs share one broker; two workers match the two cores.
   maxWorkers: 2,

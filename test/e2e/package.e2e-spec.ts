@@ -29,6 +29,20 @@ describe('the built package, required from the repository root', () => {
     expect(pkg.MO_OS2MO_OBJECT_TYPES).toHaveLength(12);
   });
 
+  it('has two entry points, the package and nestjs-mo-amqp/testing, and nothing else of dist/ is importable', async () => {
+    const probe = (specifier: string) =>
+      run(process.execPath, ['-e', `require(${JSON.stringify(specifier)}); console.log('ok')`], { cwd: ROOT }).then(
+        ({ stdout }) => stdout.trim(),
+        (err: { stderr: string }) => err.stderr,
+      );
+    expect(await probe('nestjs-mo-amqp')).toBe('ok');
+    expect(await probe('nestjs-mo-amqp/testing')).toBe('ok');
+    expect(await probe('nestjs-mo-amqp/dist/publishing/outbox')).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const testing = require(join(ROOT, 'dist', 'testing'));
+    expect(Object.keys(testing).sort()).toEqual(['MoAmqpTestingModule', 'MoEventsRecorder']);
+  });
+
   it('publishes what a plain AMQP client bound #.#.# on exchange os2mo receives, as the contract says', async () => {
     const broker = await TestBroker.connect();
     const collector = await broker.collect('os2mo', '#.#.#');
