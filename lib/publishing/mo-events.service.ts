@@ -21,6 +21,7 @@ import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../e
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { describeValue } from '../util/describe-value';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
+import { moEventProperties } from '../util/publish-properties';
 import { errorRedactor, redactUrl } from '../util/redact';
 import { DiskSpool, SPOOL_START_BOUND_MS } from '../spool/disk-spool';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
@@ -192,12 +193,12 @@ export class MoEventsService implements OnModuleInit, BeforeApplicationShutdown,
     this.counts.published++;
     try {
       // The body is ASCII (validated), where latin1 is the same bytes as UTF-8, and cheaper to encode.
-      status = await this.outbox.send(exchange, event.routingKey, Buffer.from(event.body, 'latin1'), {
-        persistent: true,
-        contentType: 'application/json',
-        messageId,
-        timestamp: Math.floor(Date.now() / 1000),
-      });
+      status = await this.outbox.send(
+        exchange,
+        event.routingKey,
+        Buffer.from(event.body, 'latin1'),
+        moEventProperties(messageId),
+      );
     } catch (err) {
       const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
       throw this.failure(failure.reason, event, messageId, failure.cause);

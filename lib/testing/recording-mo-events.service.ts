@@ -6,6 +6,7 @@ import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../e
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { MoPublishResult } from '../publishing/mo-publish-result';
+import { moEventProperties } from '../util/publish-properties';
 import { MoEventsRecorder } from './mo-events-recorder';
 
 /**
@@ -39,12 +40,7 @@ export class RecordingMoEventsService extends MoEventsService {
       routingKey: event.routingKey,
       body: event.body,
       json: JSON.parse(event.body),
-      properties: {
-        persistent: true,
-        contentType: 'application/json',
-        messageId,
-        timestamp: Math.floor(Date.now() / 1000),
-      },
+      properties: moEventProperties(messageId),
     });
     return { status: 'confirmed', exchange, routingKey: event.routingKey, messageId, body: event.body };
   }

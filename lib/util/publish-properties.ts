@@ -1,5 +1,10 @@
 import type { MessageProperties, Options } from 'amqplib';
 
+/** The properties every MO event is published with (the contract's): persistent JSON, its id, now. */
+export function moEventProperties(messageId: string): Options.Publish {
+  return { persistent: true, contentType: 'application/json', messageId, timestamp: Math.floor(Date.now() / 1000) };
+}
+
 /**
  * The publish options that reproduce a received message's properties. `userId`
  * is left out (the broker refuses a user id other than the connection's own) and

@@ -1,4 +1,4 @@
-import { Test, TestingModule } from '@nestjs/testing';
+import type { TestingModule } from '@nestjs/testing';
 import type { GetMessage, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import {
@@ -6,7 +6,6 @@ import {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
   MoAmqpConfigError,
-  MoAmqpModule,
   MoDelayAgent,
   MoDelayAgentModule,
 } from '../../lib';
@@ -17,6 +16,7 @@ import {
   ROUTING_KEY_HEADER,
   delayTopology,
 } from '../../lib/delay/delay-ladder';
+import { bootApp } from '../support/app';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
 import { until } from '../support/until';
@@ -39,31 +39,12 @@ interface Names {
   prefix: string;
 }
 
-function agentImports(names: Names, url = BROKER_URL) {
-  return [
-    MoAmqpModule.forRoot({
-      enabled: true,
-      url,
-      exchange: names.exchange,
-      delayedExchange: names.delayedExchange,
-      timeZone: 'UTC',
-    }),
-    MoDelayAgentModule.forRoot({ prefix: names.prefix }),
-  ];
-}
-
-/** Boots an app with the agent; closes what it built when the boot fails. */
-async function bootAgent(names: Names, url = BROKER_URL, logger = new CapturingLogger()): Promise<TestingModule> {
-  const app = await Test.createTestingModule({ imports: agentImports(names, url) })
-    .setLogger(logger)
-    .compile();
-  try {
-    await app.init();
-  } catch (err) {
-    await app.close().catch(() => undefined);
-    throw err;
-  }
-  return app;
+/** Boots an app with the agent (bootApp closes what it built when the boot fails). */
+function bootAgent(names: Names, url = BROKER_URL, logger = new CapturingLogger()): Promise<TestingModule> {
+  return bootApp(
+    { enabled: true, url, exchange: names.exchange, delayedExchange: names.delayedExchange, timeZone: 'UTC' },
+    { imports: [MoDelayAgentModule.forRoot({ prefix: names.prefix })], logger },
+  );
 }
 
 describe('adversarial headers to the delay agent', () => {
