@@ -6,7 +6,7 @@ import { loadMoDelayAgentOptionsFromEnv } from '../delay/mo-delay-agent.config';
 import { MoDelayAgentModule } from '../delay/mo-delay-agent.module';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoAmqpModule } from '../mo-amqp.module';
-import { CliIo } from './run-cli';
+import { CliIo } from './cli-io';
 import { messageOf } from '../util/error-message';
 
 const HELP = `Usage: mo-amqp delay-agent

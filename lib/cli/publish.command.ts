@@ -9,7 +9,7 @@ import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../e
 import { MoAmqpModule } from '../mo-amqp.module';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { parseArgs } from 'node:util';
-import { CliIo } from './run-cli';
+import { CliIo } from './cli-io';
 import { messageOf } from '../util/error-message';
 
 const HELP = `Usage: mo-amqp publish <routing-key> <uuid> [--time ISO] [--object-uuid UUID]

@@ -1,20 +1,12 @@
 import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
-import { redactUrl } from '../util/redact';
+import { redactUrl } from '../config/redact';
+import { CliIo } from './cli-io';
 import { takeEnvFileOption, withEnvFile } from './env-file';
 import { delayAgentCommand } from './delay-agent.command';
 import { publishCommand } from './publish.command';
 import { tailCommand } from './tail.command';
-
-/** What a command needs from its surroundings; tests pass their own. */
-export interface CliIo {
-  readonly env: NodeJS.ProcessEnv;
-  out(line: string): void;
-  err(line: string): void;
-  /** Resolves when the user asks to stop (Ctrl-C, SIGTERM). */
-  readonly stopped: Promise<void>;
-}
 
 export type Command = (args: string[], io: CliIo) => Promise<number>;
 

@@ -1,5 +1,5 @@
 import { MoEventValidationError } from '../errors/mo-event-validation.error';
-import { TIME_TEXT_PUBLISH_ALLOWED, formatMoTime, normalizeMoTime, offsetSecondsAt } from './mo-time';
+import { TIME_TEXT_PUBLISH_ALLOWED, formatMoTime, normalizeMoTime } from './mo-time';
 import { moRoutingKey } from './routing-key';
 import { UUID_ALLOWED, normalizeUuid } from './uuid';
 import {
@@ -14,6 +14,7 @@ import {
   findBadMoWord,
   inMoVocabulary,
 } from './vocabulary';
+import { offsetSecondsAt } from './zone-offset';
 
 /** Options of one event: when the change is effective, and the changed object itself. */
 export interface MoEventOptions {

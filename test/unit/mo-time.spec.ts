@@ -1,5 +1,5 @@
 import { normalizeMoTime, formatMoTime, parseMoTime } from '../../lib';
-import { exactOffsetSecondsAt, offsetSecondsAt } from '../../lib/events/mo-time';
+import { exactOffsetSecondsAt, offsetSecondsAt } from '../../lib/events/zone-offset';
 
 const CPH = 'Europe/Copenhagen';
 
