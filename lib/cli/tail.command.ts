@@ -1,11 +1,12 @@
 import * as amqp from 'amqplib';
+import { EXCHANGE_NAME } from '../config/amqp-rules';
 import { loadMoAmqpOptionsFromEnv } from '../config/mo-amqp-env';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { explainTlsFailure, tlsConnectionOptions, tlsSecrets } from '../config/tls';
-import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
-import { errorRedactor, redactUrl } from '../util/redact';
+import { explainExchangeRefusal, setUpExchange } from '../runtime/exchanges';
+import { errorRedactor, redactUrl } from '../config/redact';
 import { parseArgs } from 'node:util';
-import { CliIo } from './run-cli';
+import { CliIo } from './cli-io';
 
 const HELP = `Usage: mo-amqp tail [--exchange NAME] [--binding KEY]
 
@@ -19,7 +20,6 @@ Options:
   --binding KEY     a topic binding such as employee.*.create; default #.#.#
   -h, --help        this text`;
 
-const EXCHANGE = /^(?!amq\.)[\w.:-]{1,255}$/;
 const BINDING = /^(?:[#*]|[\w-]+)(?:\.(?:[#*]|[\w-]+))*$/;
 
 /** `mo-amqp tail`: 0 after Ctrl-C, 1 when the broker fails, 2 for bad arguments. */
@@ -36,8 +36,8 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
   const options = loadMoAmqpOptionsFromEnv(io.env);
   const exchange = values.exchange ?? options.exchange;
   const binding = values.binding ?? '#.#.#';
-  if (!EXCHANGE.test(exchange)) {
-    io.err(`mo-amqp tail: --exchange "${exchange}" is not an exchange name (letters, digits, "-", "_", ".", ":")`);
+  if (!EXCHANGE_NAME.pattern.test(exchange)) {
+    io.err(`mo-amqp tail: --exchange "${exchange}" is not an exchange name: ${EXCHANGE_NAME.allowed}`);
     return 2;
   }
   if (!BINDING.test(binding)) {

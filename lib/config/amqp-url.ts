@@ -1,3 +1,5 @@
+import { PORT } from './amqp-rules';
+
 /**
  * AMQP URLs read by the grammar of RFC 3986, strictly. Node's `URL` and
  * amqplib's parser each repair a malformed URL their own way (an unencoded `@`,
@@ -44,7 +46,7 @@ export function parseAmqpUrl(text: string): AmqpUrl | undefined {
   const [, scheme, user = '', rawPassword, host, port, vhost] = match;
   try {
     const portNumber = port === undefined ? undefined : Number(port);
-    if (portNumber !== undefined && (portNumber < 1 || portNumber > 65_535)) return undefined;
+    if (portNumber !== undefined && (portNumber < PORT.min || portNumber > PORT.max)) return undefined;
     // Node's URL must agree on the host (an IPv6 address it cannot read, for one).
     if (new URL(text).hostname === '') return undefined;
     return {

@@ -1,4 +1,3 @@
-import { plainToInstance } from 'class-transformer';
 import {
   IsBoolean,
   IsIn,
@@ -7,25 +6,34 @@ import {
   IsString,
   IsTimeZone,
   Matches,
-  Max,
   Min,
   ValidateBy,
   isFQDN,
   isIP,
-  validateSync,
 } from 'class-validator';
 import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
 import { MO_VOCABULARY_NAMES } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
-import { redactUrl } from '../util/redact';
+import { redactUrl } from './redact';
+import { EXCHANGE_NAME, PORT, wholeNumberRule } from './amqp-rules';
 import { PERCENT_ENCODE_HINT, parseAmqpUrl, splitUrls } from './amqp-url';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
-import { TLS_FIELDS, tlsProblems } from './tls';
+import {
+  FieldNaming,
+  FieldSpec,
+  IsName,
+  IsWholeNumber,
+  fieldProblems,
+  givenOptions,
+  unknownOptions,
+  withDefaults,
+} from './option-schema';
+import { TLS_FIELDS, tlsProblems } from './tls-options';
 
 // setTimeout's ceiling; a larger delay fires at once.
 const MAX_TIMER_MS = 2_147_483_647;
-// AMQP 0-9-1 names: letters, digits, hyphen, underscore, period, colon; at most 255.
-const EXCHANGE_NAME = /^(?!amq\.)[A-Za-z0-9_.:-]{1,255}$/;
+const TIMEOUT_MS = wholeNumberRule(1, MAX_TIMER_MS, 'milliseconds');
+const SHUTDOWN_TIMEOUT_MS = wholeNumberRule(0, MAX_TIMER_MS, 'milliseconds');
 
 function isBrokerHost(value: unknown): boolean {
   return (
@@ -44,12 +52,10 @@ class MoAmqpOptionsSchema {
   @IsBoolean()
   enabled!: boolean;
 
-  @IsString()
-  @Matches(EXCHANGE_NAME)
+  @IsName(EXCHANGE_NAME)
   exchange!: string;
 
-  @IsString()
-  @Matches(EXCHANGE_NAME)
+  @IsName(EXCHANGE_NAME)
   delayedExchange!: string;
 
   @IsBoolean()
@@ -64,9 +70,7 @@ class MoAmqpOptionsSchema {
   @ValidateBy({ name: 'isBrokerHost', validator: { validate: isBrokerHost } })
   host!: string;
 
-  @IsInt()
-  @Min(1)
-  @Max(65535)
+  @IsWholeNumber(PORT)
   port!: number;
 
   @IsOptional()
@@ -76,14 +80,10 @@ class MoAmqpOptionsSchema {
   @IsTimeZone()
   timeZone!: string;
 
-  @IsInt()
-  @Min(1)
-  @Max(MAX_TIMER_MS)
+  @IsWholeNumber(TIMEOUT_MS)
   publishTimeoutMs!: number;
 
-  @IsInt()
-  @Min(1)
-  @Max(MAX_TIMER_MS)
+  @IsWholeNumber(TIMEOUT_MS)
   connectTimeoutMs!: number;
 
   @IsInt()
@@ -101,9 +101,7 @@ class MoAmqpOptionsSchema {
   @Min(1024)
   spoolMaxBytes!: number;
 
-  @IsInt()
-  @Min(0)
-  @Max(MAX_TIMER_MS)
+  @IsWholeNumber(SHUTDOWN_TIMEOUT_MS)
   shutdownTimeoutMs!: number;
 
   @IsOptional()
@@ -135,25 +133,11 @@ class MoAmqpOptionsSchema {
 
 type OptionKey = keyof MoAmqpModuleOptions;
 
-interface FieldSpec {
-  readonly env: string;
-  readonly allowed: string;
-  readonly defaultValue: unknown;
-}
-
 /** Every option: its environment variable, what it accepts and its default. */
 export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
   enabled: { env: 'ENABLE_AMQP', allowed: 'true, false, 1, 0, yes or no (any case)', defaultValue: false },
-  exchange: {
-    env: 'AMQP__EXCHANGE',
-    allowed: '1-255 letters, digits, "-", "_", "." or ":", not starting with "amq."',
-    defaultValue: 'os2mo',
-  },
-  delayedExchange: {
-    env: 'AMQP__DELAYED_EXCHANGE',
-    allowed: '1-255 letters, digits, "-", "_", "." or ":", not starting with "amq."',
-    defaultValue: 'os2mo_delayed',
-  },
+  exchange: { env: 'AMQP__EXCHANGE', allowed: EXCHANGE_NAME.allowed, defaultValue: 'os2mo' },
+  delayedExchange: { env: 'AMQP__DELAYED_EXCHANGE', allowed: EXCHANGE_NAME.allowed, defaultValue: 'os2mo_delayed' },
   exchangeDurable: {
     env: 'AMQP__EXCHANGE_DURABLE',
     allowed: 'true, false, 1, 0, yes or no (any case)',
@@ -170,7 +154,7 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
     defaultValue: 'seed',
   },
   host: { env: 'AMQP__HOST', allowed: 'a host name or IP address', defaultValue: 'localhost' },
-  port: { env: 'AMQP__PORT', allowed: 'a whole number from 1 to 65535', defaultValue: 5672 },
+  port: { env: 'AMQP__PORT', allowed: PORT.allowed, defaultValue: 5672 },
   url: {
     env: 'AMQP__URL',
     allowed:
@@ -184,12 +168,12 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
   },
   publishTimeoutMs: {
     env: 'AMQP__PUBLISH_TIMEOUT_MS',
-    allowed: `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+    allowed: TIMEOUT_MS.allowed,
     defaultValue: 10_000,
   },
   connectTimeoutMs: {
     env: 'AMQP__CONNECT_TIMEOUT_MS',
-    allowed: `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+    allowed: TIMEOUT_MS.allowed,
     defaultValue: 10_000,
   },
   maxInFlight: { env: 'AMQP__MAX_IN_FLIGHT', allowed: 'a whole number from 1 up', defaultValue: 10_000 },
@@ -202,27 +186,13 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
   },
   shutdownTimeoutMs: {
     env: 'AMQP__SHUTDOWN_TIMEOUT_MS',
-    allowed: `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`,
+    allowed: SHUTDOWN_TIMEOUT_MS.allowed,
     defaultValue: 5_000,
   },
   ...TLS_FIELDS,
 };
 
 const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];
-
-/** A problem for each option in `given` that is not one of `known`, naming them all. */
-export function unknownOptions(given: Record<string, unknown>, known: readonly string[]): MoAmqpConfigProblem[] {
-  return Object.keys(given)
-    .filter((key) => !known.includes(key))
-    .map((key) => ({
-      name: key,
-      received: describeValue(given[key]),
-      allowed: `no such option; the options are ${known.join(', ')}`,
-    }));
-}
-
-/** How a problem names its field: by module option (`port`) or environment variable (`AMQP__PORT`). */
-export type FieldNaming = 'option' | 'env';
 
 /** What a field allows; for a URL that looks like one but breaks the grammar, how to write it. */
 export function allowedFor(key: OptionKey, value: unknown): string {
@@ -247,31 +217,15 @@ export function resolveMoAmqpOptions(
   earlierProblems: readonly MoAmqpConfigProblem[] = [],
 ): ResolvedMoAmqpOptions {
   const problems = [...earlierProblems];
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
-    throw new MoAmqpConfigError([
-      { name: 'MoAmqpModule options', received: describeValue(options), allowed: 'an object' },
-    ]);
-  }
-  const given: Record<string, unknown> = { ...(options ?? {}) };
-  const unknown = unknownOptions(given, OPTION_KEYS);
-  problems.push(...unknown);
-  for (const { name } of unknown) delete given[name];
-  const merged: Record<string, unknown> = {};
-  for (const key of OPTION_KEYS) {
-    merged[key] = given[key] === undefined ? FIELDS[key].defaultValue : given[key];
-  }
-  const failed = new Set(
-    validateSync(plainToInstance(MoAmqpOptionsSchema, merged)).map((error) => error.property as OptionKey),
-  );
-  for (const key of OPTION_KEYS) {
-    if (failed.has(key)) {
-      problems.push({
-        name: naming === 'env' ? FIELDS[key].env : key,
-        received: showReceived(key, merged[key]),
-        allowed: allowedFor(key, merged[key]),
-      });
-    }
-  }
+  const given = givenOptions(options, 'MoAmqpModule options');
+  problems.push(...unknownOptions(given, OPTION_KEYS));
+  const merged: Record<string, unknown> = withDefaults(FIELDS, given);
+  const checked = fieldProblems(MoAmqpOptionsSchema, FIELDS, merged, naming, {
+    received: showReceived,
+    allowed: allowedFor,
+  });
+  problems.push(...checked.problems);
+  const { failed } = checked;
   if (!failed.has('exchange') && !failed.has('delayedExchange') && merged.exchange === merged.delayedExchange) {
     problems.push({
       name: naming === 'env' ? FIELDS.delayedExchange.env : 'delayedExchange',

@@ -1,46 +1,50 @@
-import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
-import { unknownOptions } from '../config/mo-amqp-options.schema';
-import { describeValue } from '../util/describe-value';
+import { IsIn } from 'class-validator';
+import { DELAY_AGENT_PREFIX, PREFETCH, QUEUE_TYPE } from '../config/amqp-rules';
+import {
+  FieldNaming,
+  FieldSpec,
+  IsName,
+  IsWholeNumber,
+  fieldProblems,
+  givenOptions,
+  unknownOptions,
+  withDefaults,
+} from '../config/option-schema';
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoDelayAgentOptions, ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 
-const PREFIX = /^(?!amq\.)[\w.:-]{1,200}$/;
+/** The rules; `FIELDS` below holds the words users see for each. */
+class MoDelayAgentOptionsSchema {
+  @IsName(DELAY_AGENT_PREFIX)
+  prefix!: string;
 
-const FIELDS = {
-  prefix: {
-    env: 'AMQP__DELAY_PREFIX',
-    allowed: '1-200 letters, digits, "-", "_", "." or ":", not starting with "amq."',
-  },
-  queueType: { env: 'AMQP__DELAY_QUEUE_TYPE', allowed: 'classic or quorum' },
-  prefetch: { env: 'AMQP__DELAY_PREFETCH', allowed: 'a whole number from 1 to 65535' },
-} as const;
+  @IsIn(QUEUE_TYPE.values)
+  queueType!: string;
 
-const DEFAULTS: ResolvedMoDelayAgentOptions = { prefix: 'mo-delay-agent', queueType: 'classic', prefetch: 2000 };
+  @IsWholeNumber(PREFETCH)
+  prefetch!: number;
+}
+
+/** Every option of the agent: its environment variable, what it accepts and its default. */
+const FIELDS: Readonly<Record<keyof MoDelayAgentOptions, FieldSpec>> = {
+  prefix: { env: 'AMQP__DELAY_PREFIX', allowed: DELAY_AGENT_PREFIX.allowed, defaultValue: 'mo-delay-agent' },
+  queueType: { env: 'AMQP__DELAY_QUEUE_TYPE', allowed: QUEUE_TYPE.allowed, defaultValue: 'classic' },
+  prefetch: { env: 'AMQP__DELAY_PREFETCH', allowed: PREFETCH.allowed, defaultValue: 2000 },
+};
 
 /** Defaults and checks for the agent's options; one error lists every bad value. */
 export function resolveMoDelayAgentOptions(
   options: MoDelayAgentOptions | undefined,
-  naming: 'option' | 'env' = 'option',
+  naming: FieldNaming = 'option',
 ): ResolvedMoDelayAgentOptions {
-  const given = { ...(options ?? {}) } as Record<string, unknown>;
-  const problems: MoAmqpConfigProblem[] = [];
-  const problem = (key: keyof typeof FIELDS) =>
-    problems.push({
-      name: naming === 'env' ? FIELDS[key].env : key,
-      received: describeValue(given[key]),
-      allowed: FIELDS[key].allowed,
-    });
-  problems.push(...unknownOptions(given, Object.keys(FIELDS)));
-  const resolved = {
-    ...DEFAULTS,
-    ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
-  } as Record<string, unknown>;
-  if (typeof resolved.prefix !== 'string' || !PREFIX.test(resolved.prefix)) problem('prefix');
-  if (resolved.queueType !== 'classic' && resolved.queueType !== 'quorum') problem('queueType');
-  const prefetch = resolved.prefetch;
-  if (!(typeof prefetch === 'number' && Number.isInteger(prefetch) && prefetch >= 1 && prefetch <= 65_535))
-    problem('prefetch');
+  const given = givenOptions(options, 'MoDelayAgentModule options');
+  const merged = withDefaults(FIELDS, given);
+  const problems = [
+    ...unknownOptions(given, Object.keys(FIELDS)),
+    ...fieldProblems(MoDelayAgentOptionsSchema, FIELDS, merged, naming).problems,
+  ];
   if (problems.length > 0) throw new MoAmqpConfigError(problems);
-  return Object.freeze(resolved) as unknown as ResolvedMoDelayAgentOptions;
+  return Object.freeze(merged) as unknown as ResolvedMoDelayAgentOptions;
 }
 
 /** Reads AMQP__DELAY_PREFIX, AMQP__DELAY_QUEUE_TYPE and AMQP__DELAY_PREFETCH (unset or empty: the default). */

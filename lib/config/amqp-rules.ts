@@ -1,0 +1,51 @@
+/**
+ * The AMQP names and numbers the library accepts, each written once with the
+ * words its error messages use: module options, the delay agent, `@MoEventSubscribe`
+ * and the CLI all check against these.
+ */
+
+/** A name the broker will take: the pattern, and how a message says what is allowed. */
+export interface NameRule {
+  readonly pattern: RegExp;
+  readonly allowed: string;
+}
+
+/** A whole number from `min` to `max`, and how a message says so. */
+export interface WholeNumberRule {
+  readonly min: number;
+  readonly max: number;
+  readonly allowed: string;
+}
+
+// AMQP 0-9-1 names: letters, digits, hyphen, underscore, period, colon; at most 255.
+// "amq." is the broker's own (amq.topic, amq.default): declaring one is refused.
+function nameRule(maxLength: number): NameRule {
+  return {
+    pattern: new RegExp(`^(?!amq\\.)[\\w.:-]{1,${maxLength}}$`),
+    allowed: `1-${maxLength} letters, digits, "-", "_", "." or ":", not starting with "amq."`,
+  };
+}
+
+/** `wholeNumberRule(0, 100)`; with a unit, `a whole number of milliseconds from 0 to …`. */
+export function wholeNumberRule(min: number, max: number, unit?: string): WholeNumberRule {
+  return { min, max, allowed: `a whole number ${unit ? `of ${unit} ` : ''}from ${min} to ${max}` };
+}
+
+export const EXCHANGE_NAME = nameRule(255);
+
+/** 249, so that `<queue>.retry`, the longest name the library derives from a queue's, fits in 255. */
+export const QUEUE_NAME = nameRule(249);
+
+/** 200 leaves room for the agent's suffixes (`.route.entry`, `.wait.NN`, `.incoming`). */
+export const DELAY_AGENT_PREFIX = nameRule(200);
+
+/** basic.qos's prefetch count is an unsigned short; 0 would mean no limit. */
+export const PREFETCH = wholeNumberRule(1, 65_535);
+
+/** A TCP port. */
+export const PORT = wholeNumberRule(1, 65_535);
+
+const QUEUE_TYPES = ['classic', 'quorum'] as const;
+
+/** The queue types the library declares (`x-queue-type`). */
+export const QUEUE_TYPE = { values: QUEUE_TYPES, allowed: QUEUE_TYPES.join(' or ') } as const;
