@@ -5,7 +5,8 @@ export type { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './config/mo-amq
 export { moAmqpConfig } from './config/mo-amqp.config';
 export { loadMoAmqpOptionsFromEnv } from './config/mo-amqp-env';
 export { MoEventsService } from './publishing/mo-events.service';
-export type { MoEventCounters, MoPublishResult } from './publishing/mo-publish-result';
+export type { MoPublishResult } from './publishing/mo-publish-result';
+export type { MoEventCounters, MoSpoolStats } from './runtime/mo-amqp-stats';
 export { MoEvent } from './publishing/mo-event.decorator';
 export type { MoEventMethodDecorator, MoEventSelectors } from './publishing/mo-event.decorator';
 export type { MoEventOptions } from './events/mo-event';
@@ -47,9 +48,9 @@ export { MoAmqpConnectionError } from './errors/mo-amqp-connection.error';
 export { MoEventDecoratorError } from './errors/mo-event-decorator.error';
 export { MoEventParseError } from './errors/mo-event-parse.error';
 export { MoEventSubscribe } from './subscribing/mo-event-subscribe.decorator';
-export type { MoEventSubscribeOptions } from './subscribing/mo-event-subscribe.decorator';
-export { parseMoEvent } from './subscribing/mo-event-message';
-export type { MoEventMessage } from './subscribing/mo-event-message';
+export type { MoEventSubscribeOptions } from './subscribing/mo-event-subscribe.options';
+export { parseMoEvent } from './events/mo-event-message';
+export type { MoEventMessage } from './events/mo-event-message';
 export {
   MO_HEADER_ATTEMPT,
   MO_HEADER_EXCHANGE,
@@ -64,3 +65,7 @@ export type { MoDelayAgentOptions } from './delay/mo-delay-agent.options';
 export { loadMoDelayAgentOptionsFromEnv } from './delay/mo-delay-agent.config';
 export { MoAmqpHealthIndicator } from './health/mo-amqp-health.indicator';
 export type { MoAmqpHealthResult } from './health/mo-amqp-health.indicator';
+// golevelup's own, for plain handlers beside @MoEventSubscribe (docs/consuming.md): one install line,
+// and the app's one copy of it (a peer dependency: a second copy's AmqpConnection is another injection token).
+export { AmqpConnection, Nack, RabbitSubscribe } from '@golevelup/nestjs-rabbitmq';
+export type { ConsumeMessage } from 'amqplib';

@@ -16,10 +16,11 @@ import {
 import { MoAmqpHealthIndicator } from './health/mo-amqp-health.indicator';
 import { MoEventExplorer } from './publishing/mo-event.explorer';
 import { MoEventsService } from './publishing/mo-events.service';
+import { MoAmqpRuntime } from './runtime/mo-amqp-runtime';
 import { MoEventSubscriberExplorer } from './subscribing/mo-event-subscriber.explorer';
-import { prefetchChannel, subscriberPrefetches } from './subscribing/mo-event-subscribe.decorator';
-import { RabbitMqLogger } from './util/rabbitmq-logger';
-import { secretsOf } from './util/redact';
+import { golevelupSubscriberConfig } from './subscribing/subscriptions';
+import { RabbitMqLogger } from './runtime/rabbitmq-logger';
+import { secretsOf } from './config/redact';
 
 /** Holds the validated options, so both this module and its RabbitMQModule can inject them. */
 @Module({})
@@ -86,8 +87,8 @@ function assemble(definition: DynamicModule): DynamicModule {
   return {
     ...definition,
     imports: [optionsModule, rabbitMqModule, DiscoveryModule],
-    providers: [MoEventsService, MoEventExplorer, MoEventSubscriberExplorer, MoAmqpHealthIndicator],
-    exports: [MoEventsService, MoAmqpHealthIndicator, optionsModule, rabbitMqModule],
+    providers: [MoAmqpRuntime, MoEventsService, MoEventExplorer, MoEventSubscriberExplorer, MoAmqpHealthIndicator],
+    exports: [MoEventsService, MoAmqpRuntime, MoAmqpHealthIndicator, optionsModule, rabbitMqModule],
   };
 }
 
@@ -109,7 +110,7 @@ function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | unde
       },
     },
     logger: new RabbitMqLogger([...secretsOf(brokerUrlsOf(options)), ...tlsSecrets(options)]),
-    // One channel per prefetch that an @MoEventSubscribe asked for (decorators have run by now).
-    channels: Object.fromEntries([...subscriberPrefetches].map((n) => [prefetchChannel(n), { prefetchCount: n }])),
+    // The channels and exchanges the @MoEventSubscribe handlers ask for (decorators have run by now).
+    ...golevelupSubscriberConfig(options),
   };
 }

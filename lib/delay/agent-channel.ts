@@ -1,6 +1,6 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { ChannelKeeper } from '../util/channel-keeper';
+import { ChannelKeeper } from '../runtime/channel-keeper';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 
 /** Acknowledges one delivery on the channel it came from; a no-op once that channel is gone. */

@@ -1,10 +1,8 @@
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
-import type { Channel, ConsumeMessage, Options } from 'amqplib';
+import type { ConsumeMessage, Options } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
-import { describeValue } from '../util/describe-value';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { parseMoTime } from '../events/mo-time';
 import {
@@ -14,9 +12,9 @@ import {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
 } from '../mo-amqp.constants';
-import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
-import { MoEventsService } from '../publishing/mo-events.service';
-import { readMoDelivery } from '../subscribing/mo-event-message';
+import { explainExchangeRefusal } from '../runtime/exchanges';
+import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
+import { readMoDelivery } from '../events/mo-event-message';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
 import { Route, ladderRoutingKeyOf, metaOf, readLadderHeaders, withoutLadderHeaders } from './ladder-headers';
@@ -25,13 +23,12 @@ import {
   DUE_HEADER,
   DelayTopology,
   EXCHANGE_HEADER,
-  LEVELS,
   META_HEADER,
   ROUTING_KEY_HEADER,
   delayTopology,
-  routerBindings,
   secondsToBitHeaders,
 } from './delay-ladder';
+import { checkPrefix, declareAgentTopology } from './agent-topology';
 import { MO_DELAY_AGENT_OPTIONS } from './mo-delay-agent.module-definition';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 import { messageOf } from '../util/error-message';
@@ -39,12 +36,6 @@ import { messageOf } from '../util/error-message';
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
 const INCOMING_PREFETCH = 200;
-/**
- * Quorum mode: how often the broker may hand out one message of the incoming or
- * due queue before dead-lettering it. Higher than a consumer's 10: each agent
- * restart hands back every message it held, and a good message must survive many.
- */
-export const AGENT_DELIVERY_LIMIT = 20;
 
 /** What the agent has done since it started. */
 export interface MoDelayAgentStats {
@@ -76,14 +67,15 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly inHand = new Set<Promise<void>>();
   private readonly counts: MoDelayAgentStats = { forwarded: 0, laddered: 0, deadLettered: 0, holding: 0 };
 
+  /** @internal Nest builds it: import `MoDelayAgentModule`. */
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly amqp: ResolvedMoAmqpOptions,
     @Inject(MO_DELAY_AGENT_OPTIONS) private readonly options: ResolvedMoDelayAgentOptions,
-    private readonly events: MoEventsService,
+    private readonly runtime: MoAmqpRuntime,
     @Optional() private readonly amqpConnection?: AmqpConnection,
   ) {
     this.topology = delayTopology(options.prefix);
-    events.onShutdown(() => this.stop());
+    runtime.onShutdown(() => this.stop());
   }
 
   get stats(): MoDelayAgentStats {
@@ -99,10 +91,10 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       );
     }
     try {
-      this.checkPrefix();
+      checkPrefix(this.topology, this.options.prefix, [this.amqp.exchange, this.amqp.delayedExchange]);
       await this.start(this.amqpConnection);
     } catch (err) {
-      await this.events.abortStart();
+      await this.runtime.abortStart();
       throw err;
     }
     this.logger.log(
@@ -131,28 +123,11 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     await this.stop(); // done already, unless shutdown's bound cut it short
   }
 
-  /** At start (a failed start closes the connection): the events exchanges must not be the agent's own routers. */
-  private checkPrefix(): void {
-    const t = this.topology;
-    const routers = new Set([t.entryRouter, ...Array.from({ length: LEVELS }, (_, level) => t.router(level))]);
-    const clash = [this.amqp.exchange, this.amqp.delayedExchange].find((name) => routers.has(name));
-    if (clash === undefined) return;
-    throw new MoAmqpConfigError([
-      {
-        name: 'AMQP__DELAY_PREFIX (prefix)',
-        received: describeValue(this.options.prefix),
-        allowed:
-          `a prefix under which no events exchange is named: the agent routes through its own exchanges ` +
-          `"${t.entryRouter}" and "${t.router(0)}"-"${t.router(LEVELS - 1)}", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
-      },
-    ]);
-  }
-
   private start(amqpConnection: AmqpConnection): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       this.channel = new AgentChannel(amqpConnection.managedConnection, {
-        setup: (channel) => this.declare(channel),
+        setup: (channel) => declareAgentTopology(channel, this.topology, this.options.queueType, this.amqp),
         consumers: [
           // Incoming messages are passed on within milliseconds: a few hundred in hand keep it busy.
           {
@@ -195,51 +170,6 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   private track(work: Promise<void>): void {
     this.inHand.add(work);
     void work.finally(() => this.inHand.delete(work));
-  }
-
-  /** The ladder: LEVELS wait queues with fixed TTLs, a headers router after each, and the entry router. */
-  private async declare(channel: Channel): Promise<void> {
-    const t = this.topology;
-    const quorum = this.options.queueType === 'quorum';
-    const typed = quorum ? { 'x-queue-type': 'quorum' } : {};
-    // Along the ladder a quorum queue must dead-letter at least once, not at most once.
-    const ladderSafety = quorum ? { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } : {};
-    // A message the broker has handed out AGENT_DELIVERY_LIMIT times (agents dying on it)
-    // goes to the dead-letter queue instead of round again.
-    const taken = quorum
-      ? {
-          ...typed,
-          'x-delivery-limit': AGENT_DELIVERY_LIMIT,
-          'x-dead-letter-exchange': '',
-          'x-dead-letter-routing-key': t.deadLetter,
-        }
-      : {};
-    await channel.assertQueue(t.deadLetter, { durable: true, arguments: typed });
-    await channel.assertQueue(t.incoming, { durable: true, arguments: taken });
-    await channel.assertQueue(t.due, { durable: true, arguments: taken });
-    await channel.assertExchange(t.entryRouter, 'headers', { durable: true });
-    for (let level = 0; level < LEVELS; level++) {
-      await channel.assertExchange(t.router(level), 'headers', { durable: true });
-      await channel.assertQueue(t.waitQueue(level), {
-        durable: true,
-        arguments: {
-          ...typed,
-          ...ladderSafety,
-          'x-message-ttl': 2 ** level * 1000,
-          'x-dead-letter-exchange': t.router(level),
-        },
-      });
-    }
-    const bind = async (router: string, from: number) => {
-      for (const { to, args } of routerBindings(from)) {
-        await channel.bindQueue(to === 'due' ? t.due : t.waitQueue(to), router, '', args);
-      }
-    };
-    await bind(t.entryRouter, LEVELS);
-    for (let level = 0; level < LEVELS; level++) await bind(t.router(level), level);
-    await setUpExchange(channel, this.amqp.exchange, this.amqp);
-    await setUpExchange(channel, this.amqp.delayedExchange, this.amqp);
-    await channel.bindQueue(t.incoming, this.amqp.exchange, '#');
   }
 
   /** One delivery from the incoming or the due queue: forward, hold, or (re)enter the ladder. */
@@ -322,7 +252,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
         [META_HEADER]: JSON.stringify(route.meta),
       },
     };
-    await this.events.forward(this.topology.entryRouter, '', message.content, copy);
+    await this.runtime.forward(this.topology.entryRouter, '', message.content, copy);
     this.counts.laddered++;
   }
 
@@ -334,7 +264,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     };
     if (meta.deliveryMode !== undefined) properties.deliveryMode = meta.deliveryMode;
     else delete properties.deliveryMode;
-    await this.events.forward(this.amqp.delayedExchange, routingKey, message.content, properties);
+    await this.runtime.forward(this.amqp.delayedExchange, routingKey, message.content, properties);
     this.counts.forwarded++;
   }
 
@@ -346,7 +276,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       [MO_HEADER_EXCHANGE]: message.fields.exchange,
       [MO_HEADER_QUEUE]: from === 'due' ? this.topology.due : this.topology.incoming,
     };
-    await this.events.forward(
+    await this.runtime.forward(
       '',
       this.topology.deadLetter,
       message.content,

@@ -7,6 +7,7 @@ import { MO_VOCABULARIES, MoVocabulary, describeAllowedWords, findBadMoWord } fr
 import { MO_AMQP_OPTIONS, MO_EVENT_METADATA } from '../mo-amqp.constants';
 import { MoEventDefinition, decoratedPrototypes } from './mo-event.decorator';
 import { MoEventBinding, WrappedMethodState, wrapMethod, wrappedState } from './mo-event.wrapper';
+import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { MoEventsService } from './mo-events.service';
 
 const SELECTORS = new Set(['uuid', 'time', 'objectUuid']);
@@ -27,6 +28,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly events: MoEventsService,
+    private readonly runtime: MoAmqpRuntime,
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
   ) {}
 
@@ -34,7 +36,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     try {
       this.wrapDecoratedMethods();
     } catch (err) {
-      await this.events.abortStart();
+      await this.runtime.abortStart();
       throw err;
     }
   }
@@ -56,7 +58,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
       // Looked up at each call, so a test's jest.spyOn(events, 'publish') after init() sees the calls.
       // (Typed as the binding's: the decorators' words were checked at start, against the vocabulary in use.)
       publish: (...args) => (this.events.publish as MoEventBinding['publish']).apply(this.events, args),
-      recordDecoratorFailure: () => this.events.count('decoratorFailures'),
+      recordDecoratorFailure: () => this.runtime.count('decoratorFailures'),
       logger: this.logger,
       failures: this.options.eventFailures,
     });

@@ -11,7 +11,7 @@ import {
   MO_HEADER_ROUTING_KEY,
 } from '../mo-amqp.constants';
 import { publishPropertiesOf } from '../util/publish-properties';
-import { MoDelivery, MoEventMessage, readMoDelivery } from './mo-event-message';
+import { MoDelivery, MoEventMessage, readMoDelivery } from '../events/mo-event-message';
 
 /** The longest a failed message waits for its next try. */
 export const MAX_RETRY_DELAY_MS = 86_400_000;

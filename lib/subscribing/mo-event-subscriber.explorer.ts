@@ -1,4 +1,4 @@
-import { AmqpConnection, RABBIT_HANDLER } from '@golevelup/nestjs-rabbitmq';
+import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import {
   Inject,
   Injectable,
@@ -15,29 +15,18 @@ import type { ConfirmChannel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
-import { describeAllowedWords, findBadMoWord } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS, MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
-import { explainExchangeRefusal, setUpExchange } from '../publishing/exchanges';
-import { MoEventsService } from '../publishing/mo-events.service';
+import { explainExchangeRefusal } from '../runtime/exchanges';
+import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
+import { declareConsumerQueues } from './consumer-queues';
+import { subscribeOptionsProblem } from './mo-event-subscribe.schema';
 import { ConsumerBinding } from './mo-event-consumer';
-import {
-  DEFAULT_RETRIES,
-  DEFAULT_RETRY_DELAY_MS,
-  MoEventSubscription,
-  deadLetterQueueOf,
-  queueArguments,
-  retryQueueOf,
-} from './mo-event-subscribe.decorator';
-import { MAX_RETRY_DELAY_MS } from './mo-event-consumer';
-
-// 249, so that "<queue>.retry" is a queue name too (255 at most).
-const QUEUE_NAME = /^(?!amq\.)[\w.:-]{1,249}$/;
-const EXCHANGE_NAME = /^(?!amq\.)[\w.:-]{1,255}$/;
+import { DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS } from './mo-event-subscribe.options';
+import { MoEventSubscription, deadLetterQueueOf, retryQueueOf } from './subscriptions';
 
 interface Found {
   readonly label: string;
   readonly subscription: MoEventSubscription;
-  readonly prototype: object;
 }
 
 /**
@@ -55,7 +44,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
-    private readonly events: MoEventsService,
+    private readonly runtime: MoAmqpRuntime,
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     @Optional() private readonly amqpConnection?: AmqpConnection,
   ) {}
@@ -64,7 +53,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     try {
       this.prepare();
     } catch (err) {
-      await this.events.abortStart();
+      await this.runtime.abortStart();
       throw err;
     }
   }
@@ -75,7 +64,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     try {
       await this.declareQueues(this.amqpConnection);
     } catch (err) {
-      await this.events.abortStart();
+      await this.runtime.abortStart();
       throw err;
     }
   }
@@ -100,7 +89,8 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
             '@MoEventSubscribe',
           );
         }
-        validate(found);
+        const problem = subscribeOptionsProblem(found.subscription.options);
+        if (problem) throw new MoEventDecoratorError(found.label, problem, '@MoEventSubscribe');
         const { queue } = found.subscription.options;
         const other = queues.get(queue);
         if (other) {
@@ -121,10 +111,16 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     }
     if (!this.options.enabled) return;
 
-    for (const { label, subscription, prototype } of this.found) {
-      const { options, handlerName, state } = subscription;
-      const config = Reflect.getMetadata(RABBIT_HANDLER, (prototype as Record<string, object>)[handlerName]);
-      config.exchange = this.exchangeOf(subscription);
+    const configured = this.amqpConnection?.configuration.handlers ?? {};
+    for (const { label, subscription } of this.found) {
+      const { options, configName, state } = subscription;
+      if (!Object.prototype.hasOwnProperty.call(configured, configName)) {
+        throw new MoEventDecoratorError(
+          label,
+          'its class was declared after MoAmqpModule configured golevelup, which would not consume for it; import the class before the application is created',
+          '@MoEventSubscribe',
+        );
+      }
       state.binding = this.bindingFor(
         label,
         options.queue,
@@ -139,7 +135,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     const declarations = amqpConnection.managedConnection.createChannel({
       name: 'mo-amqp-declarations',
       confirm: false,
-      setup: (channel: ConfirmChannel) => this.declare(channel, subscriptions),
+      setup: (channel: ConfirmChannel) => declareConsumerQueues(channel, subscriptions, this.options),
     });
     this.declarations = declarations;
     await new Promise<void>((resolve, reject) => {
@@ -173,43 +169,6 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     await this.declarations?.close().catch(() => undefined);
   }
 
-  private async declare(channel: ConfirmChannel, subscriptions: MoEventSubscription[]): Promise<void> {
-    // A refused declaration then closes this channel only, not the connection the publisher shares.
-    channel.on('error', () => undefined);
-    // The delayed exchange is declared only where something uses it: here, and by the agent.
-    if (subscriptions.some(({ options }) => options.delayed && !options.exchange)) {
-      await setUpExchange(channel, this.options.delayedExchange, this.options);
-    }
-    for (const { options } of subscriptions) {
-      const quorum = options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
-      await channel.assertQueue(deadLetterQueueOf(options.queue), { durable: true, arguments: quorum });
-      if ((options.retries ?? DEFAULT_RETRIES) > 0 && (options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS) > 0) {
-        // No consumer: each message expires after its own wait and goes back to the queue.
-        await channel.assertQueue(retryQueueOf(options.queue), {
-          durable: true,
-          arguments: {
-            ...quorum,
-            ...(options.queueType === 'quorum' && {
-              'x-dead-letter-strategy': 'at-least-once',
-              'x-overflow': 'reject-publish',
-            }),
-            'x-dead-letter-exchange': '',
-            'x-dead-letter-routing-key': options.queue,
-          },
-        });
-      }
-      await channel.assertQueue(options.queue, {
-        durable: true,
-        arguments: queueArguments(options.queue, options.queueType),
-      });
-    }
-  }
-
-  private exchangeOf({ options }: MoEventSubscription): string {
-    if (options.exchange) return options.exchange;
-    return options.delayed ? this.options.delayedExchange : this.options.exchange;
-  }
-
   private bindingFor(label: string, queue: string, retries: number, retryDelayMs: number): ConsumerBinding {
     return {
       label,
@@ -221,8 +180,8 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
       timeZone: this.options.timeZone,
       logger: this.logger,
       forward: (exchange, routingKey, content, properties) =>
-        this.events.forward(exchange, routingKey, content, properties),
-      count: (what) => this.events.count(what),
+        this.runtime.forward(exchange, routingKey, content, properties),
+      count: (what) => this.runtime.count(what),
     };
   }
 
@@ -241,70 +200,8 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
         prototype,
         name,
       );
-      if (subscription) found.push({ label: `${prototype.constructor.name}.${name}`, subscription, prototype });
+      if (subscription) found.push({ label: `${prototype.constructor.name}.${name}`, subscription });
     }
     return found;
-  }
-}
-
-function validate({ label, subscription: { options } }: Found): void {
-  const fail = (problem: string) => new MoEventDecoratorError(label, problem, '@MoEventSubscribe');
-  if (options === null || typeof options !== 'object') throw fail('needs an options object with at least a queue');
-  const known = new Set([
-    'queue',
-    'service',
-    'objectType',
-    'action',
-    'delayed',
-    'exchange',
-    'queueType',
-    'prefetch',
-    'retries',
-    'retryDelayMs',
-  ]);
-  for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw fail(`unknown option "${key}"; the options are ${[...known].join(', ')}`);
-  }
-  if (typeof options.queue !== 'string' || !QUEUE_NAME.test(options.queue)) {
-    throw fail(
-      `queue ${JSON.stringify(options.queue)} must be 1-249 letters, digits, "-", "_", "." or ":", not starting with "amq."`,
-    );
-  }
-  // Either vocabulary's words bind: a consumer reads what the publisher sends, whatever this app publishes.
-  const bad = findBadMoWord(options, 'any', true);
-  if (bad) {
-    throw fail(`${bad.name} ${JSON.stringify(bad.value)} is not ${describeAllowedWords(bad)}; leave it out for any`);
-  }
-  if (
-    options.exchange !== undefined &&
-    (typeof options.exchange !== 'string' || !EXCHANGE_NAME.test(options.exchange))
-  ) {
-    throw fail(`exchange ${JSON.stringify(options.exchange)} is not an exchange name`);
-  }
-  if (options.exchange !== undefined && options.delayed !== undefined) throw fail('give exchange or delayed, not both');
-  if (options.delayed !== undefined && typeof options.delayed !== 'boolean')
-    throw fail('delayed must be true or false');
-  if (options.queueType !== undefined && options.queueType !== 'classic' && options.queueType !== 'quorum') {
-    throw fail(`queueType ${JSON.stringify(options.queueType)} is not classic or quorum`);
-  }
-  if (
-    options.prefetch !== undefined &&
-    !(Number.isInteger(options.prefetch) && options.prefetch >= 1 && options.prefetch <= 65_535)
-  ) {
-    throw fail(`prefetch ${JSON.stringify(options.prefetch)} must be a whole number from 1 to 65535`);
-  }
-  if (
-    options.retries !== undefined &&
-    !(Number.isInteger(options.retries) && options.retries >= 0 && options.retries <= 100)
-  ) {
-    throw fail(`retries ${JSON.stringify(options.retries)} must be a whole number from 0 to 100`);
-  }
-  if (
-    options.retryDelayMs !== undefined &&
-    !(Number.isInteger(options.retryDelayMs) && options.retryDelayMs >= 0 && options.retryDelayMs <= MAX_RETRY_DELAY_MS)
-  ) {
-    throw fail(
-      `retryDelayMs ${JSON.stringify(options.retryDelayMs)} must be a whole number of milliseconds from 0 to ${MAX_RETRY_DELAY_MS}`,
-    );
   }
 }

@@ -6,8 +6,9 @@ import { MoAmqpHealthIndicator } from '../health/mo-amqp-health.indicator';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { MoEventExplorer } from '../publishing/mo-event.explorer';
 import { MoEventsService } from '../publishing/mo-events.service';
+import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { MoEventsRecorder } from './mo-events-recorder';
-import { RecordingMoEventsService } from './recording-mo-events.service';
+import { RecordingMoAmqpRuntime } from './recording-runtime';
 
 /**
  * `MoAmqpModule` for tests, without a broker: `@MoEvent` works and validates as
@@ -35,8 +36,8 @@ export class MoAmqpTestingModule {
       providers: [
         { provide: MO_AMQP_OPTIONS, useValue: resolveMoAmqpOptions({ ...options, enabled: false }) },
         MoEventsRecorder,
-        RecordingMoEventsService,
-        { provide: MoEventsService, useExisting: RecordingMoEventsService },
+        { provide: MoAmqpRuntime, useClass: RecordingMoAmqpRuntime },
+        MoEventsService,
         MoEventExplorer,
         MoAmqpHealthIndicator,
       ],

@@ -14,7 +14,7 @@ import {
   allMoRoutingKeys,
   parseMoEvent,
 } from '../../lib';
-import { QUORUM_DELIVERY_LIMIT } from '../../lib/subscribing/mo-event-subscribe.decorator';
+import { QUORUM_DELIVERY_LIMIT } from '../../lib/subscribing/subscriptions';
 import { bootApp } from '../support/app';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';

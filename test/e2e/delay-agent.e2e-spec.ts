@@ -3,7 +3,7 @@ import type { ConsumeMessage, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { MO_HEADER_REASON, MoAmqpModule, MoDelayAgent, MoDelayAgentModule } from '../../lib';
 import { delayTopology } from '../../lib/delay/delay-ladder';
-import { AGENT_DELIVERY_LIMIT } from '../../lib/delay/mo-delay-agent.service';
+import { AGENT_DELIVERY_LIMIT } from '../../lib/delay/agent-topology';
 import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';

@@ -1,11 +1,15 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import * as ts from 'typescript';
 import { BROKER_URL, TestBroker } from '../support/broker';
 
 const ROOT = join(__dirname, '..', '..');
+
+/** A declaration file without its private members' names (they carry no type a user could reach). */
+const publicText = (text: string) => text.replace(/^\s*private [^\n]*$/gm, '');
 const run = promisify(execFile);
 
 describe('the built package, required from the repository root', () => {
@@ -37,10 +41,45 @@ describe('the built package, required from the repository root', () => {
       );
     expect(await probe('nestjs-mo-amqp')).toBe('ok');
     expect(await probe('nestjs-mo-amqp/testing')).toBe('ok');
-    expect(await probe('nestjs-mo-amqp/dist/publishing/outbox')).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
+    expect(await probe('nestjs-mo-amqp/dist/runtime/outbox')).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const testing = require(join(ROOT, 'dist', 'testing'));
     expect(Object.keys(testing).sort()).toEqual(['MoAmqpTestingModule', 'MoEventsRecorder']);
+  });
+
+  it("declares MoEventsService's public face only: the runtime behind it is in no public type", () => {
+    const file = join(ROOT, 'dist', 'publishing', 'mo-events.service.d.ts');
+    const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
+    const service = source.statements.find(
+      (s): s is ts.ClassDeclaration => ts.isClassDeclaration(s) && s.name?.text === 'MoEventsService',
+    );
+    const visible = (service?.members ?? [])
+      .filter((m) => !ts.getModifiers(m as ts.HasModifiers)?.some((k) => k.kind === ts.SyntaxKind.PrivateKeyword))
+      .map((m) => (ts.isConstructorDeclaration(m) ? 'constructor' : (m.name as ts.Identifier).text));
+    expect(visible.sort()).toEqual(['connected', 'counters', 'enabled', 'publish', 'spoolStats']);
+    // Nothing that reaches the runtime: its types appear in no declaration a user can import.
+    const reachable = new Map<string, string>();
+    const follow = (path: string) => {
+      if (reachable.has(path)) return;
+      const text = readFileSync(path, 'utf8');
+      reachable.set(path, text);
+      for (const [, specifier] of text.matchAll(/from '(\.{1,2}\/[^']+)'/g)) {
+        const target = join(dirname(path), specifier);
+        follow(existsSync(`${target}.d.ts`) ? `${target}.d.ts` : join(target, 'index.d.ts'));
+      }
+    };
+    follow(join(ROOT, 'dist', 'index.d.ts'));
+    follow(join(ROOT, 'dist', 'testing', 'index.d.ts'));
+    expect(reachable.size).toBeGreaterThan(20);
+    for (const [path, text] of reachable) {
+      expect({
+        path,
+        internal: publicText(text).match(/\bMoAmqpRuntime\b|\b(?:abortStart|onShutdown|forward|count)\(/g),
+      }).toEqual({
+        path,
+        internal: null,
+      });
+    }
   });
 
   it('publishes what a plain AMQP client bound #.#.# on exchange os2mo receives, as the contract says', async () => {

@@ -2,13 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { MoAmqpModule, MoEvent, MoEventValidationError, MoEventsService } from '../../lib';
 import { resolveMoAmqpOptions } from '../../lib/config/mo-amqp-options.schema';
+import { MoAmqpRuntime } from '../../lib/runtime/mo-amqp-runtime';
 import { CapturingLogger } from '../support/capturing-logger';
 
 const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
 const OTHER = 'f494ad89-039d-478e-91f2-a63566554bd6';
 
 // AMQP disabled: publish() validates everything first, then reports `disabled`. No broker needed.
-const events = new MoEventsService(resolveMoAmqpOptions({}));
+const options = resolveMoAmqpOptions({});
+const events = new MoEventsService(new MoAmqpRuntime(options), options);
 const publish = (...args: unknown[]) => (events.publish as (...a: unknown[]) => Promise<unknown>)(...args);
 
 async function refusal(args: unknown[]): Promise<MoEventValidationError> {

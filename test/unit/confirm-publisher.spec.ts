@@ -1,7 +1,7 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { EventEmitter } from 'node:events';
-import { ConfirmPublisher, PublishFailure } from '../../lib/publishing/confirm-publisher';
+import { ConfirmPublisher, PublishFailure } from '../../lib/runtime/confirm-publisher';
 
 /** An amqplib confirm channel that records writes; the test confirms or fails them. */
 class FakeChannel extends EventEmitter {

@@ -1,4 +1,4 @@
-import { explainExchangeRefusal } from '../../lib/publishing/exchanges';
+import { explainExchangeRefusal } from '../../lib/runtime/exchanges';
 
 const DECLARING = { exchangeDurable: true, declareExchanges: true };
 const CHECKING = { exchangeDurable: true, declareExchanges: false };

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfirmPublisher } from '../../lib/publishing/confirm-publisher';
-import { Outbox } from '../../lib/publishing/outbox';
+import { ConfirmPublisher } from '../../lib/runtime/confirm-publisher';
+import { Outbox } from '../../lib/runtime/outbox';
 import { DiskSpool } from '../../lib/spool/disk-spool';
 
 /** A publisher that is connected and confirms everything at once, remembering what it sent. */

@@ -1,5 +1,5 @@
 import { parseAmqpUrl } from '../../lib/config/amqp-url';
-import { redactSecrets, redactUrl, secretsOf } from '../../lib/util/redact';
+import { redactSecrets, redactUrl, secretsOf } from '../../lib/config/redact';
 
 describe('redactUrl', () => {
   it.each([

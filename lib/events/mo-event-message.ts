@@ -1,8 +1,8 @@
 import type { ConsumeMessage } from 'amqplib';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
-import { TIME_TEXT_ALLOWED, parseMoTime } from '../events/mo-time';
-import { parseMoRoutingKey } from '../events/routing-key';
-import { UUID_ALLOWED, normalizeUuid } from '../events/uuid';
+import { TIME_TEXT_ALLOWED, parseMoTime } from './mo-time';
+import { parseMoRoutingKey } from './routing-key';
+import { UUID_ALLOWED, normalizeUuid } from './uuid';
 import {
   MO_ACTIONS,
   MO_OBJECT_TYPES,
@@ -11,7 +11,7 @@ import {
   MoObjectType,
   MoRoutingKey,
   MoService,
-} from '../events/vocabulary';
+} from './vocabulary';
 import { MO_HEADER_ATTEMPT, MO_HEADER_ROUTING_KEY } from '../mo-amqp.constants';
 
 /** A received MO event, validated. */

@@ -1,6 +1,6 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Channel, ChannelModel } from 'amqplib';
-import { BROKER_ANSWER_WAIT_MS, settlesWithin } from './settles-within';
+import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 
 // A channel the broker closed while the connection stayed up (an exchange deleted
 // under us, a refused declaration) is reopened after this, doubling while its

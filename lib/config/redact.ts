@@ -1,5 +1,5 @@
-import { parseAmqpUrl } from '../config/amqp-url';
-import { messageOf } from './error-message';
+import { parseAmqpUrl } from './amqp-url';
+import { messageOf } from '../util/error-message';
 
 const MASK = '***';
 

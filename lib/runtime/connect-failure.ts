@@ -1,5 +1,5 @@
 import { parseAmqpUrl } from '../config/amqp-url';
-import { redactUrl } from '../util/redact';
+import { redactUrl } from '../config/redact';
 import { shellWord } from '../util/shell-word';
 
 /**

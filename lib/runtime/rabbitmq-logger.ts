@@ -1,5 +1,5 @@
 import { Logger, LoggerService } from '@nestjs/common';
-import { redactSecrets } from './redact';
+import { redactSecrets } from '../config/redact';
 
 // golevelup prints these when its own start-up wait is off, which is how this
 // library runs it (MoEventsService waits instead): they would claim a connection

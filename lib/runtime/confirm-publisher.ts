@@ -1,6 +1,7 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { ConfirmChannel, Options } from 'amqplib';
-import { ChannelKeeper } from '../util/channel-keeper';
+import { withdrawConfirm } from './amqp-internals';
+import { ChannelKeeper } from './channel-keeper';
 import { MoPublishFailure } from '../errors/mo-publish.error';
 
 /** Why the publisher gave a message up, with the broker's own error when there was one. */
@@ -243,17 +244,4 @@ export class ConfirmPublisher {
       this.head = 0;
     }
   };
-}
-
-/**
- * amqplib queues a message's confirm callback before it encodes the message, so
- * a message it cannot encode leaves a callback behind, and every later confirm
- * of the channel would be paired with the message before its own. Takes it back;
- * if amqplib's bookkeeping is not what this expects, closes the channel instead
- * (its unconfirmed messages are then written again on the next one).
- */
-function withdrawConfirm(channel: ConfirmChannel, callback: (err: unknown) => void): void {
-  const pending = (channel as unknown as { unconfirmed?: unknown[] }).unconfirmed;
-  if (Array.isArray(pending) && pending[pending.length - 1] === callback) pending.pop();
-  else channel.close().catch(() => undefined);
 }

@@ -1,0 +1,84 @@
+import type { Channel } from 'amqplib';
+import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { setUpExchange } from '../runtime/exchanges';
+import { describeValue } from '../util/describe-value';
+import { DelayTopology, LEVELS, routerBindings } from './delay-ladder';
+import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
+
+/**
+ * Quorum mode: how often the broker may hand out one message of the incoming or
+ * due queue before dead-lettering it. Higher than a consumer's 10: each agent
+ * restart hands back every message it held, and a good message must survive many.
+ */
+export const AGENT_DELIVERY_LIMIT = 20;
+
+/**
+ * Everything the agent consumes from and publishes to: the ladder (LEVELS wait
+ * queues with fixed TTLs, a headers router after each, and the entry router),
+ * the incoming, due and dead-letter queues, both events exchanges, and the
+ * incoming queue's binding to every event.
+ */
+export async function declareAgentTopology(
+  channel: Channel,
+  t: DelayTopology,
+  queueType: ResolvedMoDelayAgentOptions['queueType'],
+  amqp: ResolvedMoAmqpOptions,
+): Promise<void> {
+  const quorum = queueType === 'quorum';
+  const typed = quorum ? { 'x-queue-type': 'quorum' } : {};
+  // Along the ladder a quorum queue must dead-letter at least once, not at most once.
+  const ladderSafety = quorum ? { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } : {};
+  // A message the broker has handed out AGENT_DELIVERY_LIMIT times (agents dying on it)
+  // goes to the dead-letter queue instead of round again.
+  const taken = quorum
+    ? {
+        ...typed,
+        'x-delivery-limit': AGENT_DELIVERY_LIMIT,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': t.deadLetter,
+      }
+    : {};
+  await channel.assertQueue(t.deadLetter, { durable: true, arguments: typed });
+  await channel.assertQueue(t.incoming, { durable: true, arguments: taken });
+  await channel.assertQueue(t.due, { durable: true, arguments: taken });
+  await channel.assertExchange(t.entryRouter, 'headers', { durable: true });
+  for (let level = 0; level < LEVELS; level++) {
+    await channel.assertExchange(t.router(level), 'headers', { durable: true });
+    await channel.assertQueue(t.waitQueue(level), {
+      durable: true,
+      arguments: {
+        ...typed,
+        ...ladderSafety,
+        'x-message-ttl': 2 ** level * 1000,
+        'x-dead-letter-exchange': t.router(level),
+      },
+    });
+  }
+  const bind = async (router: string, from: number) => {
+    for (const { to, args } of routerBindings(from)) {
+      await channel.bindQueue(to === 'due' ? t.due : t.waitQueue(to), router, '', args);
+    }
+  };
+  await bind(t.entryRouter, LEVELS);
+  for (let level = 0; level < LEVELS; level++) await bind(t.router(level), level);
+  await setUpExchange(channel, amqp.exchange, amqp);
+  await setUpExchange(channel, amqp.delayedExchange, amqp);
+  await channel.bindQueue(t.incoming, amqp.exchange, '#');
+}
+
+/** At start (a failed start closes the connection): the events exchanges must not be the agent's own routers. */
+export function checkPrefix(t: DelayTopology, prefix: string, eventExchanges: readonly string[]): void {
+  const routers = new Set([t.entryRouter, ...Array.from({ length: LEVELS }, (_, level) => t.router(level))]);
+  const clash = eventExchanges.find((name) => routers.has(name));
+  if (clash === undefined) return;
+  throw new MoAmqpConfigError([
+    {
+      name: 'AMQP__DELAY_PREFIX (prefix)',
+      received: describeValue(prefix),
+      allowed:
+        `a prefix under which no events exchange is named: the agent routes through its own exchanges ` +
+        `"${t.entryRouter}" and "${t.router(0)}"-"${t.router(LEVELS - 1)}", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
+    },
+  ]);
+}

@@ -1,0 +1,96 @@
+import type { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import type { AmqpConnectionManager } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
+import { settlesWithin } from '../util/settles-within';
+
+/*
+ * Every use of what @golevelup/nestjs-rabbitmq (9.0.x), amqp-connection-manager
+ * (5.x) and amqplib (0.10.x) do not offer as API is in this file, and each says
+ * what it relies on. test/e2e/amqp-internals.e2e-spec.ts runs each against the
+ * installed versions on a real broker and fails when an upgrade breaks one;
+ * `internalsMissing` says so at start-up too (a warning: each use has a fallback).
+ */
+
+/** golevelup's private `outstandingMessageProcessing`: the handler calls in progress. */
+interface GolevelupInternals {
+  outstandingMessageProcessing?: Set<Promise<unknown>>;
+}
+
+/** amqplib's ChannelModel keeps its Connection, which keeps the socket as `stream`. */
+interface ChannelModelInternals {
+  connection?: { stream?: { destroy?: (err: Error) => void } };
+}
+
+/** amqplib's ConfirmChannel keeps its confirm callbacks, in publish order, in `unconfirmed`. */
+interface ConfirmChannelInternals {
+  unconfirmed?: unknown[];
+}
+
+/**
+ * Names the internals this installation lacks (empty when all are there), so
+ * start-up can warn before a shutdown or an encoding error needs them.
+ */
+export function internalsMissing(amqpConnection: AmqpConnection): string[] {
+  const missing: string[] = [];
+  if (!((amqpConnection as unknown as GolevelupInternals).outstandingMessageProcessing instanceof Set)) {
+    missing.push('@golevelup/nestjs-rabbitmq AmqpConnection.outstandingMessageProcessing (a Set)');
+  }
+  if (typeof amqpConnection.close !== 'function') missing.push('@golevelup/nestjs-rabbitmq AmqpConnection.close()');
+  return missing;
+}
+
+/**
+ * The golevelup handler calls in progress, so shutdown can wait for them after
+ * cancelling the consumers. Relies on `outstandingMessageProcessing`, a private
+ * Set of their promises; without it, shutdown does not wait (golevelup's own
+ * close() waits later, after publishing has stopped).
+ */
+export function handlersInProgress(amqpConnection: AmqpConnection): Promise<unknown>[] {
+  const inProgress = (amqpConnection as unknown as GolevelupInternals).outstandingMessageProcessing;
+  return inProgress instanceof Set ? [...inProgress] : [];
+}
+
+/**
+ * golevelup's close() waits for the broker's answers (consumer cancels, channel
+ * and connection close) without a bound, so a broker that stopped answering
+ * would hang `app.close()` for ever. Replaces `close` on this one instance
+ * (golevelup's RabbitMQModule calls it at shutdown and offers no option for it):
+ * past `ms` the connection manager stops reconnecting and the socket is cut.
+ */
+export function boundClose(amqpConnection: AmqpConnection, ms: number, onCut: (ms: number) => void): void {
+  const close = amqpConnection.close.bind(amqpConnection);
+  amqpConnection.close = async () => {
+    if (await settlesWithin(close(), ms)) return;
+    onCut(ms);
+    const manager = amqpConnection.managedConnection;
+    void manager.close().catch(() => undefined); // stops reconnecting at once; its answer never comes
+    cutSocket(manager);
+  };
+}
+
+/**
+ * Destroys the socket of the manager's current connection, for a broker that
+ * no longer answers. Relies on amqplib's ChannelModel `connection.stream`;
+ * returns false when it is not there. With an error: amqplib notices a socket
+ * error at once, a plain close only at the next missed heartbeat.
+ */
+export function cutSocket(manager: AmqpConnectionManager): boolean {
+  const stream = (manager.connection as unknown as ChannelModelInternals | undefined)?.connection?.stream;
+  if (typeof stream?.destroy !== 'function') return false;
+  stream.destroy(new Error('cut: RabbitMQ did not answer'));
+  return true;
+}
+
+/**
+ * amqplib queues a message's confirm callback before it encodes the message, so
+ * a message it cannot encode leaves a callback behind, and every later confirm
+ * of the channel would be paired with the message before its own. Takes it back
+ * from `unconfirmed`; if amqplib's bookkeeping is not what this expects, closes
+ * the channel instead (its unconfirmed messages are then written again on the
+ * next one).
+ */
+export function withdrawConfirm(channel: ConfirmChannel, callback: (err: unknown) => void): void {
+  const pending = (channel as unknown as ConfirmChannelInternals).unconfirmed;
+  if (Array.isArray(pending) && pending[pending.length - 1] === callback) pending.pop();
+  else channel.close().catch(() => undefined);
+}

@@ -1,0 +1,292 @@
+import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationShutdown,
+  OnModuleInit,
+  Optional,
+} from '@nestjs/common';
+import type { Options } from 'amqplib';
+import { resolve } from 'node:path';
+import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
+import { tlsSecrets } from '../config/tls';
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { MoPublishError } from '../errors/mo-publish.error';
+import { MoOutgoingEvent } from '../events/mo-event';
+import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
+import { DiskSpool, SPOOL_START_BOUND_MS } from '../spool/disk-spool';
+import { describeValue } from '../util/describe-value';
+import { moEventProperties } from '../util/publish-properties';
+import { errorRedactor, redactUrl } from '../config/redact';
+import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
+import { boundClose, handlersInProgress, internalsMissing } from './amqp-internals';
+import { BrokerContext, BrokerWait, waitForBroker } from './broker-wait';
+import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
+import { setUpExchange } from './exchanges';
+import { MoEventCounters, MoSpoolStats } from './mo-amqp-stats';
+import { Outbox } from './outbox';
+import { publishFailureText } from './publish-failure';
+
+/** What the runtime counts itself; `resent` is the outbox's. */
+export type CountedHere = Exclude<keyof MoEventCounters, 'resent'>;
+
+/**
+ * Not public. Owns this package's use of the application's RabbitMQ connection:
+ * the confirm publisher, the outbox and its spool, the wait for the broker at
+ * start-up, and the order of shutdown (consumers first, then confirms, then the
+ * connection). `MoEventsService` is its public face; the consumers and the delay
+ * agent use it to forward messages and to be stopped in order.
+ */
+@Injectable()
+export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly logger = new Logger('MoEventsService');
+  /** The broker address as it may be shown: password masked. */
+  private readonly broker: string;
+  /** An error's message with the brokers' passwords (and the TLS key's passphrase) masked. */
+  private readonly redact: (err: unknown) => string;
+  /** What start-up and failure texts name. */
+  private readonly context: BrokerContext;
+  /** Undefined when AMQP is disabled. */
+  private readonly publisher: ConfirmPublisher | undefined;
+  /** The publish path: the publisher with the spool around it. */
+  private readonly outbox: Outbox | undefined;
+  private readonly spool: DiskSpool | undefined;
+  private readonly amqpConnection: AmqpConnection | undefined;
+  private readonly counts: Record<CountedHere, number> = {
+    published: 0,
+    confirmed: 0,
+    spooled: 0,
+    disabled: 0,
+    invalid: 0,
+    failed: 0,
+    decoratorFailures: 0,
+    retried: 0,
+    deadLettered: 0,
+  };
+  /** The start-up wait, while it runs. */
+  private wait: BrokerWait | undefined;
+  /** True once start-up has read the spool: from then on every new channel drains it. */
+  private started = false;
+  /** What stops taking messages at shutdown, before publishing stops (the delay agent). */
+  private readonly stoppers: (() => Promise<void>)[] = [];
+
+  constructor(
+    @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
+    @Optional() amqpConnection?: AmqpConnection,
+  ) {
+    const urls = brokerUrlsOf(options);
+    this.broker = urls.map(redactUrl).join(', ');
+    this.redact = errorRedactor(urls, tlsSecrets(options));
+    this.context = { options, broker: this.broker, redact: this.redact };
+    if (!options.enabled || !amqpConnection) return;
+    this.amqpConnection = amqpConnection;
+    boundClose(amqpConnection, BROKER_ANSWER_WAIT_MS, (ms) =>
+      this.logger.warn(`RabbitMQ at ${this.broker} did not answer the close within ${ms} ms: connection cut`),
+    );
+    this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {
+      timeoutMs: options.publishTimeoutMs,
+      // Runs on every new channel, so the exchange exists before the first publish.
+      // The delayed one is declared by what uses it (the agent, a delayed subscriber).
+      setup: (channel) => setUpExchange(channel, options.exchange, options),
+      // The spool's records may name another exchange; each is set up the same way.
+      declareExchange: (channel, name) => setUpExchange(channel, name, options),
+      onError: (err) => {
+        this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`);
+        this.wait?.publisherFailed(err);
+      },
+      // Not before start-up has adopted what is left: the two would race over the spool directory.
+      onOpen: () => this.started && this.outbox?.kick(),
+    });
+    this.spool =
+      options.spoolDir === 'off'
+        ? undefined
+        : new DiskSpool(resolve(options.spoolDir), options.spoolMaxBytes, (message) => this.logger.error(message));
+    this.outbox = new Outbox(this.publisher, this.spool, options.maxInFlight, this.logger);
+  }
+
+  /** True when AMQP is enabled: events go to the broker. */
+  get enabled(): boolean {
+    return this.publisher !== undefined;
+  }
+
+  /** What has happened to the events of this process so far (a copy). */
+  get counters(): MoEventCounters {
+    return { ...this.counts, resent: this.outbox?.resent ?? 0 };
+  }
+
+  /** The spool now: bytes, records and when the oldest was spooled; undefined without one. */
+  get spoolStats(): MoSpoolStats | undefined {
+    return this.spool?.stats;
+  }
+
+  /** True while a channel to the broker is open and set up. */
+  get connected(): boolean {
+    return this.publisher?.ready ?? false;
+  }
+
+  count(what: CountedHere): void {
+    this.counts[what]++;
+  }
+
+  /** Runs `stop` at shutdown, before publishing stops: consumers finish what they hold first. */
+  onShutdown(stop: () => Promise<void>): void {
+    this.stoppers.push(stop);
+  }
+
+  /**
+   * Sends a validated event: resolves once RabbitMQ has confirmed it or it is
+   * durably spooled, `disabled` at once when AMQP is off; rejects with
+   * `MoPublishError`. The testing module records here instead.
+   */
+  async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed' | 'spooled' | 'disabled'> {
+    if (!this.outbox) {
+      this.counts.disabled++;
+      return 'disabled';
+    }
+    this.counts.published++;
+    let status: 'confirmed' | 'spooled';
+    try {
+      // The body is ASCII (validated), where latin1 is the same bytes as UTF-8, and cheaper to encode.
+      const content = Buffer.from(event.body, 'latin1');
+      status = await this.outbox.send(this.options.exchange, event.routingKey, content, moEventProperties(messageId));
+    } catch (err) {
+      this.counts.failed++;
+      const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
+      const what = `${event.routingKey} (message_id ${messageId}) on exchange "${this.options.exchange}"`;
+      const text = publishFailureText(failure, what, this.context);
+      throw new MoPublishError(text, failure.reason, event.routingKey, messageId);
+    }
+    this.counts[status]++;
+    return status;
+  }
+
+  /**
+   * Publishes a message as it is (no validation, no new id), on the same confirm
+   * channel: resolves on the confirm, rejects with `MoPublishError`. Consumers
+   * retry and dead-letter through it; the delay agent forwards through it.
+   */
+  async forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
+    if (!this.publisher) throw new Error('AMQP is disabled (ENABLE_AMQP is off)');
+    try {
+      await this.publisher.publish(exchange, routingKey, content, properties);
+    } catch (err) {
+      const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
+      const what = `message_id ${properties.messageId} to "${routingKey}" on exchange "${exchange}"`;
+      const text = publishFailureText(failure, what, this.context);
+      throw new MoPublishError(text, failure.reason, routingKey, String(properties.messageId));
+    }
+  }
+
+  /** Start-up waits for the broker, so a wrong address stops the app instead of every publish. */
+  async onModuleInit(): Promise<void> {
+    if (!this.publisher || !this.amqpConnection) {
+      this.logger.log('AMQP is disabled (ENABLE_AMQP is off): no connection is opened and no event is sent');
+      return;
+    }
+    const missing = internalsMissing(this.amqpConnection);
+    if (missing.length > 0) {
+      this.logger.warn(`Not found in this installation (shutdown waits less for handlers): ${missing.join('; ')}`);
+    }
+    try {
+      // Side by side: the wait must be listening from the start, or it misses the first connect failure.
+      this.wait = waitForBroker(this.amqpConnection, this.publisher, this.context);
+      await Promise.all([this.checkSpool(), this.wait.done]);
+      this.wait = undefined;
+      this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
+      if (this.spool) {
+        const waiting = await this.recoverSpool(this.spool);
+        if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
+      }
+      this.started = true;
+      this.outbox?.kick();
+    } catch (err) {
+      await this.abortStart();
+      throw err;
+    }
+  }
+
+  /**
+   * Lets consumers finish and confirms in flight arrive (all within
+   * `shutdownTimeoutMs`), then refuses new publishes: the connection closes next.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (!this.publisher || !this.outbox || !this.amqpConnection) return;
+    const deadline = Date.now() + this.options.shutdownTimeoutMs;
+    const left = () => Math.max(0, deadline - Date.now());
+    // Consumers first, while publishing still works: they take nothing new and
+    // finish what they hold (its retries, dead-letter copies and events still go out).
+    await settlesWithin(Promise.all(this.stoppers.map((stop) => stop())), left());
+    await settlesWithin(stopGolevelupConsumers(this.amqpConnection), left());
+    if (this.publisher.size > 0) {
+      this.logger.log(`Waiting up to ${left()} ms for ${this.publisher.size} publish confirm(s)`);
+    }
+    await this.outbox.close(left());
+    const spooled = this.spool?.stats;
+    if (spooled && spooled.bytes > 0) {
+      this.logger.warn(`${spooled.records} event(s) wait in the spool for the next start`);
+    }
+  }
+
+  /** For an app closed without `beforeApplicationShutdown` having run (a failed start). */
+  async onApplicationShutdown(): Promise<void> {
+    await this.publisher?.close();
+  }
+
+  /**
+   * Closes the connection when start-up fails: Nest runs no shutdown hook after
+   * a failed init, and the reconnect loop would keep the process alive.
+   */
+  async abortStart(): Promise<void> {
+    this.wait?.cancel(new Error('start-up failed'));
+    // Stops the spool's timers at once; what is in flight is spooled for the next start.
+    const outboxClosed = this.outbox?.close(0);
+    await this.publisher?.close();
+    // Bounded: close() first waits for a connection attempt in progress.
+    if (this.amqpConnection) {
+      await settlesWithin(this.amqpConnection.managedConnection.close(), BROKER_ANSWER_WAIT_MS);
+    }
+    // Bounded too: the spool's directory may be on a mount that hangs.
+    await settlesWithin(outboxClosed, SPOOL_START_BOUND_MS);
+  }
+
+  /** What earlier processes left in the spool directory; a failure names the directory. */
+  private async recoverSpool(spool: DiskSpool): Promise<number> {
+    try {
+      return await spool.recover();
+    } catch (err) {
+      throw this.spoolDirError(err);
+    }
+  }
+
+  /** A spool directory that cannot be written is bad configuration: said at start, not at the first outage. */
+  private async checkSpool(): Promise<void> {
+    try {
+      await this.spool?.check();
+    } catch (err) {
+      throw this.spoolDirError(err);
+    }
+  }
+
+  private spoolDirError(err: unknown): MoAmqpConfigError {
+    return new MoAmqpConfigError([
+      {
+        name: 'AMQP__SPOOL_DIR (spoolDir)',
+        received: describeValue(this.options.spoolDir),
+        allowed: `a directory this process can create and write in, or off (${this.redact(err)})`,
+      },
+    ]);
+  }
+}
+
+/**
+ * Cancels every golevelup consumer (no new deliveries) and waits for the
+ * handlers in progress, whose messages are then acked or requeued as usual.
+ * golevelup's own close() does this too, but only after publishing has stopped.
+ */
+async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<void> {
+  for (const tag of amqpConnection.consumerTags) await amqpConnection.cancelConsumer(tag).catch(() => undefined);
+  await Promise.allSettled(handlersInProgress(amqpConnection));
+}

@@ -1,0 +1,46 @@
+import type { ConfirmChannel } from 'amqplib';
+import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { setUpExchange } from '../runtime/exchanges';
+import { DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS } from './mo-event-subscribe.options';
+import { MoEventSubscription, deadLetterQueueOf, queueArguments, retryQueueOf } from './subscriptions';
+
+/**
+ * Each consumer's queue with its dead-letter queue and, when it retries after a
+ * wait, its retry queue; and the delayed exchange when a consumer binds to it.
+ * Runs again on every new channel (after a reconnect).
+ */
+export async function declareConsumerQueues(
+  channel: ConfirmChannel,
+  subscriptions: readonly MoEventSubscription[],
+  amqp: ResolvedMoAmqpOptions,
+): Promise<void> {
+  // A refused declaration then closes this channel only, not the connection the publisher shares.
+  channel.on('error', () => undefined);
+  // The delayed exchange is declared only where something uses it: here, and by the agent.
+  if (subscriptions.some(({ options }) => options.delayed && !options.exchange)) {
+    await setUpExchange(channel, amqp.delayedExchange, amqp);
+  }
+  for (const { options } of subscriptions) {
+    const quorum = options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
+    await channel.assertQueue(deadLetterQueueOf(options.queue), { durable: true, arguments: quorum });
+    if ((options.retries ?? DEFAULT_RETRIES) > 0 && (options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS) > 0) {
+      // No consumer: each message expires after its own wait and goes back to the queue.
+      await channel.assertQueue(retryQueueOf(options.queue), {
+        durable: true,
+        arguments: {
+          ...quorum,
+          ...(options.queueType === 'quorum' && {
+            'x-dead-letter-strategy': 'at-least-once',
+            'x-overflow': 'reject-publish',
+          }),
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': options.queue,
+        },
+      });
+    }
+    await channel.assertQueue(options.queue, {
+      durable: true,
+      arguments: queueArguments(options.queue, options.queueType),
+    });
+  }
+}

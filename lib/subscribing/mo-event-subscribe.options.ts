@@ -1,0 +1,32 @@
+import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+
+/** Options of `@MoEventSubscribe`. Only `queue` is required. */
+export interface MoEventSubscribeOptions {
+  /** A durable queue of this name receives the events; `<queue>.dlq` receives the failures. */
+  queue: string;
+  /** The three words of the binding, from either vocabulary; a missing one binds `*`. */
+  service?: MoService;
+  objectType?: MoObjectType;
+  action?: MoAction;
+  /** Bind to the delayed exchange (`AMQP__DELAYED_EXCHANGE`) instead of the events exchange. */
+  delayed?: boolean;
+  /** Bind to this exchange by name instead (it must exist). */
+  exchange?: string;
+  /** `quorum` for clusters (replicated; crash loops end after 10 deliveries). Default `classic`. */
+  queueType?: 'classic' | 'quorum';
+  /** Messages handled at once. Default 10. */
+  prefetch?: number;
+  /** How often a message whose handler throws is tried again before it is dead-lettered. Default 3. */
+  retries?: number;
+  /**
+   * How long a failed message waits before it is tried again: this after the
+   * first failure, doubling after each further one (at most a day). It waits in
+   * `<queue>.retry`, held by the broker, so the consumer goes on with other
+   * messages. 0 tries again at once. Default 5,000 ms.
+   */
+  retryDelayMs?: number;
+}
+
+export const DEFAULT_PREFETCH = 10;
+export const DEFAULT_RETRIES = 3;
+export const DEFAULT_RETRY_DELAY_MS = 5_000;
