@@ -90,6 +90,8 @@ describe('MoAmqpTestingModule', () => {
       status: 'confirmed',
       body: `{"uuid": "${PERSON}", "time": "2021-07-27T00:00:00+00:00"}`,
     });
+    // Counted as in production: the refused one invalid, the recorded one published and confirmed.
+    expect(events.counters).toMatchObject({ invalid: 1, published: 1, confirmed: 1, spooled: 0, failed: 0 });
   });
 
   it('takes the options of MoAmqpModule: the os2mo vocabulary refuses @MoEvent without objectUuid at start', async () => {
