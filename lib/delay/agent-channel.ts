@@ -1,10 +1,12 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import { ChannelKeeper } from '../runtime/channel-keeper';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
 
 /** Acknowledges one delivery on the channel it came from; a no-op once that channel is gone. */
 export interface Delivery {
+  /** False once its channel has closed: the broker then delivers the message again. */
+  readonly open: boolean;
   ack(): void;
   /** Puts the message back on its queue (another consumer, or this one later, gets it). */
   requeue(): void;
@@ -18,6 +20,8 @@ export interface AgentChannelOptions {
   onError(err: unknown): void;
   /** Told when a channel is consuming (the first time: start-up can go on). */
   onReady?(): void;
+  /** Told when the channel in use has closed: its deliveries' `open` is false by then. */
+  onLost?(): void;
 }
 
 /**
@@ -48,7 +52,9 @@ export class AgentChannel {
         this.consumerTags = tags;
       },
       opened: () => options.onReady?.(),
-      lost: () => undefined, // unacknowledged deliveries went back to their queues
+      // Unacknowledged deliveries went back to their queues. Told after every 'close'
+      // listener has run, so the deliveries know their channel is gone.
+      lost: () => setImmediate(() => options.onLost?.()),
       error: options.onError,
     });
   }
@@ -73,8 +79,11 @@ export class AgentChannel {
 /**
  * A delivery tag means something only on its own channel, and only while that
  * channel is open: once it closed, the broker redelivers the message anyway.
+ * Keeps the tag only, not the message: a held delivery must not keep its body
+ * and properties alive twice.
  */
 function delivery(channel: Channel, open: { now: boolean }, message: ConsumeMessage): Delivery {
+  const tagged = { fields: { deliveryTag: message.fields.deliveryTag } } as Message;
   const settle = (fn: () => void) => {
     if (!open.now) return;
     try {
@@ -84,7 +93,10 @@ function delivery(channel: Channel, open: { now: boolean }, message: ConsumeMess
     }
   };
   return {
-    ack: () => settle(() => channel.ack(message)),
-    requeue: () => settle(() => channel.nack(message, false, true)),
+    get open() {
+      return open.now;
+    },
+    ack: () => settle(() => channel.ack(tagged)),
+    requeue: () => settle(() => channel.nack(tagged, false, true)),
   };
 }

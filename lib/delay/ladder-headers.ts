@@ -3,9 +3,10 @@
  * enters, read (and checked, since a queue can be written to by others) when it
  * is due, and taken off before it is forwarded.
  */
-import type { ConsumeMessage, MessageProperties } from 'amqplib';
+import type { ConsumeMessage, MessageProperties, Options } from 'amqplib';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { parseMoRoutingKey } from '../events/routing-key';
+import { publishPropertiesOf } from '../util/publish-properties';
 import {
   BIT_HEADER_PREFIX,
   DELAY_HEADER_PREFIX,
@@ -13,6 +14,7 @@ import {
   EXCHANGE_HEADER,
   META_HEADER,
   ROUTING_KEY_HEADER,
+  secondsToBitHeaders,
 } from './delay-ladder';
 
 // Headers RabbitMQ adds on every dead-letter hop; the forwarded copy must not carry them.
@@ -111,4 +113,32 @@ function readMeta(value: unknown): Meta | undefined {
     ...(expiration !== undefined && { expiration }),
     ...(deliveryMode !== undefined && { deliveryMode }),
   };
+}
+
+/** A ladder copy's properties: the original's, persistent, with the bit headers and where it goes when due. */
+export function ladderProperties(properties: MessageProperties, route: Route, seconds: number): Options.Publish {
+  return {
+    ...publishPropertiesOf(properties),
+    // Persistent in the ladder whatever the original was; it is restored on the way out.
+    deliveryMode: 2,
+    headers: {
+      ...withoutLadderHeaders(properties.headers ?? {}),
+      ...secondsToBitHeaders(seconds),
+      [DUE_HEADER]: route.due,
+      [ROUTING_KEY_HEADER]: route.routingKey,
+      [EXCHANGE_HEADER]: route.exchange,
+      [META_HEADER]: JSON.stringify(route.meta),
+    },
+  };
+}
+
+/** The original's properties, restored: the ladder's headers off, its expiration and delivery mode back. */
+export function forwardProperties(properties: MessageProperties, meta: Meta): Options.Publish {
+  const out: Options.Publish = {
+    ...publishPropertiesOf(properties, withoutLadderHeaders(properties.headers ?? {})),
+    ...(meta.expiration !== undefined && { expiration: meta.expiration }),
+  };
+  if (meta.deliveryMode !== undefined) out.deliveryMode = meta.deliveryMode;
+  else delete out.deliveryMode;
+  return out;
 }

@@ -1,5 +1,5 @@
 import { IsIn } from 'class-validator';
-import { DELAY_AGENT_PREFIX, PREFETCH, QUEUE_TYPE } from '../config/amqp-rules';
+import { DELAY_AGENT_PREFIX, PREFETCH, QUEUE_TYPE, wholeNumberRule } from '../config/amqp-rules';
 import {
   FieldNaming,
   FieldSpec,
@@ -13,6 +13,9 @@ import {
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoDelayAgentOptions, ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 
+/** Up to an hour; what is held is bounded by count too (MAX_HELD). */
+const HOLD_MS = wholeNumberRule(0, 3_600_000, 'milliseconds');
+
 /** The rules; `FIELDS` below holds the words users see for each. */
 class MoDelayAgentOptionsSchema {
   @IsName(DELAY_AGENT_PREFIX)
@@ -23,6 +26,9 @@ class MoDelayAgentOptionsSchema {
 
   @IsWholeNumber(PREFETCH)
   prefetch!: number;
+
+  @IsWholeNumber(HOLD_MS)
+  holdMs!: number;
 }
 
 /** Every option of the agent: its environment variable, what it accepts and its default. */
@@ -30,6 +36,7 @@ const FIELDS: Readonly<Record<keyof MoDelayAgentOptions, FieldSpec>> = {
   prefix: { env: 'AMQP__DELAY_PREFIX', allowed: DELAY_AGENT_PREFIX.allowed, defaultValue: 'mo-delay-agent' },
   queueType: { env: 'AMQP__DELAY_QUEUE_TYPE', allowed: QUEUE_TYPE.allowed, defaultValue: 'classic' },
   prefetch: { env: 'AMQP__DELAY_PREFETCH', allowed: PREFETCH.allowed, defaultValue: 2000 },
+  holdMs: { env: 'AMQP__DELAY_HOLD_MS', allowed: HOLD_MS.allowed, defaultValue: 60_000 },
 };
 
 /** Defaults and checks for the agent's options; one error lists every bad value. */
@@ -47,18 +54,22 @@ export function resolveMoDelayAgentOptions(
   return Object.freeze(merged) as unknown as ResolvedMoDelayAgentOptions;
 }
 
-/** Reads AMQP__DELAY_PREFIX, AMQP__DELAY_QUEUE_TYPE and AMQP__DELAY_PREFETCH (unset or empty: the default). */
+/** Reads AMQP__DELAY_PREFIX, AMQP__DELAY_QUEUE_TYPE, AMQP__DELAY_PREFETCH and AMQP__DELAY_HOLD_MS (unset or empty: the default). */
 export function loadMoDelayAgentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ResolvedMoDelayAgentOptions {
   const read = (name: string) => {
     const value = env[name]?.trim();
     return value === undefined || value === '' ? undefined : value;
   };
-  const prefetch = read(FIELDS.prefetch.env);
+  const wholeNumber = (name: string) => {
+    const value = read(name);
+    return value === undefined ? undefined : /^\d+$/.test(value) ? Number(value) : (value as never);
+  };
   return resolveMoDelayAgentOptions(
     {
       prefix: read(FIELDS.prefix.env),
       queueType: read(FIELDS.queueType.env) as MoDelayAgentOptions['queueType'],
-      prefetch: prefetch === undefined ? undefined : /^\d+$/.test(prefetch) ? Number(prefetch) : (prefetch as never),
+      prefetch: wholeNumber(FIELDS.prefetch.env),
+      holdMs: wholeNumber(FIELDS.holdMs.env),
     },
     'env',
   );

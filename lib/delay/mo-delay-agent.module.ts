@@ -26,7 +26,7 @@ export class MoDelayAgentModule extends MoDelayAgentConfigurableModule {
     return withAgent(super.forRoot(options));
   }
 
-  /** With no arguments: from AMQP__DELAY_PREFIX, AMQP__DELAY_QUEUE_TYPE, AMQP__DELAY_PREFETCH. */
+  /** With no arguments: from AMQP__DELAY_PREFIX, AMQP__DELAY_QUEUE_TYPE, AMQP__DELAY_PREFETCH, AMQP__DELAY_HOLD_MS. */
   static override forRootAsync(options: typeof DELAY_AGENT_ASYNC_OPTIONS_TYPE = {}): DynamicModule {
     const hasSource = options.useFactory || options.useClass || options.useExisting;
     return withAgent(

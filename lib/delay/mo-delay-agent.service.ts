@@ -17,24 +17,26 @@ import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { readMoDelivery } from '../events/mo-event-message';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
-import { Route, ladderRoutingKeyOf, metaOf, readLadderHeaders, withoutLadderHeaders } from './ladder-headers';
 import {
-  DELAY_HEADER_PREFIX,
-  DUE_HEADER,
-  DelayTopology,
-  EXCHANGE_HEADER,
-  META_HEADER,
-  ROUTING_KEY_HEADER,
-  delayTopology,
-  secondsToBitHeaders,
-} from './delay-ladder';
+  Route,
+  forwardProperties,
+  ladderProperties,
+  ladderRoutingKeyOf,
+  metaOf,
+  readLadderHeaders,
+} from './ladder-headers';
+import { DELAY_HEADER_PREFIX, DelayTopology, delayTopology } from './delay-ladder';
 import { checkPrefix, declareAgentTopology } from './agent-topology';
+import { Held, HeldMessages } from './held-messages';
 import { MO_DELAY_AGENT_OPTIONS } from './mo-delay-agent.module-definition';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 import { messageOf } from '../util/error-message';
 
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
+/** Held at most at once (see `holdMs`); beyond, messages go through the ladder. Bounds the agent's memory. */
+const MAX_HELD = 60_000;
+/** Incoming messages in hand besides the held ones: passed on within milliseconds. */
 const INCOMING_PREFETCH = 200;
 
 /** What the agent has done since it started. */
@@ -53,16 +55,17 @@ export interface MoDelayAgentStats {
  * The delay agent: takes every message of the events exchange from a durable
  * queue, and republishes it, identical (routing key, body bytes, properties with
  * `message_id`), on the delayed exchange once its `time` is due, never before.
- * Pending messages wait in a ladder of queues in RabbitMQ, so the agent keeps no
- * state: stop it, restart it, run several; a message is acknowledged only after
- * its next hop is confirmed (at least once, duplicates possible).
+ * Pending messages wait in RabbitMQ: those due within `holdMs` unacknowledged
+ * while the agent holds them in memory, the rest in a ladder of queues. So the
+ * agent keeps no state: stop it, restart it, run several; a message is
+ * acknowledged only after its next hop is confirmed (at least once, duplicates possible).
  */
 @Injectable()
 export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('MoDelayAgent');
   private readonly topology: DelayTopology;
   private channel: AgentChannel | undefined;
-  private readonly held = new Map<NodeJS.Timeout, Delivery>();
+  private readonly held = new HeldMessages((held) => this.release(held));
   /** Deliveries being passed on now (published, waiting for the confirm). */
   private readonly inHand = new Set<Promise<void>>();
   private readonly counts: MoDelayAgentStats = { forwarded: 0, laddered: 0, deadLettered: 0, holding: 0 };
@@ -110,11 +113,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
    */
   async stop(): Promise<void> {
     await this.channel?.stopConsuming();
-    for (const [timer, delivery] of this.held) {
-      clearTimeout(timer);
-      delivery.requeue();
-    }
-    this.held.clear();
+    for (const { delivery } of this.held.drain()) delivery.requeue();
     await Promise.allSettled([...this.inHand]);
     await this.channel?.close();
   }
@@ -132,7 +131,8 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           // Incoming messages are passed on within milliseconds: a few hundred in hand keep it busy.
           {
             queue: this.topology.incoming,
-            prefetch: Math.min(this.options.prefetch, INCOMING_PREFETCH),
+            // The held ones count against it too (basic.qos takes at most 65535).
+            prefetch: MAX_HELD + Math.min(this.options.prefetch, INCOMING_PREFETCH),
             onMessage: (m, d) => this.track(this.take(m, d, 'incoming')),
           },
           // Due ones may wait here up to a second: as many as fall due in a second.
@@ -163,6 +163,8 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           ready = true;
           resolve();
         },
+        // The held deliveries of a closed channel come again; forwarding them too would only duplicate.
+        onLost: () => this.held.retain((held) => held.delivery.open),
       });
     });
   }
@@ -198,19 +200,31 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   private async progress(message: ConsumeMessage, delivery: Delivery, route: Route): Promise<void> {
     const remaining = route.due - Date.now();
     if (remaining <= 0) {
-      await this.forward(message, route);
+      await this.forward(message.content, route.routingKey, forwardProperties(message.properties, route.meta));
       delivery.ack();
-    } else if (remaining < LADDER_UNIT_MS) {
-      const timer = setTimeout(() => {
-        this.held.delete(timer);
-        // Timers may fire a little before the wall clock agrees: check, and wait again if so.
-        this.progress(message, delivery, route).catch((err: unknown) => this.giveBack(delivery, err));
-      }, remaining);
-      this.held.set(timer, delivery);
+    } else if (remaining < LADDER_UNIT_MS || (remaining <= this.options.holdMs && this.held.size < MAX_HELD)) {
+      this.held.add({
+        due: route.due,
+        routingKey: route.routingKey,
+        content: Buffer.from(message.content),
+        properties: forwardProperties(message.properties, route.meta),
+        delivery,
+      });
     } else {
       await this.enterLadder(message, route, Math.floor(remaining / LADDER_UNIT_MS));
       delivery.ack();
     }
+  }
+
+  /** A held message whose time has come: forwarded, then acknowledged. */
+  private release({ content, routingKey, properties, delivery }: Held): void {
+    if (!delivery.open) return; // its channel closed: the broker delivers it again
+    this.track(
+      this.forward(content, routingKey, properties).then(
+        () => delivery.ack(),
+        (err: unknown) => this.giveBack(delivery, err),
+      ),
+    );
   }
 
   /** A message from the events exchange: the full MO check, and none of the ladder's own headers. */
@@ -239,32 +253,14 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private async enterLadder(message: ConsumeMessage, route: Route, seconds: number): Promise<void> {
-    const copy: Options.Publish = {
-      ...publishPropertiesOf(message.properties),
-      // Persistent in the ladder whatever the original was; it is restored on the way out.
-      deliveryMode: 2,
-      headers: {
-        ...withoutLadderHeaders(message.properties.headers ?? {}),
-        ...secondsToBitHeaders(seconds),
-        [DUE_HEADER]: route.due,
-        [ROUTING_KEY_HEADER]: route.routingKey,
-        [EXCHANGE_HEADER]: route.exchange,
-        [META_HEADER]: JSON.stringify(route.meta),
-      },
-    };
+    const copy = ladderProperties(message.properties, route, seconds);
     await this.runtime.forward(this.topology.entryRouter, '', message.content, copy);
     this.counts.laddered++;
   }
 
   /** The identical message on the delayed exchange: same routing key, bytes and properties. */
-  private async forward(message: ConsumeMessage, { routingKey, meta }: Route): Promise<void> {
-    const properties: Options.Publish = {
-      ...publishPropertiesOf(message.properties, withoutLadderHeaders(message.properties.headers ?? {})),
-      ...(meta.expiration !== undefined && { expiration: meta.expiration }),
-    };
-    if (meta.deliveryMode !== undefined) properties.deliveryMode = meta.deliveryMode;
-    else delete properties.deliveryMode;
-    await this.runtime.forward(this.amqp.delayedExchange, routingKey, message.content, properties);
+  private async forward(content: Buffer, routingKey: string, properties: Options.Publish): Promise<void> {
+    await this.runtime.forward(this.amqp.delayedExchange, routingKey, content, properties);
     this.counts.forwarded++;
   }
 

@@ -23,6 +23,7 @@ async function bootAgent(
   timeZone = 'UTC',
   queueType: 'classic' | 'quorum' = 'classic',
   url = BROKER_URL,
+  holdMs?: number,
 ): Promise<TestingModule> {
   const app = await Test.createTestingModule({
     imports: [
@@ -33,7 +34,7 @@ async function bootAgent(
         delayedExchange: names.delayedExchange,
         timeZone,
       }),
-      MoDelayAgentModule.forRoot({ prefix: names.prefix, queueType }),
+      MoDelayAgentModule.forRoot({ prefix: names.prefix, queueType, holdMs }),
     ],
   })
     .setLogger(new CapturingLogger())
@@ -131,7 +132,7 @@ describe('the delay agent against RabbitMQ', () => {
   });
 
   it('forwards a message due in 3 s no earlier than its time and within 1 s after, identical after the ladder', async () => {
-    app = await bootAgent(names);
+    app = await bootAgent(names, 'UTC', 'classic', BROKER_URL, 0); // holdMs 0: through the ladder
     const { text, due } = inFuture(3_000);
     const { messageId, body } = send(text, { headers: { 'x-trace': 'abc' }, expiration: '600000' });
     await delayed.waitFor(1, 6_000);
@@ -146,6 +147,37 @@ describe('the delay agent against RabbitMQ', () => {
     // The agent counts a forward once its confirm is in, which may come after the copy arrived.
     await untilAgent(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
+  });
+
+  it('holds a message due within holdMs in memory, unacknowledged: not through the ladder, identical, on time', async () => {
+    app = await bootAgent(names);
+    const { text, due } = inFuture(2_000);
+    const { messageId, body } = send(text, { headers: { 'x-trace': 'abc' }, expiration: '600000' });
+    await untilAgent(() => app?.get(MoDelayAgent).stats.holding === 1, 'the agent to hold it');
+    // Still in the incoming queue, unacknowledged: a second broker write is the forwarded copy.
+    expect(await broker.depth(delayTopology(names.prefix).incoming)).toBe(0);
+    await delayed.waitFor(1, 5_000);
+    const [message] = delayed.messages;
+    expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
+    expect(lateness(messageId, due)).toBeLessThanOrEqual(500);
+    expect(message.content.equals(body)).toBe(true);
+    expect(message.properties.headers).toEqual({ 'x-trace': 'abc' });
+    expect(message.properties.expiration).toBe('600000');
+    await untilAgent(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
+    expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 0, holding: 0 });
+  });
+
+  it('gives back what it holds when it stops: the next agent sends it, not early', async () => {
+    app = await bootAgent(names);
+    const { text, due } = inFuture(3_000);
+    const { messageId } = send(text);
+    await untilAgent(() => app?.get(MoDelayAgent).stats.holding === 1, 'the agent to hold it');
+    await app.close();
+    app = undefined;
+    expect(received.has(messageId)).toBe(false);
+    app = await bootAgent(names);
+    await untilAgent(() => received.has(messageId), 'the message from the next agent');
+    expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
   });
 
   it('reads all three time shapes, never early', async () => {
@@ -211,7 +243,7 @@ describe('the delay agent against RabbitMQ', () => {
   });
 
   it('in quorum mode forwards a message through the ladder no earlier than its time', async () => {
-    app = await bootAgent(names, 'UTC', 'quorum');
+    app = await bootAgent(names, 'UTC', 'quorum', BROKER_URL, 0);
     const { text, due } = inFuture(3_000);
     const { messageId, body } = send(text);
     const [message] = await delayed.waitFor(1, 6_000);

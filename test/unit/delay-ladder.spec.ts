@@ -101,26 +101,33 @@ describe('delay agent options', () => {
       prefix: 'mo-delay-agent',
       queueType: 'classic',
       prefetch: 2000,
+      holdMs: 60_000,
     });
     expect(
       loadMoDelayAgentOptionsFromEnv({
         AMQP__DELAY_PREFIX: 'x',
         AMQP__DELAY_QUEUE_TYPE: 'quorum',
         AMQP__DELAY_PREFETCH: '10',
+        AMQP__DELAY_HOLD_MS: '0',
       }),
-    ).toEqual({ prefix: 'x', queueType: 'quorum', prefetch: 10 });
+    ).toEqual({ prefix: 'x', queueType: 'quorum', prefetch: 10, holdMs: 0 });
   });
 
   it('names each bad variable, its value and what is allowed', () => {
     try {
-      loadMoDelayAgentOptionsFromEnv({ AMQP__DELAY_QUEUE_TYPE: 'mirrored', AMQP__DELAY_PREFETCH: 'lots' });
+      loadMoDelayAgentOptionsFromEnv({
+        AMQP__DELAY_QUEUE_TYPE: 'mirrored',
+        AMQP__DELAY_PREFETCH: 'lots',
+        AMQP__DELAY_HOLD_MS: '-1',
+      });
       throw new Error('expected an error');
     } catch (err) {
       expect(err).toBeInstanceOf(MoAmqpConfigError);
       expect((err as Error).message).toBe(
         'Invalid AMQP configuration:\n' +
           '  - AMQP__DELAY_QUEUE_TYPE: received "mirrored"; allowed: classic or quorum\n' +
-          '  - AMQP__DELAY_PREFETCH: received "lots"; allowed: a whole number from 1 to 65535',
+          '  - AMQP__DELAY_PREFETCH: received "lots"; allowed: a whole number from 1 to 65535\n' +
+          '  - AMQP__DELAY_HOLD_MS: received "-1"; allowed: a whole number of milliseconds from 0 to 3600000',
       );
     }
     expect(() => resolveMoDelayAgentOptions({ prefix: 'amq.x' })).toThrow('prefix: received "amq.x"');

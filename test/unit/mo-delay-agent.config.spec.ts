@@ -14,7 +14,7 @@ function message(fn: () => unknown): string {
 describe('delay agent options, checked like the module options', () => {
   it('takes the default for each option left out or undefined, and freezes the result', () => {
     const resolved = resolveMoDelayAgentOptions({ prefix: undefined, prefetch: 1 });
-    expect(resolved).toEqual({ prefix: 'mo-delay-agent', queueType: 'classic', prefetch: 1 });
+    expect(resolved).toEqual({ prefix: 'mo-delay-agent', queueType: 'classic', prefetch: 1, holdMs: 60_000 });
     expect(Object.isFrozen(resolved)).toBe(true);
     expect(resolveMoDelayAgentOptions({ prefix: 'p'.repeat(200), prefetch: 65_535 }).prefetch).toBe(65_535);
   });
@@ -22,14 +22,21 @@ describe('delay agent options, checked like the module options', () => {
   it('lists every problem at once, unknown options first, named by option', () => {
     expect(
       message(() =>
-        resolveMoDelayAgentOptions({ prefix: 'amq.x', queueType: 'stream', prefetch: 0, extra: 1 } as never),
+        resolveMoDelayAgentOptions({
+          prefix: 'amq.x',
+          queueType: 'stream',
+          prefetch: 0,
+          holdMs: 1.5,
+          extra: 1,
+        } as never),
       ),
     ).toBe(
       'Invalid AMQP configuration:\n' +
-        '  - extra: received 1; allowed: no such option; the options are prefix, queueType, prefetch\n' +
+        '  - extra: received 1; allowed: no such option; the options are prefix, queueType, prefetch, holdMs\n' +
         '  - prefix: received "amq.x"; allowed: 1-200 letters, digits, "-", "_", "." or ":", not starting with "amq."\n' +
         '  - queueType: received "stream"; allowed: classic or quorum\n' +
-        '  - prefetch: received 0; allowed: a whole number from 1 to 65535',
+        '  - prefetch: received 0; allowed: a whole number from 1 to 65535\n' +
+        '  - holdMs: received 1.5; allowed: a whole number of milliseconds from 0 to 3600000',
     );
   });
 
