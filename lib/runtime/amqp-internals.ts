@@ -11,6 +11,8 @@ import { settlesWithin } from '../util/settles-within';
  * `internalsMissing` says so at start-up too (a warning: each use has a fallback).
  */
 
+const BATCHED = Symbol('mo-amqp:batched-writes');
+
 /** golevelup's private `outstandingMessageProcessing`: the handler calls in progress. */
 interface GolevelupInternals {
   outstandingMessageProcessing?: Set<Promise<unknown>>;
@@ -19,6 +21,13 @@ interface GolevelupInternals {
 /** amqplib's ChannelModel keeps its Connection, which keeps the socket as `stream`. */
 interface ChannelModelInternals {
   connection?: { stream?: { destroy?: (err: Error) => void } };
+}
+
+/** amqplib's Connection writes every frame to the socket through its Mux, one `write` per message. */
+interface MuxInternals {
+  out?: { cork?: () => void; uncork?: () => void };
+  _readIncoming?: () => void;
+  [BATCHED]?: true;
 }
 
 /** amqplib's ConfirmChannel keeps its confirm callbacks, in publish order, in `unconfirmed`. */
@@ -93,4 +102,39 @@ export function withdrawConfirm(channel: ConfirmChannel, callback: (err: unknown
   const pending = (channel as unknown as ConfirmChannelInternals).unconfirmed;
   if (Array.isArray(pending) && pending[pending.length - 1] === callback) pending.pop();
   else channel.close().catch(() => undefined);
+}
+
+/**
+ * amqplib's Mux writes each message to the socket on its own (`_readIncoming`
+ * loops over the frames waiting and calls `out.write` for each): one system call
+ * per message. Corks the socket for the length of that loop, so what one tick
+ * published goes out in one `writev`. Same bytes, same order. Relies on the
+ * Connection's `muxer` with `out` (the socket) and `_readIncoming`; returns
+ * false, changing nothing, when they are not there.
+ */
+export function batchSocketWrites(manager: AmqpConnectionManager): boolean {
+  const connection = (manager.connection as unknown as { connection?: { muxer?: MuxInternals } } | undefined)
+    ?.connection;
+  const mux = connection?.muxer;
+  const out = mux?.out;
+  const readIncoming = mux?._readIncoming;
+  if (
+    !mux ||
+    typeof out?.cork !== 'function' ||
+    typeof out.uncork !== 'function' ||
+    typeof readIncoming !== 'function'
+  ) {
+    return false;
+  }
+  if (mux[BATCHED]) return true;
+  mux[BATCHED] = true;
+  mux._readIncoming = function (this: MuxInternals) {
+    out.cork?.();
+    try {
+      readIncoming.call(this);
+    } finally {
+      out.uncork?.();
+    }
+  };
+  return true;
 }

@@ -22,7 +22,7 @@ import { describeValue } from '../util/describe-value';
 import { moEventProperties } from '../util/publish-properties';
 import { errorRedactor, redactUrl } from '../config/redact';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
-import { boundClose, handlersInProgress, internalsMissing } from './amqp-internals';
+import { batchSocketWrites, boundClose, handlersInProgress, internalsMissing } from './amqp-internals';
 import { BrokerContext, BrokerWait, waitForBroker } from './broker-wait';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { setUpExchange } from './exchanges';
@@ -86,6 +86,10 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     boundClose(amqpConnection, BROKER_ANSWER_WAIT_MS, (ms) =>
       this.logger.warn(`RabbitMQ at ${this.broker} did not answer the close within ${ms} ms: connection cut`),
     );
+    // What one tick publishes (or acknowledges) goes to the socket in one write, on every connection.
+    const manager = amqpConnection.managedConnection;
+    manager.on('connect', () => batchSocketWrites(manager));
+    batchSocketWrites(manager);
     this.publisher = new ConfirmPublisher(amqpConnection.managedConnection, {
       timeoutMs: options.publishTimeoutMs,
       // Runs on every new channel, so the exchange exists before the first publish.

@@ -5,6 +5,7 @@ import * as amqp from 'amqplib';
 import type * as net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
+  batchSocketWrites,
   boundClose,
   cutSocket,
   handlersInProgress,
@@ -103,6 +104,37 @@ describe('the golevelup, amqp-connection-manager and amqplib internals this pack
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(cuts).toEqual([300]);
     expect(socket.destroyed).toBe(true);
+  });
+
+  it('amqplib: what one tick publishes goes to the socket in one write, once batched', async () => {
+    const connection = new AmqpConnection({ uri: BROKER_URL, connectionInitOptions: { wait: true, timeout: 5_000 } });
+    await connection.init();
+    try {
+      const manager = connection.managedConnection;
+      const model = manager.connection as unknown as amqp.ChannelModel & { connection: { stream: net.Socket } };
+      // What reaches libuv: _write for one chunk, _writev for several at once (a corked socket).
+      const socket = model.connection.stream as unknown as Record<'_write' | '_writev', (...a: unknown[]) => void>;
+      const channel = await model.createConfirmChannel();
+      const burst = async () => {
+        const write = jest.spyOn(socket, '_write');
+        const writev = jest.spyOn(socket, '_writev');
+        for (let i = 0; i < 50; i++) channel.publish('', 'nowhere', Buffer.from(`m${i}`));
+        await channel.waitForConfirms();
+        const calls = { write: write.mock.calls.length, writev: writev.mock.calls.length };
+        write.mockRestore();
+        writev.mockRestore();
+        return calls;
+      };
+      // amqplib alone: one write per message.
+      expect((await burst()).write).toBeGreaterThanOrEqual(50);
+      expect(batchSocketWrites(manager)).toBe(true);
+      expect(batchSocketWrites(manager)).toBe(true); // once per connection, however often asked
+      const batched = await burst();
+      expect(batched.writev).toBeGreaterThan(0);
+      expect(batched.write + batched.writev).toBeLessThan(5);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('amqplib: a confirm callback left by a message it could not encode is taken back', async () => {
