@@ -37,15 +37,15 @@ export class AgentChannel {
     this.keeper = new ChannelKeeper(manager, {
       create: (model) => model.createChannel(),
       prepare: async (channel) => {
-        const open = { now: true };
-        channel.once('close', () => (open.now = false));
+        const state: ChannelState = { channel, now: true };
+        channel.once('close', () => (state.now = false));
         await options.setup(channel);
         const tags: string[] = [];
         for (const { queue, prefetch, onMessage } of options.consumers) {
           // basic.qos without global applies to the consumers started after it.
           await channel.prefetch(prefetch);
           const { consumerTag } = await channel.consume(queue, (message) => {
-            if (message) onMessage(message, delivery(channel, open, message));
+            if (message) onMessage(message, new TaggedDelivery(state, message.fields.deliveryTag));
           });
           tags.push(consumerTag);
         }
@@ -76,27 +76,43 @@ export class AgentChannel {
   }
 }
 
+/** One channel's state, shared by its deliveries. */
+interface ChannelState {
+  readonly channel: Channel;
+  now: boolean;
+}
+
 /**
  * A delivery tag means something only on its own channel, and only while that
  * channel is open: once it closed, the broker redelivers the message anyway.
- * Keeps the tag only, not the message: a held delivery must not keep its body
- * and properties alive twice.
+ * Keeps the tag and its channel's shared state only, not the message: the agent
+ * may hold tens of thousands of these.
  */
-function delivery(channel: Channel, open: { now: boolean }, message: ConsumeMessage): Delivery {
-  const tagged = { fields: { deliveryTag: message.fields.deliveryTag } } as Message;
-  const settle = (fn: () => void) => {
-    if (!open.now) return;
+class TaggedDelivery implements Delivery {
+  constructor(
+    private readonly state: ChannelState,
+    private readonly deliveryTag: number,
+  ) {}
+
+  get open(): boolean {
+    return this.state.now;
+  }
+
+  ack(): void {
+    this.settle((channel, message) => channel.ack(message));
+  }
+
+  requeue(): void {
+    this.settle((channel, message) => channel.nack(message, false, true));
+  }
+
+  private settle(fn: (channel: Channel, message: Message) => void): void {
+    if (!this.state.now) return;
     try {
-      fn();
+      // amqplib reads the tag only.
+      fn(this.state.channel, { fields: { deliveryTag: this.deliveryTag } } as Message);
     } catch {
       // closed in the meantime: the redelivery replaces this one
     }
-  };
-  return {
-    get open() {
-      return open.now;
-    },
-    ack: () => settle(() => channel.ack(tagged)),
-    requeue: () => settle(() => channel.nack(tagged, false, true)),
-  };
+  }
 }
