@@ -8,6 +8,8 @@
 #   scripts/rabbitmq.sh stop      stop the local broker and wait until it is gone
 #   scripts/rabbitmq.sh restart   stop, then start
 #   scripts/rabbitmq.sh status    say whether a broker answers; exit 0 if it does
+#   scripts/rabbitmq.sh management enable the management plugin (HTTP API on 127.0.0.1:15672) on the
+#                                 local broker, for the benchmarks (npm run bench); best effort
 set -euo pipefail
 
 START_TIMEOUT_S=${RABBITMQ_START_TIMEOUT_S:-90}
@@ -66,7 +68,10 @@ install_broker() {
 
 start_broker() {
   target
-  if answers; then say "RabbitMQ answers at $HOST:$PORT"; return 0; fi
+  if answers; then
+    say "RabbitMQ answers at $HOST:$PORT"
+    return 0
+  fi
   if ! is_local; then
     say "No RabbitMQ answers at $HOST:$PORT, and that is not this machine: start it there, or unset AMQP__URL."
     exit 1
@@ -82,6 +87,21 @@ start_broker() {
   say "RabbitMQ answers at $HOST:$PORT"
 }
 
+# The benchmarks read per-queue counters (how often each message is written) from the
+# management API. Enabled on the running node, no restart; the plugin list is kept by the
+# broker, so this is a no-op after the first time. Only for the local installed broker:
+# a remote one, or one not started by rabbitmq-server here, is left as it is.
+enable_management() {
+  is_local || return 0
+  command -v rabbitmq-plugins >/dev/null || return 0
+  rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1 && return 0
+  say "enabling the management plugin (for bench/: per-queue message counts)"
+  if ! rabbitmq-plugins -q enable rabbitmq_management >/dev/null 2>&1; then
+    say "could not enable rabbitmq_management; the benchmarks will not count broker writes"
+    return 1
+  fi
+}
+
 stop_broker() {
   target
   if ! answers; then say "RabbitMQ is not running at $HOST:$PORT"; return 0; fi
@@ -94,6 +114,11 @@ stop_broker() {
 
 case "${1:-}" in
   ensure | start) start_broker ;;
+  management)
+    target
+    answers || { say "no RabbitMQ at $HOST:$PORT"; exit 1; }
+    enable_management
+    ;;
   stop) stop_broker ;;
   restart) stop_broker; start_broker ;;
   status)
@@ -101,7 +126,7 @@ case "${1:-}" in
     if answers; then say "RabbitMQ answers at $HOST:$PORT"; else say "no RabbitMQ at $HOST:$PORT"; exit 1; fi
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

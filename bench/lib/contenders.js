@@ -25,7 +25,7 @@ function contractProperties() {
   };
 }
 
-/** amqplib on a confirm channel, by hand: the floor any library adds cost to. */
+/** amqplib on a confirm channel, by hand, of a body built once: the floor any library adds cost to. */
 async function rawAmqplib(url, exchange) {
   const connection = await amqp.connect(url);
   const channel = await connection.createConfirmChannel();
@@ -34,6 +34,29 @@ async function rawAmqplib(url, exchange) {
     publish: () =>
       new Promise((resolve, reject) =>
         channel.publish(exchange, ROUTING_KEY, BODY, contractProperties(), (err) => (err ? reject(err) : resolve())),
+      ),
+    close: () => connection.close(),
+  };
+}
+
+/**
+ * amqplib on a confirm channel, by hand, as an application would send real
+ * events: each body built from its uuid and Date (the contract's JSON text, the
+ * time as OS2mo's isoformat, UTC, microseconds), with a fresh message id and
+ * timestamp. The fair floor for this package's publish, which must do the same.
+ */
+async function rawAmqplibPerMessage(url, exchange) {
+  const connection = await amqp.connect(url);
+  const channel = await connection.createConfirmChannel();
+  const message = (uuid, time) =>
+    Buffer.from(`{"uuid": "${uuid}", "time": "${time.toISOString().slice(0, 23)}000+00:00"}`);
+  return {
+    name: 'raw amqplib, body per message',
+    publish: () =>
+      new Promise((resolve, reject) =>
+        channel.publish(exchange, ROUTING_KEY, message(UUID, DATE), contractProperties(), (err) =>
+          err ? reject(err) : resolve(),
+        ),
       ),
     close: () => connection.close(),
   };
@@ -157,4 +180,4 @@ async function consumers(url, exchange, moQueue, plainQueue) {
   };
 }
 
-module.exports = { rawAmqplib, golevelup, moAmqp, consumers, BODY, ROUTING_KEY };
+module.exports = { rawAmqplib, rawAmqplibPerMessage, golevelup, moAmqp, consumers, BODY, ROUTING_KEY };

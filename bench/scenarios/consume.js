@@ -33,7 +33,8 @@ module.exports = [
         });
       } finally {
         await both.close();
-        for (const queue of [moQueue, plainQueue, `${moQueue}.dlq`]) await channel.deleteQueue(queue);
+        for (const queue of [moQueue, plainQueue, `${moQueue}.dlq`, `${moQueue}.retry`])
+          await channel.deleteQueue(queue);
         await channel.deleteExchange(exchange);
         await connection.close();
       }

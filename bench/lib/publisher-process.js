@@ -1,0 +1,95 @@
+// Each publish contender in a process of its own, so the CPU it reports is its
+// own: in one shared process, garbage one contender made was collected during
+// another's run and billed to it. The parent keeps the alternating rounds; a
+// child sets its publisher up once, then runs one measured loop per request
+// (bench/lib/harness.js `run`: msg/s, its own process.cpuUsage() ÷ messages,
+// latencies) and reports the figures back.
+const { fork } = require('node:child_process');
+
+const KINDS = ['mo-amqp', 'raw amqplib', 'raw amqplib, body per message', 'golevelup'];
+
+/**
+ * Starts the contender `kind` in a child process. Resolves with
+ * `{ name, measure(count, concurrency, options), close() }`; mo-amqp's also has
+ * `decorated` and `handWritten`, each `{ name, measure }`, run in the same child.
+ */
+async function forkPublisher(kind, url, exchange) {
+  if (!KINDS.includes(kind)) throw new Error(`unknown publisher ${kind}`);
+  const child = fork(__filename, [kind, url, exchange], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let waiting;
+  let failure;
+  child.on('message', (m) => {
+    const w = waiting;
+    waiting = undefined;
+    if (m.error) w?.reject(new Error(`${kind} (child ${child.pid}): ${m.error}`));
+    else w?.resolve(m);
+  });
+  child.on('exit', (code, signal) => {
+    failure = new Error(`${kind} (child ${child.pid}) exited with ${signal ?? code}`);
+    waiting?.reject(failure);
+    waiting = undefined;
+  });
+  const request = (message) =>
+    new Promise((resolve, reject) => {
+      if (failure) return reject(failure);
+      waiting = { resolve, reject };
+      if (message) child.send(message);
+    });
+  const ready = await request(undefined);
+  const measure =
+    (task) =>
+    async (count, concurrency, { latency = false } = {}) =>
+      (await request({ run: { task, count, concurrency, latency } })).figures;
+  const publisher = {
+    name: ready.name,
+    measure: measure('publish'),
+    close: async () => {
+      if (failure) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.send({ close: true });
+      await exited;
+    },
+  };
+  for (const [task, name] of Object.entries(ready.tasks)) publisher[task] = { name, measure: measure(task) };
+  return publisher;
+}
+
+async function child() {
+  const [kind, url, exchange] = process.argv.slice(2);
+  const { golevelup, moAmqp, rawAmqplib, rawAmqplibPerMessage } = require('./contenders');
+  const { run } = require('./harness');
+  const factory = {
+    'mo-amqp': moAmqp,
+    'raw amqplib': rawAmqplib,
+    'raw amqplib, body per message': rawAmqplibPerMessage,
+    golevelup,
+  }[kind];
+  const contender = await factory(url, exchange);
+  const tasks = { publish: contender };
+  if (contender.decorated) Object.assign(tasks, { decorated: contender.decorated, handWritten: contender.handWritten });
+  // The parent gone (it failed, or was stopped): nothing to report to.
+  process.on('disconnect', () => process.exit(1));
+  process.on('message', async ({ run: job, close }) => {
+    try {
+      if (close) {
+        await contender.close();
+        process.exit(0);
+      }
+      const figures = await run(job.count, job.concurrency, tasks[job.task].publish, { latency: job.latency });
+      process.send({ figures });
+    } catch (err) {
+      process.send({ error: err.stack || err.message });
+    }
+  });
+  const extra = Object.fromEntries(Object.entries(tasks).flatMap(([t, c]) => (t === 'publish' ? [] : [[t, c.name]])));
+  process.send({ name: contender.name, tasks: extra });
+}
+
+if (require.main === module) {
+  child().catch((err) => {
+    console.error(`bench publisher failed: ${err.stack || err.message}`);
+    process.exit(1);
+  });
+}
+
+module.exports = { forkPublisher };
