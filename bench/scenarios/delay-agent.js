@@ -12,7 +12,7 @@ const path = require('node:path');
 const { randomUUID } = require('node:crypto');
 const { brokerMeter, settledEnqueued } = require('../lib/broker');
 const { percentile } = require('../lib/stats');
-const { LEVELS, delayTopology } = require('../../dist/delay/delay-ladder');
+const { HOLD_SLOTS, LEVELS, delayTopology } = require('../../dist/delay/delay-ladder');
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'mo-amqp.js');
 const STEADY_COUNT = Number(process.env.BENCH_DELAY_COUNT || 100_000);
@@ -76,6 +76,7 @@ async function cleanup(channel, n) {
     t.deadLetter,
     n.sink,
     ...Array.from({ length: LEVELS }, (_, i) => t.waitQueue(i)),
+    ...Array.from({ length: HOLD_SLOTS }, (_, i) => t.holdQueue(i)),
   ]) {
     await channel.deleteQueue(q);
   }
@@ -153,7 +154,10 @@ function writesPerMessage(counts, prefix, messages) {
   const kinds = {};
   let total = 0;
   for (const [name, count] of counts) {
-    const kind = name.slice(prefix.length + 1).replace(/^wait\..*/, 'ladder');
+    const kind = name
+      .slice(prefix.length + 1)
+      .replace(/^wait\..*/, 'ladder')
+      .replace(/^hold\..*/, 'hold');
     kinds[kind] = (kinds[kind] ?? 0) + count / messages;
     total += count / messages;
   }

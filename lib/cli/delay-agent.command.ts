@@ -14,8 +14,8 @@ const HELP = `Usage: mo-amqp delay-agent
 Runs the delay agent until Ctrl-C (or SIGTERM): every message of the events
 exchange (AMQP__EXCHANGE) is republished, identical, on the delayed exchange
 (AMQP__DELAYED_EXCHANGE) once its time is due. Pending messages wait in
-RabbitMQ (those due within AMQP__DELAY_HOLD_MS unacknowledged in the
-agent's memory), so stopping it loses nothing; several can run side by side.
+RabbitMQ (those due within AMQP__DELAY_HOLD_MS in the hold queue of their
+second), so stopping it loses nothing; several can run side by side.
 AMQP is used whatever ENABLE_AMQP says. Also reads AMQP__DELAY_PREFIX,
 AMQP__DELAY_QUEUE_TYPE, AMQP__DELAY_PREFETCH and AMQP__DELAY_HOLD_MS.
 

@@ -3,7 +3,7 @@ import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { setUpExchange } from '../runtime/exchanges';
 import { describeValue } from '../util/describe-value';
-import { DelayTopology, LEVELS, routerBindings } from './delay-ladder';
+import { DelayTopology, HOLD_SLOTS, LEVELS, routerBindings } from './delay-ladder';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 
 /**
@@ -42,6 +42,9 @@ export async function declareAgentTopology(
   await channel.assertQueue(t.deadLetter, { durable: true, arguments: typed });
   await channel.assertQueue(t.incoming, { durable: true, arguments: taken });
   await channel.assertQueue(t.due, { durable: true, arguments: taken });
+  for (let slot = 0; slot < HOLD_SLOTS; slot++) {
+    await channel.assertQueue(t.holdQueue(slot), { durable: true, arguments: taken });
+  }
   await channel.assertExchange(t.entryRouter, 'headers', { durable: true });
   for (let level = 0; level < LEVELS; level++) {
     await channel.assertExchange(t.router(level), 'headers', { durable: true });

@@ -32,6 +32,20 @@ export function bitHeader(level: number): string {
   return BIT_HEADERS[level];
 }
 
+/**
+ * Delays up to a minute wait in one of these queues instead of the ladder: the
+ * queue of their due second (modulo the count), which the agent consumes from
+ * just before that second until just after it. 64 > 60 s + that margin, so a
+ * queue is never consumed while messages of its next round are written to it.
+ */
+export const HOLD_SLOTS = 64;
+export const MAX_HOLD_MS = 60_000;
+
+/** The hold queue of a due time (epoch ms). */
+export function holdSlotOf(due: number): number {
+  return Math.floor(due / 1000) % HOLD_SLOTS;
+}
+
 /** The names of everything the agent declares, from one prefix. */
 export interface DelayTopology {
   readonly incoming: string;
@@ -40,6 +54,7 @@ export interface DelayTopology {
   readonly entryRouter: string;
   waitQueue(level: number): string;
   router(level: number): string;
+  holdQueue(slot: number): string;
 }
 
 export function delayTopology(prefix: string): DelayTopology {
@@ -51,6 +66,7 @@ export function delayTopology(prefix: string): DelayTopology {
     entryRouter: `${prefix}.route.entry`,
     waitQueue: (level) => `${prefix}.wait.${two(level)}`,
     router: (level) => `${prefix}.route.${two(level)}`,
+    holdQueue: (slot) => `${prefix}.hold.${two(slot)}`,
   };
 }
 

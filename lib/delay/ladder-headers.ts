@@ -115,15 +115,19 @@ function readMeta(value: unknown): Meta | undefined {
   };
 }
 
-/** A ladder copy's properties: the original's, persistent, with the bit headers and where it goes when due. */
-export function ladderProperties(properties: MessageProperties, route: Route, seconds: number): Options.Publish {
+/**
+ * A waiting copy's properties: the original's, persistent, with where it goes
+ * when due, and in the ladder the bit headers of its `seconds` (a hold queue's
+ * copy has none).
+ */
+export function ladderProperties(properties: MessageProperties, route: Route, seconds?: number): Options.Publish {
   return {
     ...publishPropertiesOf(properties),
     // Persistent in the ladder whatever the original was; it is restored on the way out.
     deliveryMode: 2,
     headers: {
       ...withoutLadderHeaders(properties.headers ?? {}),
-      ...secondsToBitHeaders(seconds),
+      ...(seconds !== undefined && secondsToBitHeaders(seconds)),
       [DUE_HEADER]: route.due,
       [ROUTING_KEY_HEADER]: route.routingKey,
       [EXCHANGE_HEADER]: route.exchange,

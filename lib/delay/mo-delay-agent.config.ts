@@ -11,10 +11,11 @@ import {
   withDefaults,
 } from '../config/option-schema';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { MAX_HOLD_MS } from './delay-ladder';
 import { MoDelayAgentOptions, ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 
-/** Up to an hour; what is held is bounded by count too (MAX_HELD). */
-const HOLD_MS = wholeNumberRule(0, 3_600_000, 'milliseconds');
+/** Up to a minute: the hold queues cover 64 seconds. */
+const HOLD_MS = wholeNumberRule(0, MAX_HOLD_MS, 'milliseconds');
 
 /** The rules; `FIELDS` below holds the words users see for each. */
 class MoDelayAgentOptionsSchema {

@@ -1,6 +1,6 @@
 /** Options of `MoDelayAgentModule`; all optional. */
 export interface MoDelayAgentOptions {
-  /** Names the agent's queues and exchanges: `<prefix>.incoming`, `.wait.NN`, `.due`, `.dlq`. Default `mo-delay-agent`. */
+  /** Names the agent's queues and exchanges: `<prefix>.incoming`, `.hold.NN`, `.wait.NN`, `.due`, `.dlq`. Default `mo-delay-agent`. */
   prefix?: string;
   /**
    * `quorum` for clusters: replicated, at-least-once dead-lettering along the ladder,
@@ -11,11 +11,10 @@ export interface MoDelayAgentOptions {
   /** Messages the agent handles at once per queue (incoming, due). Default 2000. */
   prefetch?: number;
   /**
-   * A message due within this many milliseconds waits in the agent's memory,
-   * unacknowledged (the broker hands it out again if the agent stops), instead
-   * of in the ladder of queues: two broker writes instead of six or seven. At
-   * most 60,000 are held at once; the rest take the ladder. 0: every message
-   * due in a second or more takes the ladder. Default 60000.
+   * A message due within this many milliseconds (at most 60000) waits in the
+   * hold queue of its due second, which the agent consumes around that second,
+   * instead of in the ladder: three broker writes instead of six or seven.
+   * 0: every message due in a second or more takes the ladder. Default 60000.
    */
   holdMs?: number;
 }

@@ -4,7 +4,6 @@ import type { ConsumeMessage, Options } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
-import { parseMoTime } from '../events/mo-time';
 import {
   MO_AMQP_OPTIONS,
   MO_HEADER_EXCHANGE,
@@ -14,35 +13,36 @@ import {
 } from '../mo-amqp.constants';
 import { explainExchangeRefusal } from '../runtime/exchanges';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
-import { readMoDelivery } from '../events/mo-event-message';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
-import {
-  Route,
-  forwardProperties,
-  ladderProperties,
-  ladderRoutingKeyOf,
-  metaOf,
-  readLadderHeaders,
-} from './ladder-headers';
-import { DELAY_HEADER_PREFIX, DelayTopology, delayTopology } from './delay-ladder';
+import { Route, forwardProperties, ladderProperties, ladderRoutingKeyOf, readLadderHeaders } from './ladder-headers';
+import { DelayTopology, delayTopology, holdSlotOf } from './delay-ladder';
 import { checkPrefix, declareAgentTopology } from './agent-topology';
 import { Held, HeldMessages } from './held-messages';
+import { routeOfIncoming } from './incoming-route';
+import { HoldSlots } from './hold-slots';
 import { MO_DELAY_AGENT_OPTIONS } from './mo-delay-agent.module-definition';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 import { messageOf } from '../util/error-message';
 
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
-/** Held at most at once (see `holdMs`); beyond, messages go through the ladder. Bounds the agent's memory. */
-const MAX_HELD = 60_000;
-/** Incoming messages in hand besides the held ones: passed on within milliseconds. */
+/**
+ * A hold queue's messages are due within a few seconds of its being consumed;
+ * one due later (put there by something else) takes the ladder, not the memory.
+ */
+const HOLD_QUEUE_SPAN_MS = 5_000;
+/** Incoming messages in hand: passed on within milliseconds. */
 const INCOMING_PREFETCH = 200;
+
+type From = 'incoming' | 'due' | 'hold';
 
 /** What the agent has done since it started. */
 export interface MoDelayAgentStats {
   /** Forwarded to the delayed exchange (confirmed). */
   forwarded: number;
+  /** Put into the hold queue of its due second (due within `holdMs`). */
+  parked: number;
   /** Put into the ladder to wait (a long wait may go round more than once). */
   laddered: number;
   /** Sent to the agent's dead-letter queue (malformed). */
@@ -65,10 +65,11 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger('MoDelayAgent');
   private readonly topology: DelayTopology;
   private channel: AgentChannel | undefined;
+  private slots: HoldSlots | undefined;
   private readonly held = new HeldMessages((held) => this.release(held));
   /** Deliveries being passed on now (published, waiting for the confirm). */
   private readonly inHand = new Set<Promise<void>>();
-  private readonly counts: MoDelayAgentStats = { forwarded: 0, laddered: 0, deadLettered: 0, holding: 0 };
+  private readonly counts: MoDelayAgentStats = { forwarded: 0, parked: 0, laddered: 0, deadLettered: 0, holding: 0 };
 
   /** @internal Nest builds it: import `MoDelayAgentModule`. */
   constructor(
@@ -112,10 +113,10 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
    * them), and closes its channel (what is still unacknowledged goes back).
    */
   async stop(): Promise<void> {
-    await this.channel?.stopConsuming();
+    await Promise.all([this.channel?.stopConsuming(), this.slots?.stopConsuming()]);
     for (const { delivery } of this.held.drain()) delivery.requeue();
     await Promise.allSettled([...this.inHand]);
-    await this.channel?.close();
+    await Promise.all([this.channel?.close(), this.slots?.close()]);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -131,8 +132,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           // Incoming messages are passed on within milliseconds: a few hundred in hand keep it busy.
           {
             queue: this.topology.incoming,
-            // The held ones count against it too (basic.qos takes at most 65535).
-            prefetch: MAX_HELD + Math.min(this.options.prefetch, INCOMING_PREFETCH),
+            prefetch: Math.min(this.options.prefetch, INCOMING_PREFETCH),
             onMessage: (m, d) => this.track(this.take(m, d, 'incoming')),
           },
           // Due ones may wait here up to a second: as many as fall due in a second.
@@ -160,6 +160,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           }
         },
         onReady: () => {
+          if (!ready) this.startSlots(amqpConnection);
           ready = true;
           resolve();
         },
@@ -169,16 +170,26 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     });
   }
 
+  /** The hold queues, once the topology is declared: each consumed around its second. */
+  private startSlots(amqpConnection: AmqpConnection): void {
+    this.slots = new HoldSlots(amqpConnection.managedConnection, {
+      topology: this.topology,
+      prefetch: this.options.prefetch,
+      onMessage: (m, d) => this.track(this.take(m, d, 'hold')),
+      onError: (err) => this.logger.error(`Delay agent hold channel error: ${messageOf(err)}`),
+    });
+  }
+
   private track(work: Promise<void>): void {
     this.inHand.add(work);
     void work.finally(() => this.inHand.delete(work));
   }
 
-  /** One delivery from the incoming or the due queue: forward, hold, or (re)enter the ladder. */
-  private async take(message: ConsumeMessage, delivery: Delivery, from: 'incoming' | 'due'): Promise<void> {
+  /** One delivery from the incoming, a hold or the due queue: forward, hold, park, or (re)enter the ladder. */
+  private async take(message: ConsumeMessage, delivery: Delivery, from: From): Promise<void> {
     let route: Route;
     try {
-      route = from === 'due' ? readLadderHeaders(message) : this.routeOfIncoming(message);
+      route = from === 'incoming' ? routeOfIncoming(message, this.amqp.timeZone) : readLadderHeaders(message);
     } catch (err) {
       // Malformed, or steering headers it may not carry: never requeued, never trusted.
       if (!(err instanceof MoEventParseError)) throw err;
@@ -191,18 +202,24 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       return;
     }
     try {
-      await this.progress(message, delivery, route);
+      await this.progress(message, delivery, route, from);
     } catch (err) {
       this.giveBack(delivery, err);
     }
   }
 
-  private async progress(message: ConsumeMessage, delivery: Delivery, route: Route): Promise<void> {
+  private async progress(message: ConsumeMessage, delivery: Delivery, route: Route, from: From): Promise<void> {
     const remaining = route.due - Date.now();
     if (remaining <= 0) {
       await this.forward(message.content, route.routingKey, forwardProperties(message.properties, route.meta));
       delivery.ack();
-    } else if (remaining < LADDER_UNIT_MS || (remaining <= this.options.holdMs && this.held.size < MAX_HELD)) {
+    } else if (from === 'incoming' && remaining <= this.options.holdMs) {
+      // Into the hold queue of its second: one more write, acknowledged at once, held later for about a second.
+      const slot = this.topology.holdQueue(holdSlotOf(route.due));
+      await this.runtime.forward('', slot, message.content, ladderProperties(message.properties, route));
+      this.counts.parked++;
+      delivery.ack();
+    } else if (remaining < LADDER_UNIT_MS || (from === 'hold' && remaining <= HOLD_QUEUE_SPAN_MS)) {
       this.held.add({
         due: route.due,
         routingKey: route.routingKey,
@@ -227,31 +244,6 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     );
   }
 
-  /** A message from the events exchange: the full MO check, and none of the ladder's own headers. */
-  private routeOfIncoming(message: ConsumeMessage): Route {
-    const { routingKey, exchange } = message.fields;
-    const headers = message.properties.headers ?? {};
-    const steering = Object.keys(headers).find((key) => key.startsWith(DELAY_HEADER_PREFIX));
-    if (steering !== undefined) {
-      throw new MoEventParseError(
-        `header ${steering}`,
-        headers[steering],
-        `absent: the delay agent's ${DELAY_HEADER_PREFIX}* headers are its ladder's own, never taken from exchange "${exchange}"`,
-        routingKey,
-      );
-    }
-    // Only valid events are delayed; the rest go to the DLQ with the reason.
-    const { event } = readMoDelivery(message.content, message, this.amqp.timeZone, 'none');
-    const parsed = parseMoTime(event.timeText, this.amqp.timeZone) as NonNullable<ReturnType<typeof parseMoTime>>;
-    return {
-      // Never early: a time with microseconds beyond the millisecond is due at the next millisecond.
-      due: parsed.epochMs + (parsed.extraNanos > 0 ? 1 : 0),
-      routingKey,
-      exchange,
-      meta: metaOf(message.properties),
-    };
-  }
-
   private async enterLadder(message: ConsumeMessage, route: Route, seconds: number): Promise<void> {
     const copy = ladderProperties(message.properties, route, seconds);
     await this.runtime.forward(this.topology.entryRouter, '', message.content, copy);
@@ -264,13 +256,15 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     this.counts.forwarded++;
   }
 
-  private async deadLetter(message: ConsumeMessage, reason: string, from: 'incoming' | 'due'): Promise<void> {
+  private async deadLetter(message: ConsumeMessage, reason: string, from: From): Promise<void> {
+    const { fields } = message;
     const headers = {
       ...(message.properties.headers ?? {}),
       [MO_HEADER_REASON]: reason,
-      [MO_HEADER_ROUTING_KEY]: from === 'due' ? ladderRoutingKeyOf(message) : message.fields.routingKey,
-      [MO_HEADER_EXCHANGE]: message.fields.exchange,
-      [MO_HEADER_QUEUE]: from === 'due' ? this.topology.due : this.topology.incoming,
+      [MO_HEADER_ROUTING_KEY]: from === 'incoming' ? fields.routingKey : ladderRoutingKeyOf(message),
+      [MO_HEADER_EXCHANGE]: fields.exchange,
+      // A hold queue's messages come from the default exchange, by the queue's name.
+      [MO_HEADER_QUEUE]: { incoming: this.topology.incoming, due: this.topology.due, hold: fields.routingKey }[from],
     };
     await this.runtime.forward(
       '',

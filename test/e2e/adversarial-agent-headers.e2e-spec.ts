@@ -3,6 +3,7 @@ import type { GetMessage, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import {
   MO_HEADER_EXCHANGE,
+  MO_HEADER_QUEUE,
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
   MoAmqpConfigError,
@@ -12,6 +13,7 @@ import {
 import {
   DUE_HEADER,
   EXCHANGE_HEADER,
+  HOLD_SLOTS,
   META_HEADER,
   ROUTING_KEY_HEADER,
   delayTopology,
@@ -223,6 +225,39 @@ describe('adversarial headers to the delay agent', () => {
       await until(() => agent.stats.forwarded === 1, 'the forward to be counted');
       expect(agent.stats).toMatchObject({ deadLettered: malformed.length, forwarded: 1, laddered: 0 });
       await staysQuiet(agent, 1);
+    },
+    CASE_MS,
+  );
+
+  it(
+    'trusts no header of a message put straight into a hold queue either; one due far off takes the ladder, not the memory',
+    async () => {
+      app = await bootAgent(names, BROKER_URL, logger);
+      const agent = app.get(MoDelayAgent);
+      // The hold queue the agent consumes now: the current second's.
+      const hold = t().holdQueue(Math.floor(Date.now() / 1000) % HOLD_SLOTS);
+      const headers = (due: unknown, key: unknown = 'employee.engagement.create') => ({
+        [DUE_HEADER]: due,
+        [ROUTING_KEY_HEADER]: key,
+        [EXCHANGE_HEADER]: names.exchange,
+        [META_HEADER]: '{}',
+      });
+      const put = (id: string, h: Record<string, unknown>) =>
+        broker.channel.sendToQueue(hold, eventBody(), { messageId: id, persistent: true, headers: h });
+      put('due-string', headers('soon'));
+      put('key-evil', headers(Date.now(), 'evil.routing.key'));
+      put('far-off', headers(Date.now() + 3_600_000));
+      put('well-formed', headers(Date.now() - 1_000));
+
+      const dead = await deadLetters(2);
+      expect(String(dead.get('due-string')?.properties.headers?.[MO_HEADER_REASON])).toContain(
+        `header ${DUE_HEADER}: received "soon"`,
+      );
+      expect(dead.get('key-evil')?.properties.headers?.[MO_HEADER_QUEUE]).toBe(hold);
+      const [forwarded] = await delayed.waitFor(1, 3_000);
+      expect(forwarded.properties.messageId).toBe('well-formed');
+      await until(() => agent.stats.laddered === 1, 'the far-off one to enter the ladder');
+      expect(agent.stats).toMatchObject({ deadLettered: 2, forwarded: 1, laddered: 1, holding: 0 });
     },
     CASE_MS,
   );

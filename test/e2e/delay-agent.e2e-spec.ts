@@ -2,7 +2,7 @@ import { Test, TestingModule } from '@nestjs/testing';
 import type { ConsumeMessage, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { MO_HEADER_REASON, MoAmqpModule, MoDelayAgent, MoDelayAgentModule } from '../../lib';
-import { delayTopology } from '../../lib/delay/delay-ladder';
+import { HOLD_SLOTS, delayTopology } from '../../lib/delay/delay-ladder';
 import { AGENT_DELIVERY_LIMIT } from '../../lib/delay/agent-topology';
 import { startAgentProcess, stopProcess } from '../support/agent-process';
 import { BROKER_URL, Collector, TcpProxy, TestBroker, uniqueName } from '../support/broker';
@@ -149,27 +149,31 @@ describe('the delay agent against RabbitMQ', () => {
     expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 1 });
   });
 
-  it('holds a message due within holdMs in memory, unacknowledged: not through the ladder, identical, on time', async () => {
+  it('parks a message due within holdMs in the hold queue of its second: not through the ladder, identical, on time', async () => {
     app = await bootAgent(names);
-    const { text, due } = inFuture(2_000);
+    const { text, due } = inFuture(4_000);
     const { messageId, body } = send(text, { headers: { 'x-trace': 'abc' }, expiration: '600000' });
-    await untilAgent(() => app?.get(MoDelayAgent).stats.holding === 1, 'the agent to hold it');
-    // Still in the incoming queue, unacknowledged: a second broker write is the forwarded copy.
-    expect(await broker.depth(delayTopology(names.prefix).incoming)).toBe(0);
-    await delayed.waitFor(1, 5_000);
+    await untilAgent(() => app?.get(MoDelayAgent).stats.parked === 1, 'the agent to park it');
+    // Waiting in its second's hold queue, until the agent takes it just before that second.
+    const slot = delayTopology(names.prefix).holdQueue(Math.floor(due / 1000) % HOLD_SLOTS);
+    // (The start-up sweep may hold it for a moment before giving it back.)
+    await until(async () => (await broker.depth(slot)) === 1, 'the message in its hold queue', 2_000);
+    await delayed.waitFor(1, 6_000);
     const [message] = delayed.messages;
     expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
     expect(lateness(messageId, due)).toBeLessThanOrEqual(500);
     expect(message.content.equals(body)).toBe(true);
     expect(message.properties.headers).toEqual({ 'x-trace': 'abc' });
     expect(message.properties.expiration).toBe('600000');
+    expect(message.properties.deliveryMode).toBe(2);
     await untilAgent(() => app?.get(MoDelayAgent).stats.forwarded === 1, 'the forward to be counted');
-    expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, laddered: 0, holding: 0 });
+    expect(app.get(MoDelayAgent).stats).toMatchObject({ forwarded: 1, parked: 1, laddered: 0, holding: 0 });
+    await untilAgent(async () => (await broker.depth(slot)) === 0, 'the hold queue to be empty');
   });
 
   it('gives back what it holds when it stops: the next agent sends it, not early', async () => {
     app = await bootAgent(names);
-    const { text, due } = inFuture(3_000);
+    const { text, due } = inFuture(2_500);
     const { messageId } = send(text);
     await untilAgent(() => app?.get(MoDelayAgent).stats.holding === 1, 'the agent to hold it');
     await app.close();
@@ -178,6 +182,26 @@ describe('the delay agent against RabbitMQ', () => {
     app = await bootAgent(names);
     await untilAgent(() => received.has(messageId), 'the message from the next agent');
     expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('sends at once, when it starts, what fell due in a hold queue while no agent ran', async () => {
+    app = await bootAgent(names);
+    const sent = [5_000, 20_000, 40_000].map((ms) => {
+      const { text, due } = inFuture(ms);
+      return { ...send(text), due };
+    });
+    await untilAgent(() => app?.get(MoDelayAgent).stats.parked === 3, 'the agent to park them');
+    await app.close();
+    app = undefined;
+    await new Promise((resolve) => setTimeout(resolve, 6_000)); // the first falls due meanwhile
+    const started = Date.now();
+    app = await bootAgent(names);
+    await untilAgent(() => received.has(sent[0].messageId), 'the overdue message');
+    // Swept at start, not when its queue's turn comes round again (64 s).
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(lateness(sent[0].messageId, sent[0].due)).toBeGreaterThanOrEqual(0);
+    // The others, not yet due, stay parked: none early.
+    expect(received.has(sent[1].messageId) || received.has(sent[2].messageId)).toBe(false);
   });
 
   it('reads all three time shapes, never early', async () => {

@@ -90,7 +90,8 @@ describe('delay agent faults', () => {
   });
 
   it('loses nothing when the broker restarts with messages pending in the ladder', async () => {
-    agents.push(await startAgentProcess(names));
+    // AMQP__DELAY_HOLD_MS=0: through the ladder, not the hold queues.
+    agents.push(await startAgentProcess(names, { AMQP__DELAY_HOLD_MS: '0' }));
     const due = await publish(names, 300, (i) => 3_000 + (i % 10) * 300); // pending 3-6 s
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await restartBroker()).toContain('RabbitMQ answers');
@@ -98,6 +99,19 @@ describe('delay agent faults', () => {
     const seen = await readSink(names, due.size, 60_000);
     const { counts, lost, early } = verdict(due, seen);
     report('broker restarted with messages in the delay ladder', counts);
+    expect(lost).toEqual([]);
+    expect(early).toEqual([]);
+  });
+
+  it('loses nothing when the broker restarts with messages pending in the hold queues', async () => {
+    agents.push(await startAgentProcess(names));
+    const due = await publish(names, 300, (i) => 3_000 + (i % 10) * 300); // pending 3-6 s
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await restartBroker()).toContain('RabbitMQ answers');
+    // The agent reconnects on its own.
+    const seen = await readSink(names, due.size, 60_000);
+    const { counts, lost, early } = verdict(due, seen);
+    report('broker restarted with messages in the hold queues', counts);
     expect(lost).toEqual([]);
     expect(early).toEqual([]);
   });

@@ -5,11 +5,14 @@ import { BROKER_URL } from './broker';
 const CLI = join(__dirname, '..', '..', 'dist', 'cli', 'mo-amqp.js');
 
 /** Starts `mo-amqp delay-agent` in its own process; resolves once it consumes. */
-export async function startAgentProcess(names: {
-  exchange: string;
-  delayedExchange: string;
-  prefix: string;
-}): Promise<ChildProcess> {
+export async function startAgentProcess(
+  names: {
+    exchange: string;
+    delayedExchange: string;
+    prefix: string;
+  },
+  env: NodeJS.ProcessEnv = {},
+): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, 'delay-agent'], {
     env: {
       ...process.env,
@@ -18,6 +21,7 @@ export async function startAgentProcess(names: {
       AMQP__DELAYED_EXCHANGE: names.delayedExchange,
       AMQP__DELAY_PREFIX: names.prefix,
       NO_COLOR: '1',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -1,6 +1,6 @@
 import * as amqp from 'amqplib';
 import * as net from 'node:net';
-import { LEVELS, delayTopology } from '../../lib/delay/delay-ladder';
+import { HOLD_SLOTS, LEVELS, delayTopology } from '../../lib/delay/delay-ladder';
 
 /** The broker the e2e specs use: AMQP__URL, or AMQP__HOST/AMQP__PORT, default localhost:5672. */
 export const BROKER_URL =
@@ -101,6 +101,7 @@ export class TestBroker {
       this.queues.add(t.waitQueue(level));
       this.exchanges.add(t.router(level));
     }
+    for (let slot = 0; slot < HOLD_SLOTS; slot++) this.queues.add(t.holdQueue(slot));
   }
 
   /** Messages waiting in `queue` now. */

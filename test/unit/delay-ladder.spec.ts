@@ -127,7 +127,7 @@ describe('delay agent options', () => {
         'Invalid AMQP configuration:\n' +
           '  - AMQP__DELAY_QUEUE_TYPE: received "mirrored"; allowed: classic or quorum\n' +
           '  - AMQP__DELAY_PREFETCH: received "lots"; allowed: a whole number from 1 to 65535\n' +
-          '  - AMQP__DELAY_HOLD_MS: received "-1"; allowed: a whole number of milliseconds from 0 to 3600000',
+          '  - AMQP__DELAY_HOLD_MS: received "-1"; allowed: a whole number of milliseconds from 0 to 60000',
       );
     }
     expect(() => resolveMoDelayAgentOptions({ prefix: 'amq.x' })).toThrow('prefix: received "amq.x"');

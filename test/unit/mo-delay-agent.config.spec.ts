@@ -36,7 +36,7 @@ describe('delay agent options, checked like the module options', () => {
         '  - prefix: received "amq.x"; allowed: 1-200 letters, digits, "-", "_", "." or ":", not starting with "amq."\n' +
         '  - queueType: received "stream"; allowed: classic or quorum\n' +
         '  - prefetch: received 0; allowed: a whole number from 1 to 65535\n' +
-        '  - holdMs: received 1.5; allowed: a whole number of milliseconds from 0 to 3600000',
+        '  - holdMs: received 1.5; allowed: a whole number of milliseconds from 0 to 60000',
     );
   });
 

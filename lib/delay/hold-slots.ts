@@ -1,0 +1,249 @@
+import type { AmqpConnectionManager } from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage, Message } from 'amqplib';
+import { ChannelKeeper } from '../runtime/channel-keeper';
+import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
+import type { Delivery } from './agent-channel';
+import { DUE_HEADER, DelayTopology, HOLD_SLOTS } from './delay-ladder';
+
+// A slot's queue is consumed from this long before its second until this long after it.
+const LEAD_MS = 1_500;
+const GRACE_MS = 2_000;
+// How often the slots to consume are worked out.
+const TICK_MS = 250;
+// A sweep hands back the first messages of the queue's next second it gets: few, so few go back.
+const SWEEP_PREFETCH = 20;
+
+export interface HoldSlotsOptions {
+  topology: DelayTopology;
+  /** Deliveries each slot's consumer may hold: at least the messages due in one second. */
+  prefetch: number;
+  onMessage(message: ConsumeMessage, delivery: Delivery): void;
+  onError(err: unknown): void;
+}
+
+/**
+ * Consumes the hold queue of each second from just before it until just after
+ * it, on a channel of its own. Everything in that queue is due within that
+ * second, so what the agent holds in memory is about one second of messages.
+ *
+ * Acknowledgements go out in delivery order, several at once (`multiple`),
+ * whatever order the messages fall due in: RabbitMQ walks its list of
+ * unacknowledged messages from the oldest for each acknowledgement, so acking
+ * out of order costs it time in proportion to how many are held.
+ *
+ * At start, and on every new channel, each queue is swept once for messages
+ * that fell due while no agent consumed it (it stopped, or the broker was
+ * down): those are taken at once instead of a round (64 s) later; the first
+ * message of the queue's next second ends its sweep.
+ */
+export class HoldSlots {
+  private readonly keeper: ChannelKeeper<Channel>;
+  private readonly consuming = new Map<number, string>();
+  private readonly sweeping = new Set<number>();
+  private acks: InOrderAcks | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** basic.qos applies to the consumers started after it: consumes go one at a time. */
+  private consumes: Promise<void> = Promise.resolve();
+  private qos = 0;
+
+  constructor(
+    manager: AmqpConnectionManager,
+    private readonly options: HoldSlotsOptions,
+  ) {
+    this.keeper = new ChannelKeeper(manager, {
+      create: (model) => model.createChannel(),
+      prepare: async (channel) => {
+        // Another channel declares them; this one may open first.
+        for (let slot = 0; slot < HOLD_SLOTS; slot++) await channel.checkQueue(options.topology.holdQueue(slot));
+      },
+      opened: (channel) => {
+        this.acks = new InOrderAcks(channel);
+        this.qos = 0;
+        this.consuming.clear();
+        this.sweeping.clear();
+        void this.sweep(channel);
+        this.tick();
+      },
+      lost: () => {
+        this.acks = undefined;
+        this.consuming.clear();
+        this.sweeping.clear();
+      },
+      error: options.onError,
+    });
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** Takes no new deliveries; the ones in hand can still be acknowledged. */
+  async stopConsuming(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    const channel = this.keeper.channel;
+    const tags = [...this.consuming.values()];
+    this.consuming.clear();
+    await settlesWithin(Promise.allSettled(tags.map((tag) => channel?.cancel(tag))), BROKER_ANSWER_WAIT_MS);
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    // Unacknowledged deliveries go back to their queues when the channel closes.
+    await this.keeper.close();
+  }
+
+  /** The slots of the seconds from LEAD_MS ahead back to GRACE_MS ago: consumed; the rest: not. */
+  private tick(): void {
+    const channel = this.keeper.channel;
+    if (this.stopped || !channel) return;
+    const now = Date.now();
+    const wanted = new Set<number>();
+    for (let second = Math.floor((now - GRACE_MS) / 1000) - 1; second * 1000 <= now + LEAD_MS; second++) {
+      if ((second + 1) * 1000 + GRACE_MS > now) wanted.add(second % HOLD_SLOTS);
+    }
+    for (const slot of wanted) if (!this.consuming.has(slot)) void this.consume(channel, slot, this.options.prefetch);
+    for (const [slot, tag] of this.consuming) {
+      if (!wanted.has(slot) && !this.sweeping.has(slot)) {
+        this.consuming.delete(slot);
+        channel.cancel(tag).catch(() => undefined);
+      }
+    }
+  }
+
+  private consume(
+    channel: Channel,
+    slot: number,
+    prefetch: number,
+    sweep?: (message: ConsumeMessage) => boolean,
+  ): Promise<void> {
+    this.consuming.set(slot, ''); // taken, while basic.consume is on its way
+    this.consumes = this.consumes.then(() => this.startConsumer(channel, slot, prefetch, sweep));
+    return this.consumes;
+  }
+
+  private async startConsumer(
+    channel: Channel,
+    slot: number,
+    prefetch: number,
+    sweep?: (message: ConsumeMessage) => boolean,
+  ): Promise<void> {
+    if (this.keeper.channel !== channel || this.stopped) return;
+    try {
+      if (this.qos !== prefetch) {
+        await channel.prefetch(prefetch);
+        this.qos = prefetch;
+      }
+      const { consumerTag } = await channel.consume(this.options.topology.holdQueue(slot), (message) => {
+        const acks = this.acks;
+        if (!message || !acks || acks.channel !== channel) return;
+        if (sweep && !sweep(message)) {
+          acks.requeue(message.fields.deliveryTag);
+          return;
+        }
+        this.options.onMessage(message, acks.delivery(message.fields.deliveryTag));
+      });
+      if (this.keeper.channel === channel) this.consuming.set(slot, consumerTag);
+    } catch (err) {
+      this.consuming.delete(slot);
+      this.options.onError(err);
+    }
+  }
+
+  /**
+   * Each slot not being consumed now is consumed until its first message that
+   * is not yet due: what is older fell due while nobody consumed it.
+   */
+  private async sweep(channel: Channel): Promise<void> {
+    const now = Date.now();
+    for (let slot = 0; slot < HOLD_SLOTS; slot++) {
+      if (this.consuming.has(slot) || this.stopped) continue;
+      this.sweeping.add(slot);
+      let ended = false;
+      await this.consume(channel, slot, SWEEP_PREFETCH, (message) => {
+        const due = message.properties.headers?.[DUE_HEADER];
+        if (!ended && (typeof due !== 'number' || due <= now + LEAD_MS)) return true;
+        if (!ended) {
+          // The sweep's consumer goes; the slot's own starts when its second comes (or now, if it has).
+          ended = true;
+          this.sweeping.delete(slot);
+          const tag = this.consuming.get(slot);
+          this.consuming.delete(slot);
+          if (tag) channel.cancel(tag).catch(() => undefined);
+          this.tick();
+        }
+        return false;
+      });
+    }
+  }
+}
+
+/**
+ * Acknowledges a channel's deliveries in the order they came, with `multiple`,
+ * as soon as every earlier one is settled. A requeue goes out at once.
+ */
+class InOrderAcks {
+  /** The lowest delivery tag not yet acknowledged or requeued. */
+  private next = 1;
+  /** Settled tags above `next`: true acknowledged, false requeued. */
+  private readonly settled = new Map<number, boolean>();
+  open = true;
+
+  constructor(readonly channel: Channel) {
+    channel.once('close', () => (this.open = false));
+  }
+
+  delivery(tag: number): Delivery {
+    return new InOrderDelivery(this, tag);
+  }
+
+  ack(tag: number): void {
+    this.settle(tag, true);
+  }
+
+  requeue(tag: number): void {
+    if (!this.open) return;
+    this.send(() => this.channel.nack({ fields: { deliveryTag: tag } } as Message, false, true));
+    // Settled now: a later acknowledgement with `multiple` leaves it alone.
+    this.settle(tag, false);
+  }
+
+  private settle(tag: number, acked: boolean): void {
+    if (!this.open) return;
+    this.settled.set(tag, acked);
+    // The highest acknowledged tag of the settled run from `next`: `multiple` must name an outstanding one.
+    let last = 0;
+    for (let settled = this.settled.get(this.next); settled !== undefined; settled = this.settled.get(this.next)) {
+      this.settled.delete(this.next);
+      if (settled) last = this.next;
+      this.next++;
+    }
+    if (last > 0) this.send(() => this.channel.ack({ fields: { deliveryTag: last } } as Message, true));
+  }
+
+  private send(fn: () => void): void {
+    try {
+      fn();
+    } catch {
+      // the channel closed meanwhile: the broker delivers again what was not acknowledged
+    }
+  }
+}
+
+class InOrderDelivery implements Delivery {
+  constructor(
+    private readonly acks: InOrderAcks,
+    private readonly tag: number,
+  ) {}
+
+  get open(): boolean {
+    return this.acks.open;
+  }
+
+  ack(): void {
+    this.acks.ack(this.tag);
+  }
+
+  requeue(): void {
+    this.acks.requeue(this.tag);
+  }
+}
