@@ -38,8 +38,8 @@ export interface HoldSlotsOptions {
  */
 export class HoldSlots {
   private readonly keeper: ChannelKeeper<Channel>;
-  private readonly consuming = new Map<number, string>();
-  private readonly sweeping = new Set<number>();
+  /** The consumer of each slot being consumed (or on its way to be). */
+  private readonly consuming = new Map<number, SlotConsumer>();
   private acks: InOrderAcks | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -61,14 +61,12 @@ export class HoldSlots {
         this.acks = new InOrderAcks(channel);
         this.qos = 0;
         this.consuming.clear();
-        this.sweeping.clear();
-        void this.sweep(channel);
         this.tick();
+        void this.sweep(channel);
       },
       lost: () => {
         this.acks = undefined;
         this.consuming.clear();
-        this.sweeping.clear();
       },
       error: options.onError,
     });
@@ -80,9 +78,8 @@ export class HoldSlots {
     this.stopped = true;
     clearInterval(this.timer);
     const channel = this.keeper.channel;
-    const tags = [...this.consuming.values()];
-    this.consuming.clear();
-    await settlesWithin(Promise.allSettled(tags.map((tag) => channel?.cancel(tag))), BROKER_ANSWER_WAIT_MS);
+    const cancels = [...this.consuming.keys()].map((slot) => this.cancel(channel, slot));
+    await settlesWithin(Promise.allSettled(cancels), BROKER_ANSWER_WAIT_MS);
   }
 
   async close(): Promise<void> {
@@ -101,13 +98,19 @@ export class HoldSlots {
     for (let second = Math.floor((now - GRACE_MS) / 1000) - 1; second * 1000 <= now + LEAD_MS; second++) {
       if ((second + 1) * 1000 + GRACE_MS > now) wanted.add(second % HOLD_SLOTS);
     }
-    for (const slot of wanted) if (!this.consuming.has(slot)) void this.consume(channel, slot, this.options.prefetch);
-    for (const [slot, tag] of this.consuming) {
-      if (!wanted.has(slot) && !this.sweeping.has(slot)) {
-        this.consuming.delete(slot);
-        channel.cancel(tag).catch(() => undefined);
-      }
+    for (const slot of wanted) if (!this.consuming.has(slot)) this.consume(channel, slot, this.options.prefetch);
+    for (const [slot, consumer] of this.consuming) {
+      if (!wanted.has(slot) && !consumer.sweep) void this.cancel(channel, slot);
     }
+  }
+
+  /** Stops the slot's consumer, now or as soon as basic.consume has answered. */
+  private async cancel(channel: Channel | undefined, slot: number): Promise<void> {
+    const consumer = this.consuming.get(slot);
+    if (!consumer) return;
+    this.consuming.delete(slot);
+    consumer.cancelled = true;
+    if (consumer.tag !== undefined) await channel?.cancel(consumer.tag).catch(() => undefined);
   }
 
   private consume(
@@ -115,19 +118,21 @@ export class HoldSlots {
     slot: number,
     prefetch: number,
     sweep?: (message: ConsumeMessage) => boolean,
-  ): Promise<void> {
-    this.consuming.set(slot, ''); // taken, while basic.consume is on its way
-    this.consumes = this.consumes.then(() => this.startConsumer(channel, slot, prefetch, sweep));
-    return this.consumes;
+  ): SlotConsumer {
+    const consumer: SlotConsumer = { tag: undefined, cancelled: false, sweep: sweep !== undefined };
+    this.consuming.set(slot, consumer);
+    this.consumes = this.consumes.then(() => this.startConsumer(channel, slot, prefetch, consumer, sweep));
+    return consumer;
   }
 
   private async startConsumer(
     channel: Channel,
     slot: number,
     prefetch: number,
+    consumer: SlotConsumer,
     sweep?: (message: ConsumeMessage) => boolean,
   ): Promise<void> {
-    if (this.keeper.channel !== channel || this.stopped) return;
+    if (this.keeper.channel !== channel || this.stopped || consumer.cancelled) return;
     try {
       if (this.qos !== prefetch) {
         await channel.prefetch(prefetch);
@@ -136,15 +141,18 @@ export class HoldSlots {
       const { consumerTag } = await channel.consume(this.options.topology.holdQueue(slot), (message) => {
         const acks = this.acks;
         if (!message || !acks || acks.channel !== channel) return;
-        if (sweep && !sweep(message)) {
+        // Deliveries can come before basic.consume's answer is seen, and after a cancel is decided.
+        consumer.tag ??= message.fields.consumerTag;
+        if (consumer.cancelled || (sweep && !sweep(message))) {
           acks.requeue(message.fields.deliveryTag);
           return;
         }
         this.options.onMessage(message, acks.delivery(message.fields.deliveryTag));
       });
-      if (this.keeper.channel === channel) this.consuming.set(slot, consumerTag);
+      consumer.tag = consumerTag;
+      if (consumer.cancelled) await channel.cancel(consumerTag).catch(() => undefined);
     } catch (err) {
-      this.consuming.delete(slot);
+      if (this.consuming.get(slot) === consumer) this.consuming.delete(slot);
       this.options.onError(err);
     }
   }
@@ -157,24 +165,26 @@ export class HoldSlots {
     const now = Date.now();
     for (let slot = 0; slot < HOLD_SLOTS; slot++) {
       if (this.consuming.has(slot) || this.stopped) continue;
-      this.sweeping.add(slot);
-      let ended = false;
-      await this.consume(channel, slot, SWEEP_PREFETCH, (message) => {
+      const consumer = this.consume(channel, slot, SWEEP_PREFETCH, (message) => {
         const due = message.properties.headers?.[DUE_HEADER];
-        if (!ended && (typeof due !== 'number' || due <= now + LEAD_MS)) return true;
-        if (!ended) {
-          // The sweep's consumer goes; the slot's own starts when its second comes (or now, if it has).
-          ended = true;
-          this.sweeping.delete(slot);
-          const tag = this.consuming.get(slot);
-          this.consuming.delete(slot);
-          if (tag) channel.cancel(tag).catch(() => undefined);
+        if (typeof due !== 'number' || due <= now + LEAD_MS) return true;
+        // The sweep's consumer goes; the slot's own starts when its second comes (or now, if it has).
+        if (this.consuming.get(slot) === consumer) {
+          void this.cancel(channel, slot);
           this.tick();
         }
         return false;
       });
+      await this.consumes;
     }
   }
+}
+
+/** One slot's consumer: its tag once known, whether it is to go, whether it sweeps. */
+interface SlotConsumer {
+  tag: string | undefined;
+  cancelled: boolean;
+  readonly sweep: boolean;
 }
 
 /**

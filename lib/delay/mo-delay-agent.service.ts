@@ -16,7 +16,7 @@ import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
 import { Route, forwardProperties, ladderProperties, ladderRoutingKeyOf, readLadderHeaders } from './ladder-headers';
-import { DelayTopology, delayTopology, holdSlotOf } from './delay-ladder';
+import { DelayTopology, LEVELS, delayTopology, holdSlotOf, route as ladderRoute } from './delay-ladder';
 import { checkPrefix, declareAgentTopology } from './agent-topology';
 import { Held, HeldMessages } from './held-messages';
 import { routeOfIncoming } from './incoming-route';
@@ -246,7 +246,10 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
 
   private async enterLadder(message: ConsumeMessage, route: Route, seconds: number): Promise<void> {
     const copy = ladderProperties(message.properties, route, seconds);
-    await this.runtime.forward(this.topology.entryRouter, '', message.content, copy);
+    // Straight into the queue the entry router would choose: the broker need not match its 29 bindings.
+    const level = ladderRoute(LEVELS, copy.headers as Record<string, string>);
+    const queue = level === 'due' ? this.topology.due : this.topology.waitQueue(level);
+    await this.runtime.forward('', queue, message.content, copy);
     this.counts.laddered++;
   }
 

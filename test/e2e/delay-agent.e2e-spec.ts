@@ -322,15 +322,16 @@ describe('the delay agent against RabbitMQ', () => {
     const other = await startAgentProcess(names);
     try {
       const sent = Array.from({ length: 200 }, (_, i) => {
-        const { text, due } = inFuture((i % 10) * 250);
+        const { text, due } = inFuture(((i % 10) + 1) * 250);
         return { ...send(text), due };
       });
       await untilAgent(() => sent.every((m) => received.has(m.messageId)), 'all 200 delivered');
       for (const { messageId, due } of sent) expect(lateness(messageId, due)).toBeGreaterThanOrEqual(0);
-      // The in-process agent did part of the work, not all: the other one took a share.
+      // The in-process agent took part of the incoming messages, not all: the other one took a share.
+      // (Each parks what it takes; whichever consumes a hold queue at the time forwards.)
       const stats = app.get(MoDelayAgent).stats;
-      expect(stats.forwarded).toBeGreaterThan(0);
-      expect(stats.forwarded).toBeLessThan(200);
+      expect(stats.parked).toBeGreaterThan(0);
+      expect(stats.parked).toBeLessThan(200);
     } finally {
       await stopProcess(other, 'SIGTERM');
     }
