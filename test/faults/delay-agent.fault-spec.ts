@@ -89,29 +89,19 @@ describe('delay agent faults', () => {
     expect(early).toEqual([]);
   });
 
-  it('loses nothing when the broker restarts with messages pending in the ladder', async () => {
-    // AMQP__DELAY_HOLD_MS=0: through the ladder, not the hold queues.
-    agents.push(await startAgentProcess(names, { AMQP__DELAY_HOLD_MS: '0' }));
+  // AMQP__DELAY_HOLD_MS=0: every delay of a second or more through the ladder; by default, the hold queues.
+  it.each([
+    ['the delay ladder', { AMQP__DELAY_HOLD_MS: '0' }],
+    ['the hold queues', {}],
+  ])('loses nothing when the broker restarts with messages pending in %s', async (where, env) => {
+    agents.push(await startAgentProcess(names, env));
     const due = await publish(names, 300, (i) => 3_000 + (i % 10) * 300); // pending 3-6 s
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await restartBroker()).toContain('RabbitMQ answers');
     // The agent reconnects on its own.
     const seen = await readSink(names, due.size, 60_000);
     const { counts, lost, early } = verdict(due, seen);
-    report('broker restarted with messages in the delay ladder', counts);
-    expect(lost).toEqual([]);
-    expect(early).toEqual([]);
-  });
-
-  it('loses nothing when the broker restarts with messages pending in the hold queues', async () => {
-    agents.push(await startAgentProcess(names));
-    const due = await publish(names, 300, (i) => 3_000 + (i % 10) * 300); // pending 3-6 s
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await restartBroker()).toContain('RabbitMQ answers');
-    // The agent reconnects on its own.
-    const seen = await readSink(names, due.size, 60_000);
-    const { counts, lost, early } = verdict(due, seen);
-    report('broker restarted with messages in the hold queues', counts);
+    report(`broker restarted with messages in ${where}`, counts);
     expect(lost).toEqual([]);
     expect(early).toEqual([]);
   });
