@@ -46,6 +46,9 @@ export class HoldSlots {
   /** basic.qos applies to the consumers started after it: consumes go one at a time. */
   private consumes: Promise<void> = Promise.resolve();
   private qos = 0;
+  private markOpen: () => void = () => undefined;
+  /** Resolves once the channel is open and the current seconds' queues are being consumed. */
+  readonly opened = new Promise<void>((resolve) => (this.markOpen = resolve));
 
   constructor(
     manager: AmqpConnectionManager,
@@ -62,6 +65,7 @@ export class HoldSlots {
         this.qos = 0;
         this.consuming.clear();
         this.tick();
+        void this.consumes.then(() => this.markOpen());
         void this.sweep(channel);
       },
       lost: () => {

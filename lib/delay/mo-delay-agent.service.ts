@@ -24,6 +24,7 @@ import { HoldSlots } from './hold-slots';
 import { MO_DELAY_AGENT_OPTIONS } from './mo-delay-agent.module-definition';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 import { messageOf } from '../util/error-message';
+import { settlesWithin } from '../util/settles-within';
 
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
@@ -97,6 +98,9 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     try {
       checkPrefix(this.topology, this.options.prefix, [this.amqp.exchange, this.amqp.delayedExchange]);
       await this.start(this.amqpConnection);
+      // "Delaying" is said once the hold queues of these seconds are consumed too (bounded: a
+      // channel that cannot open is logged, and it is retried).
+      await settlesWithin(this.slots?.opened, this.amqp.connectTimeoutMs);
     } catch (err) {
       await this.runtime.abortStart();
       throw err;
