@@ -45,6 +45,8 @@ export async function declareAgentTopology(
   for (let slot = 0; slot < HOLD_SLOTS; slot++) {
     await channel.assertQueue(t.holdQueue(slot), { durable: true, arguments: taken });
   }
+  // This agent puts a ladder copy straight into its first rung; the entry router stays for agents of
+  // earlier versions, which publish through it, sharing the ladder during an upgrade.
   await channel.assertExchange(t.entryRouter, 'headers', { durable: true });
   for (let level = 0; level < LEVELS; level++) {
     await channel.assertExchange(t.router(level), 'headers', { durable: true });
