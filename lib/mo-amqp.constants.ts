@@ -3,6 +3,8 @@ export const MO_AMQP_OPTIONS = Symbol.for('mo-amqp:options');
 
 /** Reflect metadata key of `@MoEvent` definitions, on (prototype, method name). */
 export const MO_EVENT_METADATA = 'mo-amqp:event';
+/** Where `@MoEvent` sits among a method's decorators: the token of its transaction point. */
+export const MO_EVENT_POINT = 'mo-amqp:mo-event-point';
 
 /** Reflect metadata key of `@MoEventSubscribe` options, on (prototype, method name). */
 export const MO_EVENT_SUBSCRIBE_METADATA = 'mo-amqp:subscribe';

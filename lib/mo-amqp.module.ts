@@ -21,6 +21,8 @@ import { MoEventSubscriberExplorer } from './subscribing/mo-event-subscriber.exp
 import { golevelupSubscriberConfig } from './subscribing/subscriptions';
 import { RabbitMqLogger } from './runtime/rabbitmq-logger';
 import { secretsOf } from './config/redact';
+import { MoOutboxRelay } from './outbox/outbox-relay';
+import { MoOutboxWriter } from './outbox/transaction-writer';
 
 /** Holds the validated options, so both this module and its RabbitMQModule can inject them. */
 @Module({})
@@ -87,7 +89,15 @@ function assemble(definition: DynamicModule): DynamicModule {
   return {
     ...definition,
     imports: [optionsModule, rabbitMqModule, DiscoveryModule],
-    providers: [MoAmqpRuntime, MoEventsService, MoEventExplorer, MoEventSubscriberExplorer, MoAmqpHealthIndicator],
+    providers: [
+      MoAmqpRuntime,
+      MoOutboxWriter,
+      MoOutboxRelay,
+      MoEventsService,
+      MoEventExplorer,
+      MoEventSubscriberExplorer,
+      MoAmqpHealthIndicator,
+    ],
     exports: [MoEventsService, MoAmqpRuntime, MoAmqpHealthIndicator, optionsModule, rabbitMqModule],
   };
 }

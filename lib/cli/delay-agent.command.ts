@@ -33,9 +33,9 @@ export async function delayAgentCommand(args: string[], io: CliIo): Promise<numb
   const agent = loadMoDelayAgentOptionsFromEnv(io.env);
 
   class DelayAgentModule {}
-  Module({ imports: [MoAmqpModule.forRoot({ ...amqp, enabled: true }), MoDelayAgentModule.forRoot(agent)] })(
-    DelayAgentModule,
-  );
+  Module({
+    imports: [MoAmqpModule.forRoot({ ...amqp, enabled: true, outbox: 'off' }), MoDelayAgentModule.forRoot(agent)],
+  })(DelayAgentModule);
   let app;
   try {
     app = await NestFactory.createApplicationContext(DelayAgentModule, { abortOnError: false });

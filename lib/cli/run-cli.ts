@@ -7,6 +7,7 @@ import { takeEnvFileOption, withEnvFile } from './env-file';
 import { delayAgentCommand } from './delay-agent.command';
 import { publishCommand } from './publish.command';
 import { tailCommand } from './tail.command';
+import { outboxCommand } from './outbox.command';
 
 export type Command = (args: string[], io: CliIo) => Promise<number>;
 
@@ -25,6 +26,7 @@ Commands:
                                              publish one event and wait for the confirm
   delay-agent                                republish every event on the delayed exchange
                                              once its time is due (runs until Ctrl-C)
+  outbox <migrate|status|sql>                the PostgreSQL outbox table (AMQP__OUTBOX_URL)
 
 Run "mo-amqp <command> --help" for a command's options.
 Exit codes: 0 done, 1 the broker failed (unreachable, refused), 2 bad arguments or configuration.`;
@@ -33,6 +35,7 @@ const COMMANDS: Record<string, Command> = {
   tail: tailCommand,
   publish: publishCommand,
   'delay-agent': delayAgentCommand,
+  outbox: outboxCommand,
 };
 
 /** Runs one command line and returns the exit code. */
@@ -50,7 +53,7 @@ export async function runCli(argv: string[], io: CliIo = processIo(), cwd = proc
   }
   try {
     const { env, source } = withEnvFile(io.env, taken.envFile, cwd);
-    if (!args.includes('--help') && !args.includes('-h')) sayBroker(name, env, source, io);
+    if (!args.includes('--help') && !args.includes('-h') && name !== 'outbox') sayBroker(name, env, source, io);
     return await command(args, { ...io, env });
   } catch (err) {
     if (err instanceof MoAmqpConfigError) {

@@ -32,6 +32,11 @@ const KINDS: Readonly<Record<keyof MoAmqpModuleOptions, Kind>> = {
   tlsKeyPassphrase: 'string',
   tlsVerify: 'boolean',
   auth: 'string',
+  outbox: 'string',
+  outboxUrl: 'string',
+  outboxTable: 'string',
+  outboxRelay: 'boolean',
+  outboxConnection: 'string',
 };
 
 /**

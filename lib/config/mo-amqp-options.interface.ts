@@ -82,10 +82,25 @@ export interface MoAmqpModuleOptions {
    * `external` (the client certificate, RabbitMQ's rabbitmq_auth_mechanism_ssl).
    */
   auth?: 'plain' | 'external';
+  /**
+   * `off` (default), or `postgres`: an event produced inside a transaction of
+   * `@nestjs-cls/transactional` is written to `outboxTable` in that transaction,
+   * and the relay publishes it once committed. See docs/outbox.md.
+   */
+  outbox?: 'off' | 'postgres';
+  /** `postgres://user:password@host:5432/database` of the outbox table; required with `outbox: 'postgres'`. */
+  outboxUrl?: string;
+  /** The outbox table (`name` or `schema.name`). Default `mo_amqp_outbox`. */
+  outboxTable?: string;
+  /** Default `true`: this process relays committed rows to RabbitMQ. `false` when another process does. */
+  outboxRelay?: boolean;
+  /** The `connectionName` of the `@nestjs-cls/transactional` plugin whose transactions hold the rows; default its unnamed one. */
+  outboxConnection?: string;
 }
 
 /** The options that have no default: absent unless given. */
-type OptionalOption = 'url' | 'tlsCaFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsKeyPassphrase';
+type OptionalOption =
+  'url' | 'tlsCaFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsKeyPassphrase' | 'outboxUrl' | 'outboxConnection';
 
 /** Options after defaults and validation: what the library runs on. */
 export type ResolvedMoAmqpOptions = Readonly<Required<Omit<MoAmqpModuleOptions, OptionalOption>>> & {

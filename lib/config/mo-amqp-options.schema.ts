@@ -29,6 +29,7 @@ import {
   withDefaults,
 } from './option-schema';
 import { TLS_FIELDS, tlsProblems } from './tls-options';
+import { OUTBOX_FIELDS, OUTBOX_TABLE, isPostgresUrl, outboxProblems, redactPostgresUrl } from './outbox-options';
 
 // setTimeout's ceiling; a larger delay fires at once.
 const MAX_TIMER_MS = 2_147_483_647;
@@ -129,6 +130,25 @@ class MoAmqpOptionsSchema {
 
   @IsIn(['plain', 'external'])
   auth!: 'plain' | 'external';
+
+  @IsIn(['off', 'postgres'])
+  outbox!: 'off' | 'postgres';
+
+  @IsOptional()
+  @ValidateBy({ name: 'isPostgresUrl', validator: { validate: isPostgresUrl } })
+  outboxUrl?: string;
+
+  @IsString()
+  @Matches(OUTBOX_TABLE)
+  outboxTable!: string;
+
+  @IsBoolean()
+  outboxRelay!: boolean;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^[^\0]+$/)
+  outboxConnection?: string;
 }
 
 type OptionKey = keyof MoAmqpModuleOptions;
@@ -190,6 +210,7 @@ export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
     defaultValue: 5_000,
   },
   ...TLS_FIELDS,
+  ...OUTBOX_FIELDS,
 };
 
 const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];
@@ -204,7 +225,9 @@ export function allowedFor(key: OptionKey, value: unknown): string {
 
 export function showReceived(key: string, value: unknown): string {
   if (key === 'tlsKeyPassphrase') return '***'; // a secret, never shown
-  return key === 'url' && typeof value === 'string' ? describeValue(redactUrl(value)) : describeValue(value);
+  if (typeof value === 'string' && key === 'url') return describeValue(redactUrl(value));
+  if (typeof value === 'string' && key === 'outboxUrl') return describeValue(redactPostgresUrl(value));
+  return describeValue(value);
 }
 
 /**
@@ -235,6 +258,9 @@ export function resolveMoAmqpOptions(
   }
   if (!(['url', ...Object.keys(TLS_FIELDS)] as OptionKey[]).some((key) => failed.has(key))) {
     problems.push(...tlsProblems(merged, (key) => (naming === 'env' ? FIELDS[key].env : key)));
+  }
+  if (!failed.has('outbox') && !failed.has('outboxUrl')) {
+    problems.push(...outboxProblems(merged, (key) => (naming === 'env' ? FIELDS[key].env : key)));
   }
   if (problems.length > 0) throw new MoAmqpConfigError(problems);
   return Object.freeze({

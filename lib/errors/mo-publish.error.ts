@@ -11,7 +11,9 @@ export type MoPublishFailure =
   /** It would have been spooled, but the spool holds AMQP__SPOOL_MAX_BYTES already. */
   | 'spool-full'
   /** It would have been spooled, but writing the spool failed (disk full, permissions). */
-  | 'spool-failed';
+  | 'spool-failed'
+  /** Inside a transaction with the outbox on: the insert into the outbox table failed (the transaction cannot commit). */
+  | 'outbox-failed';
 
 /**
  * A valid event that RabbitMQ has not confirmed. The message may or may not have

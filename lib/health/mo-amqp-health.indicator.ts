@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { MoEventsService } from '../publishing/mo-events.service';
+import { MoOutboxRelay } from '../outbox/outbox-relay';
 
 /** What `isHealthy` returns: terminus's `HealthIndicatorResult`, written out so terminus stays optional. */
 export type MoAmqpHealthResult<Key extends string = string> = Record<
@@ -27,6 +28,7 @@ export class MoAmqpHealthIndicator {
   constructor(
     private readonly events: MoEventsService,
     private readonly moduleRef: ModuleRef,
+    @Optional() private readonly relay?: MoOutboxRelay,
   ) {}
 
   async isHealthy<Key extends string = 'amqp'>(key: Key = 'amqp' as Key): Promise<MoAmqpHealthResult<Key>> {
@@ -42,7 +44,11 @@ export class MoAmqpHealthIndicator {
           spool.oldestSpooledAt === undefined ? null : Math.round((Date.now() - spool.oldestSpooledAt) / 1000),
       }),
     };
-    const healthy = !this.events.enabled || this.events.connected;
+    const relay = this.relay?.status;
+    if (relay)
+      Object.assign(details, { outboxDatabaseReachable: relay.databaseReachable, outboxRelaying: relay.running });
+    // The database of the outbox down: transactions that produce events fail, so the app is not healthy.
+    const healthy = (!this.events.enabled || this.events.connected) && (relay?.databaseReachable ?? true);
     return (healthy ? indicator.up(details) : indicator.down(details)) as MoAmqpHealthResult<Key>;
   }
 

@@ -1,38 +1,9 @@
-import { MO_EVENT_METADATA } from '../mo-amqp.constants';
-import {
-  MoAction,
-  MoActionOf,
-  MoObjectType,
-  MoObjectTypeOf,
-  MoPublishVocabulary,
-  MoService,
-} from '../events/vocabulary';
+import { MO_EVENT_METADATA, MO_EVENT_POINT } from '../mo-amqp.constants';
+import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../events/vocabulary';
+import { MoEventDefinition, MoEventSelectors } from './mo-event-definition';
+import { wrapAtTransactionPoint } from './mo-event.wrapper';
 
-/**
- * How `@MoEvent` finds the event's values in what the method returned (and the
- * arguments it was called with). All are optional.
- */
-// Method signatures (not function-typed properties) so that a selector written for
-// the method's own result type, `(e: Engagement) => …`, fits without naming generics.
-export interface MoEventSelectors<TResult = unknown, TArgs extends unknown[] = unknown[]> {
-  /**
-   * The affected employee's or unit's UUID, or several (one message each; an
-   * empty array sends none). Default: the result when it is a string, else `result.uuid`.
-   */
-  uuid?(result: TResult, ...args: TArgs): string | readonly string[] | null | undefined;
-  /** When the change is effective (`Date` or ISO 8601 text). Default: now. */
-  time?(result: TResult, ...args: TArgs): Date | string | null | undefined;
-  /** The UUID of the changed object itself; adds `object_uuid` to the body (required in the `os2mo` vocabulary). */
-  objectUuid?(result: TResult, ...args: TArgs): string | null | undefined;
-}
-
-/** One `@MoEvent` on a method, as recorded. */
-export interface MoEventDefinition {
-  readonly service: MoService;
-  readonly objectType: MoObjectType;
-  readonly action: MoAction;
-  readonly selectors: MoEventSelectors;
-}
+export type { MoEventDefinition, MoEventSelectors } from './mo-event-definition';
 
 /**
  * What `@MoEvent` returns: a method decorator that takes only methods whose
@@ -65,6 +36,9 @@ export const decoratedPrototypes = new Set<object>();
  *
  * Put it on methods of providers (services). The module wraps them at start-up,
  * outside every other decorator, so a transaction decorator has committed first.
+ * With the outbox on (`AMQP__OUTBOX=postgres`), an async method's events are
+ * written into the transaction that is still open where `@MoEvent` is written:
+ * put `@Transactional()` above `@MoEvent` to commit them with the change.
  */
 export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
   service: MoService,
@@ -72,7 +46,7 @@ export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
   action: MoActionOf<MoPublishVocabulary>,
   selectors: MoEventSelectors<TResult, TArgs> = {},
 ): MoEventMethodDecorator<TResult> {
-  return (target, key) => {
+  return <TMethod>(target: object, key: string | symbol, descriptor: TypedPropertyDescriptor<TMethod>) => {
     // Kept on (prototype, name) rather than on the function, so a decorator
     // applied later that replaces the function cannot drop it.
     const previous: MoEventDefinition[] = Reflect.getOwnMetadata(MO_EVENT_METADATA, target, key) ?? [];
@@ -80,5 +54,12 @@ export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
     // Decorators apply bottom-up; prepending keeps the order they are written in.
     Reflect.defineMetadata(MO_EVENT_METADATA, [definition, ...previous], target, key);
     decoratedPrototypes.add(target);
+    // Where the (lowest) @MoEvent is written: with the outbox on, a transaction still open
+    // here (a @Transactional() above) takes the events. See wrapAtTransactionPoint.
+    if (!Reflect.hasOwnMetadata(MO_EVENT_POINT, target, key) && typeof descriptor?.value === 'function') {
+      const point = {};
+      Reflect.defineMetadata(MO_EVENT_POINT, point, target, key);
+      descriptor.value = wrapAtTransactionPoint(descriptor.value as (...args: unknown[]) => unknown, point) as TMethod;
+    }
   };
 }

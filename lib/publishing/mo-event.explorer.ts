@@ -4,8 +4,9 @@ import { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import { MO_VOCABULARIES, MoVocabulary, describeAllowedWords, findBadMoWord } from '../events/vocabulary';
-import { MO_AMQP_OPTIONS, MO_EVENT_METADATA } from '../mo-amqp.constants';
-import { MoEventDefinition, decoratedPrototypes } from './mo-event.decorator';
+import { MO_AMQP_OPTIONS, MO_EVENT_METADATA, MO_EVENT_POINT } from '../mo-amqp.constants';
+import { decoratedPrototypes } from './mo-event.decorator';
+import { MoEventDefinition } from './mo-event-definition';
 import { MoEventBinding, WrappedMethodState, wrapMethod, wrappedState } from './mo-event.wrapper';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { MoEventsService } from './mo-events.service';
@@ -61,6 +62,8 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
       recordDecoratorFailure: () => this.runtime.count('decoratorFailures'),
       logger: this.logger,
       failures: this.options.eventFailures,
+      outbox: this.options.enabled && this.options.outbox === 'postgres',
+      inTransaction: () => this.runtime.inOutboxTransaction,
     });
     const seen = new Set<object>();
     for (const wrapper of this.discovery.getProviders()) {
@@ -96,7 +99,8 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     // Wrapped once per process: a later app (a test's next one) rebinds the same wrapper.
     let state = wrappedState(current);
     if (!state) {
-      const wrapped = wrapMethod(current as (...args: unknown[]) => unknown, label, definitions);
+      const point: object | undefined = Reflect.getOwnMetadata(MO_EVENT_POINT, owner, name);
+      const wrapped = wrapMethod(current as (...args: unknown[]) => unknown, label, definitions, point);
       const descriptor = Object.getOwnPropertyDescriptor(owner, name) as PropertyDescriptor;
       Object.defineProperty(owner, name, { ...descriptor, value: wrapped.wrapper });
       state = wrapped.state;

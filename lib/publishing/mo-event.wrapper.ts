@@ -1,11 +1,13 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@nestjs/common';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import { MoEventValidationError } from '../errors/mo-event-validation.error';
+import { MoPublishError } from '../errors/mo-publish.error';
 import { MoEventOptions } from '../events/mo-event';
 import { moRoutingKey } from '../events/routing-key';
 import { UUID_ALLOWED, normalizeUuid } from '../events/uuid';
 import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
-import { MoEventDefinition } from './mo-event.decorator';
+import { MoEventDefinition } from './mo-event-definition';
 import { MoPublishResult } from './mo-publish-result';
 
 /** What a wrapped method needs from the running module. */
@@ -22,11 +24,28 @@ export interface MoEventBinding {
   readonly logger: Pick<Logger, 'error' | 'warn'>;
   /** `log`: a failed event is logged and the method's result returned; `throw`: the call rejects. */
   readonly failures: 'log' | 'throw';
+  /** True with the outbox on: calls then look for a transaction at the `@MoEvent` point. */
+  readonly outbox: boolean;
+  /** True when the current call runs in a transaction the outbox writes through. */
+  inTransaction(): boolean;
 }
+
+/** One call of a method wrapped with the outbox on: whether its events were written at the point already. */
+interface OutboxCall {
+  readonly point: object | undefined;
+  readonly state: WrappedMethodState;
+  handled: boolean;
+}
+
+const outboxCalls = new AsyncLocalStorage<OutboxCall>();
+/** Set once a binding with the outbox on exists; until then the point costs one comparison. */
+let outboxInUse = false;
 
 /** A method wrapped by `@MoEvent`: which events it owes, and the module it publishes through. */
 export interface WrappedMethodState {
   readonly label: string;
+  /** The transaction point `@MoEvent` left inside the method (undefined when none was left). */
+  readonly point: object | undefined;
   readonly definitions: readonly MoEventDefinition[];
   binding: MoEventBinding | undefined;
   warnedUnbound: boolean;
@@ -57,12 +76,17 @@ export function wrapMethod(
   original: (...args: unknown[]) => unknown,
   label: string,
   definitions: readonly MoEventDefinition[],
+  point?: object,
 ): { wrapper: (...args: unknown[]) => unknown; state: WrappedMethodState } {
-  const state: WrappedMethodState = { label, definitions, binding: undefined, warnedUnbound: false };
+  const state: WrappedMethodState = { label, point, definitions, binding: undefined, warnedUnbound: false };
 
   const wrapper = function (this: unknown, ...args: unknown[]): unknown {
-    const result = original.apply(this, args);
     const binding = state.binding;
+    let call: OutboxCall | undefined;
+    if (binding?.outbox) outboxInUse = true;
+    const result = binding?.outbox
+      ? outboxCalls.run((call = { point: state.point, state, handled: false }), () => original.apply(this, args))
+      : original.apply(this, args);
     if (!binding) {
       if (!state.warnedUnbound) {
         state.warnedUnbound = true;
@@ -72,22 +96,59 @@ export function wrapMethod(
     }
     if (isPromiseLike(result)) {
       return Promise.resolve(result).then((value) => {
+        // Written into the transaction at the point already: not again.
+        if (call?.handled) return value;
         const sent = publishEvents(state, binding, binding.failures, value, args);
         return sent === undefined ? value : sent.then(() => value);
       });
     }
     // A synchronous method stays synchronous: its events go in the background,
     // and a failure can only be logged.
-    void publishEvents(state, binding, 'log', result, args);
+    void publishEvents(state, binding, 'log', result, args, 'sync');
     return result;
   };
 
+  keepIdentity(original, wrapper);
+  states.set(wrapper, state);
+  return { wrapper, state };
+}
+
+/** The wrapper keeps the original's name and every reflect metadata entry. */
+function keepIdentity(original: (...args: unknown[]) => unknown, wrapper: (...args: unknown[]) => unknown): void {
   Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
   for (const key of Reflect.getMetadataKeys(original)) {
     Reflect.defineMetadata(key, Reflect.getMetadata(key, original), wrapper);
   }
-  states.set(wrapper, state);
-  return { wrapper, state };
+}
+
+/**
+ * The function `@MoEvent` leaves where it is written, inside any decorator
+ * above it. It passes calls through, except with the outbox on: when the
+ * method's promise fulfils while a transaction is still open here (a
+ * `@Transactional()` above), the events are written into that transaction
+ * before it commits, and the outer wrapper (which runs after the commit) sends
+ * nothing more. A row that cannot be written rejects the call, so the
+ * transaction rolls back. Synchronous methods are left to the outer wrapper.
+ */
+export function wrapAtTransactionPoint(
+  original: (...args: unknown[]) => unknown,
+  point: object,
+): (...args: unknown[]) => unknown {
+  const wrapper = function (this: unknown, ...args: unknown[]): unknown {
+    const result = original.apply(this, args);
+    if (!outboxInUse) return result;
+    const call = outboxCalls.getStore();
+    if (!call || call.point !== point || call.handled || !isPromiseLike(result)) return result;
+    return Promise.resolve(result).then((value) => {
+      const binding = call.state.binding;
+      if (!binding?.inTransaction()) return value;
+      call.handled = true;
+      const sent = publishEvents(call.state, binding, binding.failures, value, args);
+      return sent === undefined ? value : sent.then(() => value);
+    });
+  };
+  keepIdentity(original, wrapper);
+  return wrapper;
 }
 
 interface Problem {
@@ -106,6 +167,7 @@ function publishEvents(
   failures: 'log' | 'throw',
   result: unknown,
   args: unknown[],
+  sync?: 'sync',
 ): Promise<void> | undefined {
   let problems: Problem[] | undefined;
   const fail = (definition: MoEventDefinition, error: unknown) => (problems ??= []).push({ definition, error });
@@ -141,7 +203,7 @@ function publishEvents(
   }
 
   const report = () => {
-    if (problems) reportProblems(state, binding, failures, problems);
+    if (problems) reportProblems(state, binding, failures, problems, sync);
   };
   if (!sends) return problems ? Promise.resolve().then(report) : undefined;
   return (sends.length === 1 ? sends[0] : Promise.all(sends)).then(report);
@@ -152,6 +214,7 @@ function reportProblems(
   binding: MoEventBinding,
   failures: 'log' | 'throw',
   problems: Problem[],
+  sync?: 'sync',
 ): void {
   for (const { definition, error } of problems) {
     binding.recordDecoratorFailure();
@@ -160,6 +223,9 @@ function reportProblems(
     binding.logger.error(`@MoEvent ${key} on ${state.label} was not published: ${reason}`);
   }
   if (failures === 'throw') throw problems[0].error;
+  // The transaction this call runs in cannot commit without its event: the caller must hear, whatever `failures` says.
+  const outbox = problems.find(({ error }) => error instanceof MoPublishError && error.reason === 'outbox-failed');
+  if (outbox && sync !== 'sync') throw outbox.error;
 }
 
 /** The UUID (or UUIDs) and the options of one event, from the selectors or the defaults. */

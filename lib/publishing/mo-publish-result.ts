@@ -7,10 +7,13 @@ import { MoRoutingKey } from '../events/vocabulary';
  *   queue, or no queue was bound to receive it).
  * - `spooled`: the broker could not take it now; it is on disk (fsynced) and is
  *   sent, in order, when the broker can.
+ * - `outboxed`: called inside a transaction with the outbox on; it is a row of
+ *   that transaction, and the relay publishes it once the transaction commits
+ *   (nothing is sent if it rolls back).
  * - `disabled`: AMQP is off (`ENABLE_AMQP`); it was validated but not sent.
  */
 export interface MoPublishResult {
-  readonly status: 'confirmed' | 'spooled' | 'disabled';
+  readonly status: 'confirmed' | 'spooled' | 'outboxed' | 'disabled';
   readonly exchange: string;
   readonly routingKey: MoRoutingKey;
   /** The AMQP `message_id`; consumers deduplicate on it. */

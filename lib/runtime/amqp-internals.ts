@@ -138,3 +138,13 @@ export function batchSocketWrites(manager: AmqpConnectionManager): boolean {
   };
   return true;
 }
+
+/**
+ * Cancels every golevelup consumer (no new deliveries) and waits for the
+ * handlers in progress, whose messages are then acked or requeued as usual.
+ * golevelup's own close() does this too, but only after publishing has stopped.
+ */
+export async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<void> {
+  for (const tag of amqpConnection.consumerTags) await amqpConnection.cancelConsumer(tag).catch(() => undefined);
+  await Promise.allSettled(handlersInProgress(amqpConnection));
+}

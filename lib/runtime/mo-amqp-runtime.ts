@@ -13,22 +13,23 @@ import { resolve } from 'node:path';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { tlsSecrets } from '../config/tls';
-import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoPublishError } from '../errors/mo-publish.error';
 import { MoOutgoingEvent } from '../events/mo-event';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { DiskSpool, SPOOL_START_BOUND_MS } from '../spool/disk-spool';
-import { describeValue } from '../util/describe-value';
 import { moEventProperties } from '../util/publish-properties';
 import { errorRedactor, redactUrl } from '../config/redact';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
-import { batchSocketWrites, boundClose, handlersInProgress, internalsMissing } from './amqp-internals';
+import { batchSocketWrites, boundClose, internalsMissing, stopGolevelupConsumers } from './amqp-internals';
 import { BrokerContext, BrokerWait, waitForBroker } from './broker-wait';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { setUpExchange } from './exchanges';
 import { MoEventCounters, MoSpoolStats } from './mo-amqp-stats';
 import { Outbox } from './outbox';
 import { publishFailureText } from './publish-failure';
+import { checkSpool, recoverSpool } from './spool-start';
+import { MoOutboxWriter } from '../outbox/transaction-writer';
+import { outboxSecrets } from '../config/outbox-options';
 
 /** What the runtime counts itself; `resent` is the outbox's. */
 export type CountedHere = Exclude<keyof MoEventCounters, 'resent'>;
@@ -62,6 +63,8 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     disabled: 0,
     invalid: 0,
     failed: 0,
+    outboxed: 0,
+    relayed: 0,
     decoratorFailures: 0,
     retried: 0,
     deadLettered: 0,
@@ -76,10 +79,11 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     @Optional() amqpConnection?: AmqpConnection,
+    @Optional() private readonly outboxWriter?: MoOutboxWriter,
   ) {
     const urls = brokerUrlsOf(options);
     this.broker = urls.map(redactUrl).join(', ');
-    this.redact = errorRedactor(urls, tlsSecrets(options));
+    this.redact = errorRedactor(urls, [...tlsSecrets(options), ...outboxSecrets(options)]);
     this.context = { options, broker: this.broker, redact: this.redact };
     if (!options.enabled || !amqpConnection) return;
     this.amqpConnection = amqpConnection;
@@ -131,6 +135,11 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     return this.publisher?.ready ?? false;
   }
 
+  /** True when an event sent now would be written to the outbox in the current transaction. */
+  get inOutboxTransaction(): boolean {
+    return this.outbox !== undefined && (this.outboxWriter?.inTransaction ?? false);
+  }
+
   count(what: CountedHere): void {
     this.counts[what]++;
   }
@@ -145,11 +154,12 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    * durably spooled, `disabled` at once when AMQP is off; rejects with
    * `MoPublishError`. The testing module records here instead.
    */
-  async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed' | 'spooled' | 'disabled'> {
+  async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed' | 'spooled' | 'outboxed' | 'disabled'> {
     if (!this.outbox) {
       this.counts.disabled++;
       return 'disabled';
     }
+    if (this.outboxWriter?.inTransaction) return this.writeToOutbox(event, messageId);
     this.counts.published++;
     let status: 'confirmed' | 'spooled';
     try {
@@ -165,6 +175,30 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     }
     this.counts[status]++;
     return status;
+  }
+
+  /** Inside a transaction: the event becomes a row of it, and the relay publishes it once committed. */
+  private async writeToOutbox(event: MoOutgoingEvent, messageId: string): Promise<'outboxed'> {
+    const { exchange } = this.options;
+    const timestamp = Math.floor(Date.now() / 1000);
+    try {
+      await this.outboxWriter!.write({
+        messageId,
+        exchange,
+        routingKey: event.routingKey,
+        body: event.body,
+        headers: undefined,
+        timestamp,
+      });
+    } catch (err) {
+      this.counts.failed++;
+      const text =
+        `${event.routingKey} (message_id ${messageId}) could not be written to the outbox table ` +
+        `"${this.options.outboxTable}" in the current transaction, which cannot commit now: ${this.redact(err)}`;
+      throw new MoPublishError(text, 'outbox-failed', event.routingKey, messageId, { cause: err });
+    }
+    this.counts.outboxed++;
+    return 'outboxed';
   }
 
   /**
@@ -197,11 +231,11 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     try {
       // Side by side: the wait must be listening from the start, or it misses the first connect failure.
       this.wait = waitForBroker(this.amqpConnection, this.publisher, this.context);
-      await Promise.all([this.checkSpool(), this.wait.done]);
+      await Promise.all([checkSpool(this.spool, this.options, this.redact), this.wait.done]);
       this.wait = undefined;
       this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
       if (this.spool) {
-        const waiting = await this.recoverSpool(this.spool);
+        const waiting = await recoverSpool(this.spool, this.options, this.redact);
         if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
       }
       this.started = true;
@@ -255,42 +289,4 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     // Bounded too: the spool's directory may be on a mount that hangs.
     await settlesWithin(outboxClosed, SPOOL_START_BOUND_MS);
   }
-
-  /** What earlier processes left in the spool directory; a failure names the directory. */
-  private async recoverSpool(spool: DiskSpool): Promise<number> {
-    try {
-      return await spool.recover();
-    } catch (err) {
-      throw this.spoolDirError(err);
-    }
-  }
-
-  /** A spool directory that cannot be written is bad configuration: said at start, not at the first outage. */
-  private async checkSpool(): Promise<void> {
-    try {
-      await this.spool?.check();
-    } catch (err) {
-      throw this.spoolDirError(err);
-    }
-  }
-
-  private spoolDirError(err: unknown): MoAmqpConfigError {
-    return new MoAmqpConfigError([
-      {
-        name: 'AMQP__SPOOL_DIR (spoolDir)',
-        received: describeValue(this.options.spoolDir),
-        allowed: `a directory this process can create and write in, or off (${this.redact(err)})`,
-      },
-    ]);
-  }
-}
-
-/**
- * Cancels every golevelup consumer (no new deliveries) and waits for the
- * handlers in progress, whose messages are then acked or requeued as usual.
- * golevelup's own close() does this too, but only after publishing has stopped.
- */
-async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<void> {
-  for (const tag of amqpConnection.consumerTags) await amqpConnection.cancelConsumer(tag).catch(() => undefined);
-  await Promise.allSettled(handlersInProgress(amqpConnection));
 }

@@ -14,6 +14,10 @@ export interface MoEventCounters {
   invalid: number;
   /** Failed with `MoPublishError` (timeout, overloaded, rejected, closed). */
   failed: number;
+  /** Written to the outbox table inside a transaction (the outbox on). */
+  outboxed: number;
+  /** Outbox rows this process's relay published and the broker confirmed. */
+  relayed: number;
   /** Events an `@MoEvent` method owed but did not publish (each also logged at error level). */
   decoratorFailures: number;
   /** Received messages whose `@MoEventSubscribe` handler threw and that were queued again. */

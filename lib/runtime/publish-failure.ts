@@ -22,6 +22,7 @@ export function publishFailureText(
       `${options.maxInFlight} publishes are already waiting for RabbitMQ at ${broker} (maxInFlight, AMQP__MAX_IN_FLIGHT = ${options.maxInFlight}); ${what} was not sent`,
     rejected: () => `RabbitMQ at ${broker} rejected ${what}: ${redact(failure.cause)}`,
     closed: () => `The publisher was shut down before RabbitMQ confirmed ${what}`,
+    'outbox-failed': () => `Writing ${what} to the outbox table failed: ${redact(failure.cause)}`,
   };
   return text[failure.reason]();
 }

@@ -37,6 +37,11 @@ describe('configuration from the environment', () => {
       tlsKeyPassphrase: undefined,
       tlsVerify: true,
       auth: 'plain',
+      outbox: 'off',
+      outboxUrl: undefined,
+      outboxTable: 'mo_amqp_outbox',
+      outboxRelay: true,
+      outboxConnection: undefined,
     });
   });
 
@@ -82,6 +87,11 @@ describe('configuration from the environment', () => {
       AMQP__TLS_KEY_PASSPHRASE: 'key secret',
       AMQP__TLS_VERIFY: 'no',
       AMQP__AUTH: 'external',
+      AMQP__OUTBOX: 'postgres',
+      AMQP__OUTBOX_URL: 'postgres://app:db%40pw@db.example:5432/mo',
+      AMQP__OUTBOX_TABLE: 'events.mo_outbox',
+      AMQP__OUTBOX_RELAY: 'false',
+      AMQP__OUTBOX_CONNECTION: 'mo-db',
     });
     expect(options).toEqual({
       enabled: true,
@@ -107,6 +117,11 @@ describe('configuration from the environment', () => {
       tlsKeyPassphrase: 'key secret',
       tlsVerify: false,
       auth: 'external',
+      outbox: 'postgres',
+      outboxUrl: 'postgres://app:db%40pw@db.example:5432/mo',
+      outboxTable: 'events.mo_outbox',
+      outboxRelay: false,
+      outboxConnection: 'mo-db',
     });
   });
 
@@ -141,6 +156,14 @@ describe('configuration from the environment', () => {
     ['AMQP__DECLARE_EXCHANGES', 'passive', 'true, false'],
     ['AMQP__SPOOL_MAX_BYTES', '10', 'a whole number of bytes from 1024 up'],
     ['AMQP__SHUTDOWN_TIMEOUT_MS', 'soon', 'a whole number of milliseconds'],
+    ['AMQP__OUTBOX', 'mysql', 'off, or postgres'],
+    ['AMQP__OUTBOX_URL', 'mysql://db/mo', 'a postgres:// URL'],
+    ['AMQP__OUTBOX_URL', 'postgres://', 'a postgres:// URL'],
+    ['AMQP__OUTBOX_TABLE', 'Outbox', 'a lower-case SQL name'],
+    ['AMQP__OUTBOX_TABLE', 'outbox; drop table x', 'a lower-case SQL name'],
+    ['AMQP__OUTBOX_TABLE', 'a.b.c', 'a lower-case SQL name'],
+    ['AMQP__OUTBOX_TABLE', 'x'.repeat(64), 'a lower-case SQL name'],
+    ['AMQP__OUTBOX_RELAY', 'sometimes', 'true, false, 1, 0, yes or no'],
   ])('rejects %s=%p, naming the variable, the value and what is allowed', (name, value, allowed) => {
     const err = configError(() => loadMoAmqpOptionsFromEnv({ [name]: value }));
     expect(err.problems).toHaveLength(1);
@@ -173,6 +196,18 @@ describe('configuration from the environment', () => {
       expect(err.message).toContain('://***@');
       expect(JSON.stringify(err.problems)).not.toContain('Hunter2-secret');
     }
+  });
+
+  it('never shows the password of a bad AMQP__OUTBOX_URL, and asks for one with AMQP__OUTBOX=postgres', () => {
+    for (const url of ['mysql://admin:Hunter2-secret@db/mo', 'postgres://admin:Hunter2-secret@:5432/mo']) {
+      const err = configError(() => loadMoAmqpOptionsFromEnv({ AMQP__OUTBOX: 'postgres', AMQP__OUTBOX_URL: url }));
+      expect(err.problems.map((p) => p.name)).toEqual(['AMQP__OUTBOX_URL']);
+      expect(JSON.stringify(err.problems)).not.toContain('Hunter2');
+      expect(err.message).not.toContain('Hunter2');
+    }
+    const missing = configError(() => loadMoAmqpOptionsFromEnv({ AMQP__OUTBOX: 'postgres' }));
+    expect(missing.message).toContain('AMQP__OUTBOX_URL: received undefined');
+    expect(missing.message).toContain('required when AMQP__OUTBOX is postgres');
   });
 
   it('spells UTC one way', () => {

@@ -1,0 +1,87 @@
+import { MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
+import { describeValue } from '../util/describe-value';
+import type { ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
+
+/** The options of the PostgreSQL outbox. */
+export type OutboxKey = 'outbox' | 'outboxUrl' | 'outboxTable' | 'outboxRelay' | 'outboxConnection';
+
+export type MoAmqpOutboxOptions = Pick<ResolvedMoAmqpOptions, OutboxKey>;
+
+/** A lower-case SQL identifier PostgreSQL keeps as written (63 bytes at most), optionally after a schema. */
+export const OUTBOX_TABLE = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
+
+/** A postgres:// or postgresql:// URL with a host. */
+export function isPostgresUrl(value: unknown): boolean {
+  if (typeof value !== 'string' || !/^postgres(ql)?:\/\//i.test(value)) return false;
+  try {
+    return new URL(value).hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** A postgres URL as it may be shown: the password masked; a URL that does not parse, all but its scheme. */
+export function redactPostgresUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    const scheme = value.indexOf('://');
+    return scheme < 0 ? '***' : `${value.slice(0, scheme + 3)}***`;
+  }
+}
+
+/** The password of the outbox URL, decoded and as written, to mask wherever text leaves the library. */
+export function outboxSecrets(options: Pick<MoAmqpOutboxOptions, 'outboxUrl'>): string[] {
+  if (!options.outboxUrl) return [];
+  try {
+    const raw = new URL(options.outboxUrl).password;
+    return raw ? [raw, decodeURIComponent(raw)] : [];
+  } catch {
+    return [];
+  }
+}
+
+const BOOLEAN = 'true, false, 1, 0, yes or no (any case)';
+
+/** The outbox's part of `FIELDS`: environment variable, what is allowed, default. */
+export const OUTBOX_FIELDS = {
+  outbox: {
+    env: 'AMQP__OUTBOX',
+    allowed: 'off, or postgres (events produced in a transaction are written to a table in it)',
+    defaultValue: 'off',
+  },
+  outboxUrl: {
+    env: 'AMQP__OUTBOX_URL',
+    allowed: 'a postgres:// URL such as postgres://user:password@host:5432/database',
+    defaultValue: undefined,
+  },
+  outboxTable: {
+    env: 'AMQP__OUTBOX_TABLE',
+    allowed: 'a lower-case SQL name (letters, digits, _; at most 63), optionally schema.name',
+    defaultValue: 'mo_amqp_outbox',
+  },
+  outboxRelay: { env: 'AMQP__OUTBOX_RELAY', allowed: BOOLEAN, defaultValue: true },
+  outboxConnection: {
+    env: 'AMQP__OUTBOX_CONNECTION',
+    allowed: 'the connectionName of a @nestjs-cls/transactional plugin',
+    defaultValue: undefined,
+  },
+} as const;
+
+/** Combinations the outbox cannot work in. `nameOf` names a field as the user set it. */
+export function outboxProblems(
+  options: Partial<MoAmqpOutboxOptions>,
+  nameOf: (key: OutboxKey) => string,
+): MoAmqpConfigProblem[] {
+  if (options.outbox !== 'postgres') return [];
+  if (options.outboxUrl !== undefined) return [];
+  return [
+    {
+      name: nameOf('outboxUrl'),
+      received: describeValue(undefined),
+      allowed: `${OUTBOX_FIELDS.outboxUrl.allowed}, required when ${nameOf('outbox')} is postgres (the relay and the table check use it)`,
+    },
+  ];
+}

@@ -1,0 +1,100 @@
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { createRequire } from 'node:module';
+import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { OUTBOX_FIELDS } from '../config/outbox-options';
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
+import { insertSql } from './outbox-sql';
+import { SqlRunner, sqlRunnerFor } from './sql-runners';
+
+/** What this package needs of `@nestjs-cls/transactional`'s `TransactionHost`. */
+interface TransactionHostLike {
+  isTransactionActive(): boolean;
+  readonly tx: unknown;
+}
+
+/** One event row, as written. */
+export interface OutboxEntry {
+  readonly messageId: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly body: string;
+  readonly headers: Record<string, unknown> | undefined;
+  /** The AMQP `timestamp` property (seconds), fixed when the row is written. */
+  readonly timestamp: number;
+}
+
+const SETUP =
+  'ClsModule.forRoot({ plugins: [new ClsPluginTransactional({ adapter: … })] }) from nestjs-cls and @nestjs-cls/transactional';
+
+/**
+ * Not public. Writes an event into the outbox table through the transaction
+ * that `@nestjs-cls/transactional` holds for the current call, so it commits
+ * or rolls back with the change. Inert with `outbox: 'off'`.
+ */
+@Injectable()
+export class MoOutboxWriter implements OnModuleInit {
+  private host: TransactionHostLike | undefined;
+  private readonly sql: string;
+
+  constructor(
+    @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
+    private readonly moduleRef: ModuleRef,
+  ) {
+    this.sql = insertSql(options.outboxTable);
+  }
+
+  /** Finds the transaction host; without one the outbox cannot work, and start-up says so. */
+  onModuleInit(): void {
+    if (this.options.outbox !== 'postgres' || !this.options.enabled) return;
+    const name = this.options.outboxConnection;
+    let token: unknown;
+    try {
+      const transactional = createRequire(__filename)('@nestjs-cls/transactional') as {
+        getTransactionHostToken(connectionName?: string): unknown;
+      };
+      token = transactional.getTransactionHostToken(name);
+    } catch {
+      throw this.setupError('@nestjs-cls/transactional is not installed');
+    }
+    try {
+      this.host = this.moduleRef.get(token as string, { strict: false }) as TransactionHostLike;
+    } catch {
+      throw this.setupError(
+        name === undefined
+          ? 'no TransactionHost is registered'
+          : `no TransactionHost is registered for connectionName "${name}"`,
+      );
+    }
+  }
+
+  /** True when the current call runs inside a transaction of the outbox's connection. */
+  get inTransaction(): boolean {
+    return this.host?.isTransactionActive() ?? false;
+  }
+
+  /** Inserts the row through the current transaction; rejects when the insert fails (the transaction then cannot commit). */
+  async write(entry: OutboxEntry): Promise<void> {
+    const tx = this.host?.tx;
+    const run: SqlRunner = sqlRunnerFor(tx);
+    await run(this.sql, [
+      entry.messageId,
+      entry.exchange,
+      entry.routingKey,
+      entry.body,
+      entry.headers === undefined ? null : JSON.stringify(entry.headers),
+      entry.timestamp,
+    ]);
+  }
+
+  private setupError(why: string): MoAmqpConfigError {
+    return new MoAmqpConfigError([
+      {
+        name: `${OUTBOX_FIELDS.outbox.env} (outbox)`,
+        received: "'postgres'",
+        allowed: `postgres only with ${SETUP} in the application (${why})`,
+      },
+    ]);
+  }
+}
