@@ -47,6 +47,7 @@ export { MoAmqpConfigError } from './errors/mo-amqp-config.error';
 export { MoAmqpConnectionError } from './errors/mo-amqp-connection.error';
 export { MoEventDecoratorError } from './errors/mo-event-decorator.error';
 export { MoEventParseError } from './errors/mo-event-parse.error';
+export { outboxMigrationSql } from './outbox/outbox-sql';
 export { MoEventSubscribe } from './subscribing/mo-event-subscribe.decorator';
 export type { MoEventSubscribeOptions } from './subscribing/mo-event-subscribe.options';
 export { parseMoEvent } from './events/mo-event-message';

@@ -49,6 +49,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   private pool: Pool | undefined;
   private listener: Client | undefined;
   private loop: Promise<void> | undefined;
+  private listening: Promise<void> | undefined;
   private stopping = false;
   private wake: (() => void) | undefined;
   private woken = false;
@@ -97,7 +98,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     this.pool = new Pool({ connectionString: this.options.outboxUrl, max: 1, connectionTimeoutMillis: 5_000 });
     this.pool.on('error', (err) => this.fail(err));
     this.runtime.onShutdown(() => this.stop());
-    void this.listen();
+    this.listening = this.listen();
     this.loop = this.run();
     this.logger.log(
       `Relaying outbox rows of ${this.options.outboxTable} at ${this.where} to exchange "${this.options.exchange}"`,
@@ -110,9 +111,9 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     this.wake?.();
     await this.loop;
     this.loop = undefined;
-    const listener = this.listener;
-    this.listener = undefined;
-    await listener?.end().catch(() => undefined);
+    await this.listener?.end().catch(() => undefined);
+    await this.listening;
+    this.listening = undefined;
     await this.pool?.end().catch(() => undefined);
     this.pool = undefined;
   }
@@ -146,6 +147,11 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   private async batch(): Promise<number> {
     const client: PoolClient = await this.pool!.connect();
     let broken: Error | undefined;
+    // A client checked out of a pg Pool has no 'error' listener (the pool's is back only on
+    // release): the server ending the connection between two statements (a restart, an
+    // admin's pg_terminate_backend) would be an unhandled 'error' event, and end the process.
+    const onError = (err: Error) => (broken ??= err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const lock = await client.query<{ leader: boolean }>(LEADER_SQL, [this.options.outboxTable]);
@@ -168,6 +174,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
       throw err;
     } finally {
       // A client whose transaction failed is not reused: it may be the connection that broke.
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }
@@ -216,18 +223,21 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
         client.on('error', () => resolve());
         client.on('end', () => resolve());
       });
+      // Known before it connects, so stop() can end it at any point.
+      this.listener = client;
       try {
         await client.connect();
-        client.on('notification', () => this.notified());
-        await client.query(`LISTEN "${notifyChannel(this.options.outboxTable).replace(/"/g, '""')}"`);
-        this.listener = client;
-        // Rows committed while it was away: look once now.
-        this.notified();
-        await ended;
+        if (!this.stopping) {
+          client.on('notification', () => this.notified());
+          await client.query(`LISTEN "${notifyChannel(this.options.outboxTable).replace(/"/g, '""')}"`);
+          // Rows committed while it was away: look once now.
+          this.notified();
+          await ended;
+        }
       } catch {
         // The batch loop reports the database's state; this only retries.
       }
-      this.listener = undefined;
+      if (this.listener === client) this.listener = undefined;
       await client.end().catch(() => undefined);
       if (!this.stopping) await new Promise((resolve) => setTimeout(resolve, RETRY_MS * 4).unref());
     }

@@ -1,3 +1,7 @@
+import { OUTBOX_FIELDS, OUTBOX_TABLE } from '../config/outbox-options';
+import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { describeValue } from '../util/describe-value';
+
 /**
  * The outbox table and every statement on it. The table name comes from
  * validated configuration (`OUTBOX_TABLE`: lower-case letters, digits and `_`,
@@ -33,11 +37,23 @@ function notifyFunction(table: string): string {
 }
 
 /**
- * The migration: the table, the trigger that wakes relays at commit, and the
- * layout comment. Idempotent; run it with `mo-amqp outbox migrate`, or put
- * this text into your own migration tool's migration.
+ * The SQL that creates the outbox table (`AMQP__OUTBOX_TABLE`, default
+ * `mo_amqp_outbox`), the trigger that wakes relays at commit, and the layout
+ * comment start-up checks. Idempotent. Run it with `npx mo-amqp outbox
+ * migrate`, or put it into a migration of your own tool:
+ *
+ * ```ts
+ * await queryRunner.query(outboxMigrationSql('mo_amqp_outbox'));
+ * ```
+ *
+ * Throws `MoAmqpConfigError` for a name that is not a lower-case SQL name.
  */
-export function outboxMigrationSql(table: string): string {
+export function outboxMigrationSql(table = 'mo_amqp_outbox'): string {
+  if (typeof table !== 'string' || !OUTBOX_TABLE.test(table)) {
+    throw new MoAmqpConfigError([
+      { name: 'outboxMigrationSql(table)', received: describeValue(table), allowed: OUTBOX_FIELDS.outboxTable.allowed },
+    ]);
+  }
   const t = quotedTable(table);
   const fn = notifyFunction(table);
   const trigger = quote(`${table.split('.').pop()}_notify`.slice(0, 63));

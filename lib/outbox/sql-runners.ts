@@ -57,7 +57,7 @@ export function sqlRunnerFor(tx: unknown): SqlRunner {
   }
   const kind = tx === null || tx === undefined ? String(tx) : (tx.constructor?.name ?? typeof tx);
   throw new TypeError(
-    `the transaction of @nestjs-cls/transactional is a ${kind}, which the outbox cannot write through: ` +
+    `the outbox cannot write through the transaction of @nestjs-cls/transactional (${kind}): ` +
       'TypeORM, Drizzle, node-postgres, Prisma, Knex, Kysely and pg-promise transactions are recognised (see docs/outbox.md)',
   );
 }
