@@ -1,15 +1,32 @@
-// `npm run demo`: the sample organisation app with AMQP on, a short scripted
-// scenario over HTTP, and the events its own consumer (a plain @RabbitSubscribe
-// bound #.#.#) received. npm run demo first ensures a broker and builds the app.
-const { spawn } = require('node:child_process');
+// `npm run demo`: the sample organisation app with AMQP on, its data in PostgreSQL
+// and the outbox on, a short scripted scenario over HTTP, and the events its own
+// consumer (a plain @RabbitSubscribe bound #.#.#) received. npm run demo first
+// ensures a broker and a PostgreSQL and builds the app.
+const { execFileSync, spawn } = require('node:child_process');
 const { once } = require('node:events');
 const net = require('node:net');
 const path = require('node:path');
 const readline = require('node:readline');
+const { Client } = require('pg');
 
 const BROKER_URL = process.env.AMQP__URL || 'amqp://localhost:5672';
 const EXCHANGE = process.env.AMQP__EXCHANGE || 'os2mo';
 const MAIN = path.join(__dirname, '..', 'dist-sample-app', 'sample-app', 'src', 'main.js');
+// The PostgreSQL scripts/postgresql.sh ensured (MO_PG_URL if set). The app's tables and its outbox
+// go into a schema of this run's own, dropped at the end.
+const DATABASE_URL = execFileSync('bash', [path.join(__dirname, 'postgresql.sh'), 'url'], { encoding: 'utf8' }).trim();
+const SCHEMA = `mo_amqp_demo_${process.pid}`;
+const OUTBOX_TABLE = `${SCHEMA}.mo_amqp_outbox`;
+
+async function onDatabase(statement) {
+  const client = new Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
 
 async function freePort() {
   const server = net.createServer().listen(0, '127.0.0.1');
@@ -27,6 +44,12 @@ async function startApp(port) {
       ENABLE_AMQP: 'true',
       AMQP__URL: BROKER_URL,
       AMQP__EXCHANGE: EXCHANGE,
+      DATABASE_URL,
+      DATABASE_SCHEMA: SCHEMA,
+      // The app's TypeORM migration makes the outbox table at start-up (outboxMigrationSql).
+      AMQP__OUTBOX: 'postgres',
+      AMQP__OUTBOX_URL: DATABASE_URL,
+      AMQP__OUTBOX_TABLE: OUTBOX_TABLE,
       PORT: String(port),
       NO_COLOR: '1',
     },
@@ -49,10 +72,20 @@ async function startApp(port) {
 }
 
 async function main() {
+  await onDatabase(`CREATE SCHEMA "${SCHEMA}"`);
+  try {
+    await scenario();
+  } finally {
+    await onDatabase(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
+  }
+}
+
+async function scenario() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const { child, consumed } = await startApp(port);
   let expected = 0;
+  let rolledBack = 0;
 
   async function call(method, url, body, status, events) {
     const res = await fetch(base + url, {
@@ -69,7 +102,8 @@ async function main() {
   }
 
   try {
-    console.log(`Sample app on ${base}, exchange "${EXCHANGE}" at ${BROKER_URL.replace(/:[^:@/]*@/, ':***@')}\n`);
+    console.log(`Sample app on ${base}, exchange "${EXCHANGE}" at ${BROKER_URL.replace(/:[^:@/]*@/, ':***@')}`);
+    console.log(`Data and outbox in PostgreSQL at ${DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}, schema "${SCHEMA}"\n`);
     const unit = await call('POST', '/org-units', { name: 'Borgerservice', validFrom: '2021-01-01' }, 201, 1);
     const anne = await call('POST', '/employees', { name: 'Anne Jensen' }, 201, 1);
     const engagement = await call(
@@ -95,6 +129,10 @@ async function main() {
     await call('POST', '/engagements', { employeeUuid: anne.uuid, orgUnitUuid: unit.uuid }, 400, 0);
     await call('PATCH', '/employees/00000000-0000-4000-8000-000000000000', { name: 'Nobody' }, 404, 0);
     await call('DELETE', `/engagements/${engagement.uuid}?validFrom=2023-01-01`, undefined, 200, 2);
+    // Anne still has her address: the foreign key fails the COMMIT, after the event was written to
+    // the outbox in the same transaction; it is rolled back with the delete and never sent.
+    await call('DELETE', `/employees/${anne.uuid}`, undefined, 409, 0);
+    rolledBack += 1;
 
     const deadline = Date.now() + 5_000;
     while (consumed.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -102,6 +140,21 @@ async function main() {
     for (const line of consumed) console.log(`  ${line}`);
     if (consumed.length !== expected)
       throw new Error(`expected ${expected} events, the consumer saw ${consumed.length}`);
+
+    // MoEventsService.counters, as GET /health shows them.
+    let counters;
+    while (true) {
+      counters = (await (await fetch(`${base}/health`)).json()).info.events;
+      if (counters.relayed >= expected || Date.now() > deadline + 5_000) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    console.log(
+      `\nThrough the outbox (${OUTBOX_TABLE}): ${counters.outboxed} event(s) written in their request's ` +
+        `transaction, ${counters.outboxed - counters.relayed} rolled back with it, ` +
+        `${counters.relayed} relayed to RabbitMQ after the commit, ${counters.published} published directly`,
+    );
+    if (counters.outboxed !== expected + rolledBack || counters.relayed !== expected || counters.published !== 0)
+      throw new Error(`expected ${expected + rolledBack} outboxed, ${expected} relayed and 0 published directly`);
   } finally {
     child.kill('SIGTERM');
     await once(child, 'exit');

@@ -1,23 +1,40 @@
 import { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
+import { MoEventsService } from '../../lib';
 import { BROKER_URL, Collector, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
+import { PG_URL, sql, uniqueTable } from '../support/postgres';
+import { until } from '../support/until';
 
 const exchange = uniqueName('sample');
 const UNKNOWN = '00000000-0000-4000-8000-000000000000';
+// The app's tables (fixed names) and its outbox, in a schema of this run's own, dropped after.
+const schema = uniqueTable('sample');
+const OUTBOX = `${schema}.mo_amqp_outbox`;
 
-describe('the sample organisation app, with AMQP on', () => {
+describe('the sample organisation app, with AMQP on, its data in PostgreSQL and the outbox on', () => {
   let broker: TestBroker;
   let collector: Collector;
   let app: INestApplication;
   let logger: CapturingLogger;
   const saved = { ...process.env };
+  let person: { uuid: string; name: string };
 
   beforeAll(async () => {
     broker = await TestBroker.connect();
     collector = await broker.collect(exchange);
-    Object.assign(process.env, { ENABLE_AMQP: 'true', AMQP__URL: BROKER_URL, AMQP__EXCHANGE: exchange });
+    await sql(`CREATE SCHEMA "${schema}"`);
+    Object.assign(process.env, {
+      ENABLE_AMQP: 'true',
+      AMQP__URL: BROKER_URL,
+      AMQP__EXCHANGE: exchange,
+      DATABASE_URL: PG_URL,
+      DATABASE_SCHEMA: schema,
+      AMQP__OUTBOX: 'postgres',
+      AMQP__OUTBOX_URL: PG_URL,
+      AMQP__OUTBOX_TABLE: OUTBOX,
+    });
     // Imported only now: the sample's consumer reads AMQP__EXCHANGE when its file loads.
     const { AppModule } = await import('../../sample-app/src/app.module');
     const { setupApp } = await import('../../sample-app/src/setup-app');
@@ -32,6 +49,7 @@ describe('the sample organisation app, with AMQP on', () => {
   afterAll(async () => {
     await app?.close();
     await broker.close();
+    await sql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     process.env = saved;
   });
 
@@ -55,7 +73,7 @@ describe('the sample organisation app, with AMQP on', () => {
     ]);
 
     const before = Date.now();
-    const person = (await http().post('/employees').send({ name: 'Anne' }).expect(201)).body;
+    person = (await http().post('/employees').send({ name: 'Anne' }).expect(201)).body;
     const [[key, body]] = await newEvents(1);
     expect([key, body.uuid]).toEqual(['employee.employee.create', person.uuid]);
     // No validFrom: the time is now, in the contract's shape.
@@ -131,6 +149,26 @@ describe('the sample organisation app, with AMQP on', () => {
     expect(collector.messages).toHaveLength(9);
   });
 
+  it('keeps its data in PostgreSQL and sends every event through the outbox; a request rolled back at COMMIT sends none', async () => {
+    const events = app.get(MoEventsService);
+    expect(await sql(`SELECT uuid, name FROM "${schema}".employee`)).toEqual([{ uuid: person.uuid, name: 'Anne' }]);
+    // Each event was a row of its request's transaction, relayed after the commit; none published directly.
+    await until(() => events.counters.relayed === 9, 'the relay to count the nine events');
+    expect(events.counters).toMatchObject({ outboxed: 9, relayed: 9, published: 0, failed: 0 });
+    await until(async () => (await sql(`SELECT id FROM ${OUTBOX}`)).length === 0, 'the relayed rows deleted', 5_000);
+
+    // Anne still has an address: the deferred foreign key fails the COMMIT, after the delete's
+    // event was written to the outbox. It is rolled back with the delete, and never sent.
+    const refused = await request(app.getHttpServer()).delete(`/employees/${person.uuid}`).expect(409);
+    expect(refused.body.message).toMatch(/is still referenced from table "address"/);
+    expect(events.counters).toMatchObject({ outboxed: 10, relayed: 9 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(collector.messages).toHaveLength(9);
+    expect(events.counters.relayed).toBe(9);
+    expect(await sql(`SELECT uuid FROM "${schema}".employee`)).toEqual([{ uuid: person.uuid }]);
+    expect(await sql(`SELECT id FROM ${OUTBOX}`)).toEqual([]);
+  });
+
   it('logs every event through its own plain @RabbitSubscribe consumer, as the seed’s example prints them', async () => {
     const deadline = Date.now() + 5_000;
     const lines = () => logger.lines.filter((l) => l.includes('[org_unit.engagement.delete]'));
@@ -141,11 +179,22 @@ describe('the sample organisation app, with AMQP on', () => {
     expect(logger.lines.filter((l) => /^LOG \[[a-z_]+\.[a-z_]+\.[a-z]+\] \{"uuid"/.test(l))).toHaveLength(9);
   });
 
-  it('answers GET /health with the broker connection and the spool', async () => {
+  it('answers GET /health with the broker connection, the spool, the outbox and the event counters', async () => {
     const res = await request(app.getHttpServer()).get('/health').expect(200);
     expect(res.body).toMatchObject({
       status: 'ok',
-      info: { amqp: { status: 'up', enabled: true, connected: true, spooled: 0, spoolBytes: 0 } },
+      info: {
+        amqp: {
+          status: 'up',
+          enabled: true,
+          connected: true,
+          spooled: 0,
+          spoolBytes: 0,
+          outboxDatabaseReachable: true,
+          outboxRelaying: true,
+        },
+        events: { status: 'up', outboxed: 10, relayed: 9 },
+      },
     });
   });
 });
