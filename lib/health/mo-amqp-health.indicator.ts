@@ -16,7 +16,8 @@ interface HealthIndicatorServiceLike {
 /**
  * A `@nestjs/terminus` health indicator (terminus is an optional peer: install
  * it to use this). Down while AMQP is enabled and no channel to the broker is
- * open; the details give the spool's depth and the age of its oldest event.
+ * open, or while the outbox relay cannot reach PostgreSQL; the details give the
+ * spool's depth and the age of its oldest event, and the relay's state.
  *
  * ```ts
  * @Get('health') @HealthCheck()
