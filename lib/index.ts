@@ -57,6 +57,7 @@ export {
   MO_HEADER_EXCHANGE,
   MO_HEADER_QUEUE,
   MO_HEADER_REASON,
+  MO_HEADER_REQUEUED,
   MO_HEADER_ROUTING_KEY,
 } from './mo-amqp.constants';
 export { MoDelayAgentModule } from './delay/mo-delay-agent.module';

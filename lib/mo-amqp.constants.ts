@@ -15,3 +15,5 @@ export const MO_HEADER_REASON = 'x-mo-amqp-reason';
 export const MO_HEADER_ROUTING_KEY = 'x-mo-amqp-routing-key';
 export const MO_HEADER_EXCHANGE = 'x-mo-amqp-exchange';
 export const MO_HEADER_QUEUE = 'x-mo-amqp-queue';
+/** How often `mo-amqp dlq requeue` put a message back from a dead-letter queue. */
+export const MO_HEADER_REQUEUED = 'x-mo-amqp-requeued';

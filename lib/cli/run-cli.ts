@@ -8,6 +8,8 @@ import { delayAgentCommand } from './delay-agent.command';
 import { publishCommand } from './publish.command';
 import { tailCommand } from './tail.command';
 import { outboxCommand } from './outbox.command';
+import { dlqCommand } from './dlq.command';
+import { spoolCommand } from './spool.command';
 
 export type Command = (args: string[], io: CliIo) => Promise<number>;
 
@@ -27,15 +29,20 @@ Commands:
   delay-agent                                republish every event on the delayed exchange
                                              once its time is due (runs until Ctrl-C)
   outbox <migrate|status|sql>                the PostgreSQL outbox table (AMQP__OUTBOX_URL)
+  dlq <list|show|requeue|purge> <queue>      a consumer's dead-letter queue (<queue>.dlq)
+  spool <status|resend> [--dir PATH]         the spool directory (AMQP__SPOOL_DIR) and its refused/
 
 Run "mo-amqp <command> --help" for a command's options.
-Exit codes: 0 done, 1 the broker failed (unreachable, refused), 2 bad arguments or configuration.`;
+Exit codes: 0 done, 1 the broker failed (unreachable, refused), 2 bad arguments or configuration,
+130 dlq requeue or spool resend stopped by Ctrl-C (what was confirmed is done; the rest stays).`;
 
 const COMMANDS: Record<string, Command> = {
   tail: tailCommand,
   publish: publishCommand,
   'delay-agent': delayAgentCommand,
   outbox: outboxCommand,
+  dlq: dlqCommand,
+  spool: spoolCommand,
 };
 
 /** Runs one command line and returns the exit code. */
@@ -53,7 +60,9 @@ export async function runCli(argv: string[], io: CliIo = processIo(), cwd = proc
   }
   try {
     const { env, source } = withEnvFile(io.env, taken.envFile, cwd);
-    if (!args.includes('--help') && !args.includes('-h') && name !== 'outbox') sayBroker(name, env, source, io);
+    // outbox talks to PostgreSQL, spool status to the disk only.
+    const broker = name !== 'outbox' && !(name === 'spool' && !args.includes('resend'));
+    if (broker && !args.includes('--help') && !args.includes('-h')) sayBroker(name, env, source, io);
     return await command(args, { ...io, env });
   } catch (err) {
     if (err instanceof MoAmqpConfigError) {
