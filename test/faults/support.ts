@@ -37,11 +37,21 @@ export function faultCounts(
 
 /**
  * `early`: delivered before due (delay agent); `damaged`: destroyed on purpose by the
- * test (spool records); `refused`: publishes that rejected (neither confirmed nor spooled).
+ * test (spool records); `refused`: publishes that rejected (neither confirmed nor spooled),
+ * or with the outbox, changes whose transaction failed; `outboxed`: changes the app saw
+ * commit with their event row; `rolledBack`: transactions rolled back on purpose, whose
+ * events must never arrive; `phantom`: events that arrived without their change committed.
  */
 export function report(
   name: string,
-  counts: FaultCounts & { early?: number; damaged?: number; refused?: number },
+  counts: FaultCounts & {
+    early?: number;
+    damaged?: number;
+    refused?: number;
+    outboxed?: number;
+    rolledBack?: number;
+    phantom?: number;
+  },
 ): void {
   const line = Object.entries(counts)
     .map(([k, v]) => `${k} ${v}`)
