@@ -80,9 +80,16 @@ CREATE TRIGGER ${trigger} AFTER INSERT ON ${t} FOR EACH STATEMENT EXECUTE FUNCTI
 `;
 }
 
-/** One event; parameters: message_id, exchange, routing_key, body, headers (JSON text or null), published_at. */
-export function insertSql(table: string): string {
-  return `INSERT INTO ${quotedTable(table)} (message_id, exchange, routing_key, body, headers, published_at) VALUES ($1, $2, $3, $4, $5, $6)`;
+/**
+ * `rows` events in one statement, in order; parameters per row: message_id, exchange,
+ * routing_key, body, headers (JSON text or null), published_at.
+ */
+export function insertSql(table: string, rows = 1): string {
+  const values = Array.from({ length: rows }, (_, r) => {
+    const n = r * 6;
+    return `($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6})`;
+  });
+  return `INSERT INTO ${quotedTable(table)} (message_id, exchange, routing_key, body, headers, published_at) VALUES ${values.join(', ')}`;
 }
 
 /** Checks the table exists with the columns the relay reads (fails with 42P01 or 42703 otherwise). */

@@ -25,6 +25,15 @@ export interface OutboxEntry {
   readonly timestamp: number;
 }
 
+/** Rows one INSERT takes at most (6 parameters each; PostgreSQL takes 65,535). */
+const MAX_ROWS = 1_000;
+
+/** Rows that go into one INSERT, and the callers waiting for it. */
+interface Batch {
+  entries: OutboxEntry[];
+  settle: { resolve(): void; reject(err: unknown): void }[];
+}
+
 const SETUP =
   'ClsModule.forRoot({ plugins: [new ClsPluginTransactional({ adapter: … })] }) from nestjs-cls and @nestjs-cls/transactional';
 
@@ -36,14 +45,13 @@ const SETUP =
 @Injectable()
 export class MoOutboxWriter implements OnModuleInit {
   private host: TransactionHostLike | undefined;
-  private readonly sql: string;
+  /** Per transaction object: the insert running now, and the rows waiting for the next one. */
+  private readonly writes = new WeakMap<object, { running: Promise<void> | undefined; next: Batch | undefined }>();
 
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     private readonly moduleRef: ModuleRef,
-  ) {
-    this.sql = insertSql(options.outboxTable);
-  }
+  ) {}
 
   /** Finds the transaction host; without one the outbox cannot work, and start-up says so. */
   onModuleInit(): void {
@@ -74,18 +82,45 @@ export class MoOutboxWriter implements OnModuleInit {
     return this.host?.isTransactionActive() ?? false;
   }
 
-  /** Inserts the row through the current transaction; rejects when the insert fails (the transaction then cannot commit). */
-  async write(entry: OutboxEntry): Promise<void> {
+  /**
+   * Inserts the row through the current transaction; rejects when the insert fails (the
+   * transaction then cannot commit). Rows of one transaction are written one statement at a
+   * time, in the order given (a driver's connection runs one query at a time); those that
+   * arrive while one is running go together in the next.
+   */
+  write(entry: OutboxEntry): Promise<void> {
     const tx = this.host?.tx;
     const run: SqlRunner = sqlRunnerFor(tx);
-    await run(this.sql, [
-      entry.messageId,
-      entry.exchange,
-      entry.routingKey,
-      entry.body,
-      entry.headers === undefined ? null : JSON.stringify(entry.headers),
-      entry.timestamp,
-    ]);
+    const key = tx as object;
+    let writes = this.writes.get(key);
+    if (!writes) this.writes.set(key, (writes = { running: undefined, next: undefined }));
+    return new Promise<void>((resolve, reject) => {
+      const queue = writes;
+      if (!queue.next || queue.next.entries.length >= MAX_ROWS) {
+        const batch: Batch = (queue.next = { entries: [], settle: [] });
+        const start = () => {
+          if (queue.next === batch) queue.next = undefined;
+          return this.insert(run, batch);
+        };
+        queue.running = (queue.running ?? Promise.resolve()).then(start, start);
+      }
+      queue.next.entries.push(entry);
+      queue.next.settle.push({ resolve, reject });
+    });
+  }
+
+  private async insert(run: SqlRunner, batch: Batch): Promise<void> {
+    const params: unknown[] = [];
+    for (const entry of batch.entries) {
+      const headers = entry.headers === undefined ? null : JSON.stringify(entry.headers);
+      params.push(entry.messageId, entry.exchange, entry.routingKey, entry.body, headers, entry.timestamp);
+    }
+    try {
+      await run(insertSql(this.options.outboxTable, batch.entries.length), params);
+      for (const { resolve } of batch.settle) resolve();
+    } catch (err) {
+      for (const { reject } of batch.settle) reject(err);
+    }
   }
 
   private setupError(why: string): MoAmqpConfigError {

@@ -51,6 +51,12 @@ class Engagements {
     throw new Error('business rule broken after the event');
   }
 
+  /** Many events at once in one transaction: written in the order called. */
+  @Transactional()
+  async publishMany(uuids: string[]) {
+    return Promise.all(uuids.map((uuid) => this.events.publish('employee', 'engagement', 'create', uuid)));
+  }
+
   @Transactional()
   async publishInside(uuid: string) {
     await this.txHost.tx.getRepository(Engagement).insert({ uuid, title: 'by publish()' });
@@ -137,6 +143,16 @@ describe('the PostgreSQL outbox with TypeORM and @Transactional()', () => {
     // With the relay off here, nothing is sent from this process.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(collector.messages).toHaveLength(0);
+  });
+
+  it('writes many events of one transaction in the order they were produced', async () => {
+    const exchange = uniqueName('outbox-many');
+    const { engagements } = await boot(exchange, { outboxRelay: false });
+    const uuids = Array.from({ length: 1_500 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+    const results = await engagements.publishMany(uuids);
+    expect(results.every((r) => r.status === 'outboxed')).toBe(true);
+    const rows = await sql<{ message_id: string }>(`SELECT message_id FROM "${table.name}" ORDER BY id`);
+    expect(rows.map((r) => r.message_id)).toEqual(results.map((r) => r.messageId));
   });
 
   it('rolls the event back with the change: nothing reaches the broker', async () => {

@@ -1,6 +1,8 @@
 import { MoAmqpConfigError, outboxMigrationSql } from '../../lib';
 import { batchSql, deleteSql, insertSql, notifyChannel, quotedTable } from '../../lib/outbox/outbox-sql';
 import { sqlRunnerFor } from '../../lib/outbox/sql-runners';
+import { MoOutboxWriter } from '../../lib/outbox/transaction-writer';
+import { resolveMoAmqpOptions } from '../../lib/config/mo-amqp-options.schema';
 
 describe('outbox SQL', () => {
   it('quotes the table, schema and name apart', () => {
@@ -80,5 +82,53 @@ describe('the transaction objects the outbox writes through', () => {
       /cannot write through the transaction of @nestjs-cls\/transactional \(MongoSession\)/,
     );
     expect(() => sqlRunnerFor(undefined)).toThrow(/\(undefined\)/);
+  });
+});
+
+describe('the outbox writer', () => {
+  const options = resolveMoAmqpOptions({ enabled: true, outbox: 'postgres', outboxUrl: 'postgres://u:p@db/mo' });
+  const entry = (i: number) => ({
+    messageId: `id-${i}`,
+    exchange: 'os2mo',
+    routingKey: 'employee.engagement.create',
+    body: `{"n":${i}}`,
+    headers: undefined,
+    timestamp: 1,
+  });
+
+  it('sends one statement at a time per transaction, rows in the order given, at most 1,000 per statement', async () => {
+    const statements: { rows: number; ids: unknown[] }[] = [];
+    let running = false;
+    const tx = {
+      query: async (text: string, params: unknown[]) => {
+        if (running) throw new Error('a second query while one runs');
+        running = true;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        statements.push({ rows: (text.match(/\(\$/g) ?? []).length, ids: params.filter((_, i) => i % 6 === 0) });
+        running = false;
+      },
+    };
+    const writer = new MoOutboxWriter(options, {} as never);
+    Object.assign(writer, { host: { isTransactionActive: () => true, tx } });
+
+    await Promise.all(Array.from({ length: 1_500 }, (_, i) => writer.write(entry(i))));
+    await writer.write(entry(1_500));
+    expect(statements.map((s) => s.rows)).toEqual([1_000, 500, 1]);
+    expect(statements.flatMap((s) => s.ids)).toEqual(Array.from({ length: 1_501 }, (_, i) => `id-${i}`));
+  });
+
+  it('rejects every write of a statement that fails, and goes on with the next', async () => {
+    let calls = 0;
+    const tx = {
+      query: async () => {
+        if (calls++ === 0) throw new Error('check constraint');
+      },
+    };
+    const writer = new MoOutboxWriter(options, {} as never);
+    Object.assign(writer, { host: { isTransactionActive: () => true, tx } });
+    const first = [writer.write(entry(1)), writer.write(entry(2))];
+    await expect(Promise.all(first)).rejects.toThrow('check constraint');
+    await expect(first[1]).rejects.toThrow('check constraint');
+    await expect(writer.write(entry(3))).resolves.toBeUndefined();
   });
 });
