@@ -4,19 +4,69 @@
 // `--rounds N` sets the counted rounds per scenario (default 12: a multiple of 2,
 // 3 and 4 gives each of the two to four contenders every position equally often);
 // `--only TEXT` runs the scenarios whose title contains TEXT.
+// `--cluster` (`npm run bench:cluster`) runs bench/scenarios/cluster.js instead, against the
+// three-node cluster of scripts/rabbitmq-cluster.sh, which it starts and, at the end, stops.
+// `--max-rate` (`npm run bench:max-rate`) runs only the delay agent's highest steady rate.
 const amqp = require('amqplib');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { forkPublisher } = require('./lib/publisher-process');
 
-const BROKER_URL = process.env.AMQP__URL || 'amqp://localhost:5672';
-const SCENARIOS = [
-  ...require('./scenarios/publish'),
-  ...require('./scenarios/decorator'),
-  ...require('./scenarios/consume'),
-  ...require('./scenarios/delay-agent'),
-];
+const CLUSTER = process.argv.includes('--cluster');
+const MAX_RATE = process.argv.includes('--max-rate');
+const CLUSTER_SCRIPT = path.join(__dirname, '..', 'scripts', 'rabbitmq-cluster.sh');
+const PUBLISHERS = {
+  mo: 'mo-amqp',
+  raw: 'raw amqplib',
+  fair: 'raw amqplib, body per message',
+  golevelup: 'golevelup',
+};
+
+function scenarios() {
+  if (CLUSTER) return require('./scenarios/cluster');
+  if (MAX_RATE) return [require('./scenarios/delay-agent').maxRate];
+  return [
+    ...require('./scenarios/publish'),
+    ...require('./scenarios/decorator'),
+    ...require('./scenarios/consume'),
+    ...require('./scenarios/delay-agent'),
+    ...require('./scenarios/outbox'),
+  ];
+}
+
+/** scripts/rabbitmq-cluster.sh with `args`; its output, its messages passed on to stderr. */
+function clusterScript(...args) {
+  const result = spawnSync('bash', [CLUSTER_SCRIPT, ...args], { encoding: 'utf8' });
+  process.stderr.write(result.stderr ?? '');
+  if (result.status !== 0)
+    throw new Error(`scripts/rabbitmq-cluster.sh ${args.join(' ')} exited with ${result.status}`);
+  return { stdout: result.stdout.trim(), stderr: result.stderr };
+}
+
+/**
+ * Starts the cluster (unless it runs already: then it is used and left running) and
+ * returns its comma-separated URL and `stop()`, which stops it if this run started it.
+ * A signal stops it too.
+ */
+function startCluster() {
+  const started = !clusterScript('start').stderr.includes('already running');
+  if (!started) process.stderr.write('bench: the cluster was running already: used as it is, and left running\n');
+  let stopped = !started;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    clusterScript('stop');
+  };
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      stop();
+      process.exit(128 + os.constants.signals[signal]);
+    });
+  }
+  return { url: clusterScript('urls').stdout, stop };
+}
 
 function option(name, fallback) {
   const i = process.argv.indexOf(name);
@@ -33,28 +83,38 @@ function format(value) {
 }
 
 async function main() {
+  const cluster = CLUSTER ? startCluster() : undefined;
+  try {
+    await bench(cluster?.url ?? process.env.AMQP__URL ?? 'amqp://localhost:5672');
+  } finally {
+    cluster?.stop();
+  }
+}
+
+async function bench(BROKER_URL) {
   const rounds = Number(option('--rounds', 12));
   const only = option('--only', '');
   const started = Date.now();
-  const admin = await amqp.connect(BROKER_URL);
+  // The bench's own connection: to the first node of a cluster, as the raw amqplib contenders'.
+  const admin = await amqp.connect(BROKER_URL.split(',')[0]);
   const rabbitmq = String(admin.connection.serverProperties.version);
   const channel = await admin.createChannel();
   const exchange = `bench.${process.pid}`;
   const queue = `${exchange}.sink`;
   await channel.assertExchange(exchange, 'topic', { durable: true });
-  await channel.assertQueue(queue, { durable: true });
+  // On the cluster the publishers' sink is a quorum queue, replicated to all three nodes.
+  await channel.assertQueue(queue, { durable: true, arguments: CLUSTER ? { 'x-queue-type': 'quorum' } : {} });
   await channel.bindQueue(queue, exchange, '#');
 
   // The publish contenders, each in its own process (bench/lib/publisher-process.js),
   // exist only while their scenarios run: they would take memory and the broker's
   // attention from the others.
+  // `usesPublishers`: true for all of them, or the keys of those a scenario uses.
   const contenders = {};
-  const openContenders = async () => {
-    if (contenders.mo) return;
-    contenders.mo = await forkPublisher('mo-amqp', BROKER_URL, exchange);
-    contenders.raw = await forkPublisher('raw amqplib', BROKER_URL, exchange);
-    contenders.fair = await forkPublisher('raw amqplib, body per message', BROKER_URL, exchange);
-    contenders.golevelup = await forkPublisher('golevelup', BROKER_URL, exchange);
+  const openContenders = async (which) => {
+    for (const key of which === true ? Object.keys(PUBLISHERS) : which) {
+      contenders[key] ??= await forkPublisher(PUBLISHERS[key], BROKER_URL, exchange);
+    }
   };
   const closeContenders = async () => {
     for (const [name, c] of Object.entries(contenders)) {
@@ -64,16 +124,30 @@ async function main() {
   };
   const rows = [];
   try {
-    for (const scenario of SCENARIOS.filter((s) => s.title.includes(only))) {
+    for (const scenario of scenarios().filter((s) => s.title.includes(only))) {
       process.stderr.write(`bench: ${scenario.title} …\n`);
-      if (scenario.usesPublishers) await openContenders();
+      if (scenario.usesPublishers) await openContenders(scenario.usesPublishers);
       else await closeContenders();
-      const { medians, samples } = await scenario.run({
+      const {
+        medians,
+        samples,
+        rows: own,
+      } = await scenario.run({
         contenders,
         rounds,
         url: BROKER_URL,
         purge: () => channel.purgeQueue(queue),
       });
+      // A scenario may make its own rows (one per step of --max-rate), bounded above or below.
+      for (const row of own ?? []) {
+        rows.push({
+          scenario: row.scenario ?? scenario.title,
+          figure: row.figure,
+          ours: { name: scenario.ours, value: row.value },
+          ...(row.atMost !== undefined && { atMost: row.atMost, met: row.value <= row.atMost }),
+          ...(row.atLeast !== undefined && { target: row.atLeast, met: row.value >= row.atLeast }),
+        });
+      }
       for (const figure of scenario.info ?? []) {
         rows.push({
           scenario: scenario.title,
@@ -132,17 +206,25 @@ async function main() {
       );
     }),
   ];
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, rabbitmq };
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    node: process.version,
+    rabbitmq,
+    ...(CLUSTER && { broker: 'three-node cluster on this machine (scripts/rabbitmq-cluster.sh), quorum queues' }),
+  };
   const seconds = Math.round((Date.now() - started) / 1000);
   console.log(lines.join('\n'));
   console.log(
-    `\n${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, RabbitMQ ${rabbitmq}; ` +
+    `\n${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, RabbitMQ ${rabbitmq}` +
+      `${CLUSTER ? ', three-node cluster, quorum queues' : ''}; ` +
       `${rounds} rounds + 1 warm-up per scenario, medians; ratio above 1 favours this package; ${seconds} s`,
   );
 
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const kind = (CLUSTER && 'cluster-') || (MAX_RATE && 'max-rate-') || '';
+  const file = path.join(dir, `${kind}${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(
     file,
     `${JSON.stringify({ date: new Date().toISOString(), machine, rounds, seconds, rows }, null, 2)}\n`,

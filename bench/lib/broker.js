@@ -34,10 +34,11 @@ function clockTicks() {
  * The process listening on the broker URL's port: on this machine other
  * beam.smp processes may run (the cluster and TLS nodes of scripts/), so it is
  * found by its listening socket, not by name. Undefined when it cannot be read.
+ * Of a comma-separated list (a cluster's URLs), the first.
  */
 function brokerPid(url) {
   try {
-    const first = new URL(url.split(',')[0]);
+    const first = new URL(url.split(',')[0].trim());
     const port = Number(first.port || (first.protocol === 'amqps:' ? 5671 : 5672));
     const inodes = new Set();
     for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
@@ -70,6 +71,15 @@ function brokerPid(url) {
   return undefined;
 }
 
+/**
+ * The broker process of every URL of a comma-separated list: the nodes of a
+ * cluster on this machine. Empty when one of them cannot be found.
+ */
+function brokerPids(url) {
+  const pids = url.split(',').map((one) => brokerPid(one));
+  return pids.includes(undefined) ? [] : [...new Set(pids)];
+}
+
 /** The process's user + system CPU seconds so far, all threads (utime + stime of /proc/<pid>/stat). */
 function cpuSeconds(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -82,54 +92,87 @@ function cpuSeconds(pid) {
  * Meters the broker's CPU over a stretch of work: `idle(ms)` waits until it has
  * settled, then measures its rate with nothing of ours going on (it still runs
  * timers, statistics, other clients), `start()` and `stop()` bracket the work; `perMessage(n)` is the CPU
- * of the work above that idle rate ÷ n, in µs.
+ * of the work above that idle rate ÷ n, in µs. Of a comma-separated list of URLs (a cluster on this
+ * machine), the sum over its nodes' processes; `peakCores()` is the highest CPU over any 5 s of the
+ * work, in cores (1 = one core busy), idle rate included.
  */
 function brokerMeter(url) {
-  const pid = brokerPid(url);
+  const pids = brokerPids(url);
+  const nodes = Math.max(1, pids.length);
+  const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   let idleRate = NaN;
   let startedAt;
   let startedCpu;
   let used = NaN;
   let seconds = NaN;
+  let samples = [];
+  let sampler;
   const now = () => Number(process.hrtime.bigint()) / 1e9;
   return {
-    pid,
+    pid: pids[0],
+    pids,
     async idle(ms) {
-      if (pid === undefined) return;
+      if (pids.length === 0) return;
       // After new queues and consumers the broker is busy for seconds (declarations,
       // then the first statistics of each queue about 5 s later): let that pass, then
       // wait for a quiet second, so it is not taken for its idle rate.
       const settled = now() + SETTLE_MS / 1000;
       const giveUp = settled + SETTLE_MAX_MS / 1000;
       for (;;) {
-        const c = cpuSeconds(pid);
+        const c = cpu();
         await sleep(1_000);
-        if ((now() >= settled && cpuSeconds(pid) - c < QUIET) || now() >= giveUp) break;
+        if ((now() >= settled && cpu() - c < QUIET * nodes) || now() >= giveUp) break;
       }
       const t0 = now();
-      const c0 = cpuSeconds(pid);
+      const c0 = cpu();
       await sleep(ms);
-      idleRate = (cpuSeconds(pid) - c0) / (now() - t0);
+      idleRate = (cpu() - c0) / (now() - t0);
     },
     start() {
-      if (pid === undefined) return;
+      if (pids.length === 0) return;
       startedAt = now();
-      startedCpu = cpuSeconds(pid);
+      startedCpu = cpu();
+      samples = [[startedAt, startedCpu]];
+      sampler = setInterval(() => samples.push([now(), cpu()]), 1_000);
     },
     stop() {
-      if (pid === undefined) return;
+      if (pids.length === 0) return;
+      clearInterval(sampler);
       seconds = now() - startedAt;
-      used = cpuSeconds(pid) - startedCpu;
+      used = cpu() - startedCpu;
+      samples.push([startedAt + seconds, startedCpu + used]);
     },
     perMessage: (n) => ((used - idleRate * seconds) / n) * 1e6,
+    /** CPU over the work in cores, idle rate included. */
+    cores: () => used / seconds,
+    peakCores: () => peakRate(samples),
     describe() {
-      if (pid === undefined) return 'broker process not found';
-      const line = `beam.smp ${pid}: ${used.toFixed(2)} s CPU in ${seconds.toFixed(1)} s, idle ${(idleRate * 100).toFixed(1)} %`;
+      if (pids.length === 0) return 'broker process not found';
+      const peak = peakRate(samples);
+      const line =
+        `beam.smp ${pids.join(' + ')}: ${used.toFixed(2)} s CPU in ${seconds.toFixed(1)} s, ` +
+        `idle ${(idleRate * 100).toFixed(1)} %${Number.isNaN(peak) ? '' : `, peak ${(peak * 100).toFixed(0)} %`}`;
       // Idle, the local broker takes about 1 % of a core: much more means other clients were at
       // work, and whatever they did during the run is billed to these messages.
-      return idleRate > BUSY_IDLE ? `${line} of a core: NOT QUIET, the per-message figure is unreliable` : line;
+      return idleRate > BUSY_IDLE * nodes
+        ? `${line} of a core: NOT QUIET, the per-message figure is unreliable`
+        : `${line} of a core`;
     },
   };
+}
+
+/**
+ * The highest rate over any `windowS` seconds of cumulative readings `[time, value]`
+ * taken about once a second: the busiest stretch of a run, for CPU in cores.
+ */
+function peakRate(samples, windowS = 5) {
+  let peak = NaN;
+  for (let i = 0, j = 0; j < samples.length; j++) {
+    while (samples[j][0] - samples[i + 1]?.[0] >= windowS) i++;
+    const dt = samples[j][0] - samples[i][0];
+    if (dt >= windowS * 0.8) peak = Math.max(Number.isNaN(peak) ? 0 : peak, (samples[j][1] - samples[i][1]) / dt);
+  }
+  return peak;
 }
 
 /**
@@ -168,4 +211,4 @@ async function settledEnqueued(prefix, { maxMs = 40_000 } = {}) {
   }
 }
 
-module.exports = { brokerMeter, brokerPid, cpuSeconds, enqueued, settledEnqueued };
+module.exports = { brokerMeter, brokerPid, brokerPids, cpuSeconds, enqueued, peakRate, settledEnqueued };
