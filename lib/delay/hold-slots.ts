@@ -114,7 +114,19 @@ export class HoldSlots {
     if (!consumer) return;
     this.consuming.delete(slot);
     consumer.cancelled = true;
-    if (consumer.tag !== undefined) await channel?.cancel(consumer.tag).catch(() => undefined);
+    if (consumer.tag !== undefined && channel) {
+      await channel.cancel(consumer.tag).catch(() => undefined);
+      this.release(channel, consumer);
+    }
+  }
+
+  /** After its cancel: what the consumer kept back goes back to the queue (no consumer of it is left). */
+  private release(channel: Channel, consumer: SlotConsumer): void {
+    consumer.released = true;
+    const acks = this.acks;
+    const held = consumer.held.splice(0);
+    // On another channel now, they went back when theirs closed.
+    if (acks && acks.channel === channel) for (const tag of held) acks.requeue(tag);
   }
 
   private consume(
@@ -123,7 +135,13 @@ export class HoldSlots {
     prefetch: number,
     sweep?: (message: ConsumeMessage) => boolean,
   ): SlotConsumer {
-    const consumer: SlotConsumer = { tag: undefined, cancelled: false, sweep: sweep !== undefined };
+    const consumer: SlotConsumer = {
+      tag: undefined,
+      cancelled: false,
+      sweep: sweep !== undefined,
+      held: [],
+      released: false,
+    };
     this.consuming.set(slot, consumer);
     this.consumes = this.consumes.then(() => this.startConsumer(channel, slot, prefetch, consumer, sweep));
     return consumer;
@@ -148,13 +166,19 @@ export class HoldSlots {
         // Deliveries can come before basic.consume's answer is seen, and after a cancel is decided.
         consumer.tag ??= message.fields.consumerTag;
         if (consumer.cancelled || (sweep && !sweep(message))) {
-          acks.requeue(message.fields.deliveryTag);
+          // Given back once the cancel is done: before, a quorum queue hands it straight back
+          // to this consumer, each time counted towards its delivery limit (and dead-lettered at it).
+          if (consumer.released) acks.requeue(message.fields.deliveryTag);
+          else consumer.held.push(message.fields.deliveryTag);
           return;
         }
         this.options.onMessage(message, acks.delivery(message.fields.deliveryTag));
       });
       consumer.tag = consumerTag;
-      if (consumer.cancelled) await channel.cancel(consumerTag).catch(() => undefined);
+      if (consumer.cancelled) {
+        await channel.cancel(consumerTag).catch(() => undefined);
+        this.release(channel, consumer);
+      }
     } catch (err) {
       if (this.consuming.get(slot) === consumer) this.consuming.delete(slot);
       this.options.onError(err);
@@ -189,6 +213,10 @@ interface SlotConsumer {
   tag: string | undefined;
   cancelled: boolean;
   readonly sweep: boolean;
+  /** Deliveries it is not to take, kept unacknowledged until its cancel is done. */
+  readonly held: number[];
+  /** True once cancelled for good: what comes now goes back at once. */
+  released: boolean;
 }
 
 /**
