@@ -1,31 +1,12 @@
-import { ClsPluginTransactional } from '@nestjs-cls/transactional';
-import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
 import { TestingModule } from '@nestjs/testing';
-import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import { ClsModule } from 'nestjs-cls';
 import { MoEventsService } from '../../lib';
 import { bootApp } from '../support/app';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
-import { PG_URL, outboxTable, sql } from '../support/postgres';
+import { PG_URL, outboxTable, sql, typeOrmTransactions } from '../support/postgres';
 import { until } from '../support/until';
 
 const uuid = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-
-function transactional() {
-  return [
-    TypeOrmModule.forRoot({ type: 'postgres', url: PG_URL, entities: [] }),
-    ClsModule.forRoot({
-      global: true,
-      plugins: [
-        new ClsPluginTransactional({
-          imports: [TypeOrmModule],
-          adapter: new TransactionalAdapterTypeOrm({ dataSourceToken: getDataSourceToken() }),
-        }),
-      ],
-    }),
-  ];
-}
 
 /** Committed rows as another process (or a crashed one) left them: message_id i's uuid, body naming i. */
 async function commitRows(table: string, exchange: string, from: number, count: number): Promise<void> {
@@ -66,7 +47,7 @@ describe('the outbox relay', () => {
         outboxTable: table.name,
         outboxRelay,
       },
-      { imports: transactional(), logger: new CapturingLogger() },
+      { imports: typeOrmTransactions(), logger: new CapturingLogger() },
     );
     apps.push(app);
     return app.get(MoEventsService);

@@ -1,15 +1,13 @@
-import { Transactional, TransactionHost, ClsPluginTransactional } from '@nestjs-cls/transactional';
+import { Transactional, TransactionHost } from '@nestjs-cls/transactional';
 import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
 import { Injectable } from '@nestjs/common';
 import { TestingModule } from '@nestjs/testing';
-import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import { ClsModule } from 'nestjs-cls';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 import { MoAmqpConfigError, MoEvent, MoEventsService, MoPublishError } from '../../lib';
 import { bootApp } from '../support/app';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
-import { PG_URL, outboxTable, sql, uniqueTable } from '../support/postgres';
+import { PG_URL, outboxTable, sql, typeOrmTransactions, uniqueTable } from '../support/postgres';
 import { until } from '../support/until';
 
 const ENGAGEMENTS = uniqueTable('engagement');
@@ -64,21 +62,6 @@ class Engagements {
   }
 }
 
-function imports() {
-  return [
-    TypeOrmModule.forRoot({ type: 'postgres', url: PG_URL, entities: [Engagement], synchronize: true }),
-    ClsModule.forRoot({
-      global: true,
-      plugins: [
-        new ClsPluginTransactional({
-          imports: [TypeOrmModule],
-          adapter: new TransactionalAdapterTypeOrm({ dataSourceToken: getDataSourceToken() }),
-        }),
-      ],
-    }),
-  ];
-}
-
 describe('the PostgreSQL outbox with TypeORM and @Transactional()', () => {
   let broker: TestBroker;
   let app: TestingModule | undefined;
@@ -108,7 +91,7 @@ describe('the PostgreSQL outbox with TypeORM and @Transactional()', () => {
         outboxTable: table.name,
         ...extra,
       },
-      { imports: imports(), providers: [Engagements], logger: new CapturingLogger() },
+      { imports: typeOrmTransactions([Engagement]), providers: [Engagements], logger: new CapturingLogger() },
     );
     return { engagements: app.get(Engagements), events: app.get(MoEventsService) };
   }

@@ -1,4 +1,10 @@
+import { ClsPluginTransactional } from '@nestjs-cls/transactional';
+import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
+import { DynamicModule } from '@nestjs/common';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import { ClsModule } from 'nestjs-cls';
 import { Client } from 'pg';
+import { EntitySchema } from 'typeorm';
 import { migrateOutboxTable } from '../../lib/outbox/outbox-table';
 
 /** The PostgreSQL the tests use: MO_PG_URL, or the one scripts/postgresql.sh ensures. */
@@ -36,4 +42,21 @@ export async function outboxTable(prefix = 'outbox'): Promise<{ name: string; dr
       await sql(`DROP FUNCTION IF EXISTS "${name}_notify"()`);
     },
   };
+}
+
+/** TypeORM on the test database with @nestjs-cls/transactional's plugin, as an app using the outbox has them. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM takes entity classes of any shape
+export function typeOrmTransactions(entities: (Function | EntitySchema)[] = []): DynamicModule[] {
+  return [
+    TypeOrmModule.forRoot({ type: 'postgres', url: PG_URL, entities, synchronize: entities.length > 0 }),
+    ClsModule.forRoot({
+      global: true,
+      plugins: [
+        new ClsPluginTransactional({
+          imports: [TypeOrmModule],
+          adapter: new TransactionalAdapterTypeOrm({ dataSourceToken: getDataSourceToken() }),
+        }),
+      ],
+    }),
+  ];
 }
