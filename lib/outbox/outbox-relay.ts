@@ -61,6 +61,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   private readonly secrets: string[];
   private readonly where: string;
 
+  /** @internal Nest builds it, with `AMQP__OUTBOX=postgres`. */
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     private readonly runtime: MoAmqpRuntime,

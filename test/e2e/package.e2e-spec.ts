@@ -104,6 +104,8 @@ describe('the built package, required from the repository root', () => {
       disabled: 0,
       invalid: 0,
       failed: 0,
+      outboxed: 0,
+      relayed: 0,
       decoratorFailures: 0,
       retried: 0,
       deadLettered: 0,
