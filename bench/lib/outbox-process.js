@@ -7,37 +7,14 @@
 // against MoEventsService.publish() of the same events outside a transaction (the
 // direct path), and the latency from commit to delivery at a steady commit rate.
 require('reflect-metadata');
-const { fork } = require('node:child_process');
+const { forkChild } = require('./child');
 const { randomUUID } = require('node:crypto');
 
 const KINDS = ['bare transaction', 'transaction + outbox'];
 
 async function forkOutboxContender(kind, env) {
   if (!KINDS.includes(kind)) throw new Error(`unknown outbox contender ${kind}`);
-  const child = fork(__filename, [kind], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  let waiting;
-  let failure;
-  child.on('message', (m) => {
-    const w = waiting;
-    waiting = undefined;
-    if (m.error) w?.reject(new Error(`${kind} (child ${child.pid}): ${m.error}`));
-    else w?.resolve(m);
-  });
-  child.on('exit', (code, signal) => {
-    failure = new Error(`${kind} (child ${child.pid}) exited with ${signal ?? code}`);
-    waiting?.reject(failure);
-    waiting = undefined;
-  });
-  const request = (message) =>
-    new Promise((resolve, reject) => {
-      if (failure) return reject(failure);
-      waiting = { resolve, reject };
-      if (message) child.send(message);
-    });
-  await request(undefined);
+  const { request, close } = await forkChild(__filename, [kind], kind, env);
   const ask = (job) => request({ job }).then((m) => m.figures);
   return {
     name: kind,
@@ -45,12 +22,7 @@ async function forkOutboxContender(kind, env) {
     direct: { name: 'direct publish()', measure: (count) => ask({ task: 'direct', count }) },
     relay: { name: 'outbox relay', measure: (count) => ask({ task: 'relay', count }) },
     latency: (rate, seconds) => ask({ task: 'latency', rate, seconds }),
-    close: async () => {
-      if (failure) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.send({ close: true });
-      await exited;
-    },
+    close,
   };
 }
 

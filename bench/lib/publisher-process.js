@@ -4,7 +4,7 @@
 // child sets its publisher up once, then runs one measured loop per request
 // (bench/lib/harness.js `run`: msg/s, its own process.cpuUsage() ÷ messages,
 // latencies) and reports the figures back.
-const { fork } = require('node:child_process');
+const { forkChild } = require('./child');
 
 const KINDS = ['mo-amqp', 'raw amqplib', 'raw amqplib, body per message', 'golevelup'];
 
@@ -15,41 +15,12 @@ const KINDS = ['mo-amqp', 'raw amqplib', 'raw amqplib, body per message', 'golev
  */
 async function forkPublisher(kind, url, exchange) {
   if (!KINDS.includes(kind)) throw new Error(`unknown publisher ${kind}`);
-  const child = fork(__filename, [kind, url, exchange], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  let waiting;
-  let failure;
-  child.on('message', (m) => {
-    const w = waiting;
-    waiting = undefined;
-    if (m.error) w?.reject(new Error(`${kind} (child ${child.pid}): ${m.error}`));
-    else w?.resolve(m);
-  });
-  child.on('exit', (code, signal) => {
-    failure = new Error(`${kind} (child ${child.pid}) exited with ${signal ?? code}`);
-    waiting?.reject(failure);
-    waiting = undefined;
-  });
-  const request = (message) =>
-    new Promise((resolve, reject) => {
-      if (failure) return reject(failure);
-      waiting = { resolve, reject };
-      if (message) child.send(message);
-    });
-  const ready = await request(undefined);
+  const { ready, request, close } = await forkChild(__filename, [kind, url, exchange], kind);
   const measure =
     (task) =>
     async (count, concurrency, { latency = false } = {}) =>
       (await request({ run: { task, count, concurrency, latency } })).figures;
-  const publisher = {
-    name: ready.name,
-    measure: measure('publish'),
-    close: async () => {
-      if (failure) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.send({ close: true });
-      await exited;
-    },
-  };
+  const publisher = { name: ready.name, measure: measure('publish'), close };
   for (const [task, name] of Object.entries(ready.tasks)) publisher[task] = { name, measure: measure(task) };
   return publisher;
 }
