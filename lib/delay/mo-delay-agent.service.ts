@@ -25,6 +25,9 @@ import { MO_DELAY_AGENT_OPTIONS } from './mo-delay-agent.module-definition';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
 import { messageOf } from '../util/error-message';
 import { settlesWithin } from '../util/settles-within';
+import { forwarding } from '../telemetry/tracing';
+import { observeDelayAgent } from '../telemetry/observed';
+import { MoDelayAgentStats } from './mo-delay-agent.stats';
 
 // Below this a message waits in memory instead of in the ladder (whose unit is a second).
 const LADDER_UNIT_MS = 1_000;
@@ -37,20 +40,6 @@ const HOLD_QUEUE_SPAN_MS = 5_000;
 const INCOMING_PREFETCH = 200;
 
 type From = 'incoming' | 'due' | 'hold';
-
-/** What the agent has done since it started. */
-export interface MoDelayAgentStats {
-  /** Forwarded to the delayed exchange (confirmed). */
-  forwarded: number;
-  /** Put into the hold queue of its due second (due within `holdMs`). */
-  parked: number;
-  /** Put into the ladder to wait (a long wait may go round more than once). */
-  laddered: number;
-  /** Sent to the agent's dead-letter queue (malformed). */
-  deadLettered: number;
-  /** Waiting in memory now for the last fraction of a second. */
-  holding: number;
-}
 
 /**
  * The delay agent: takes every message of the events exchange from a durable
@@ -71,6 +60,8 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   /** Deliveries being passed on now (published, waiting for the confirm). */
   private readonly inHand = new Set<Promise<void>>();
   private readonly counts: MoDelayAgentStats = { forwarded: 0, parked: 0, laddered: 0, deadLettered: 0, holding: 0 };
+  /** Removes the agent's metrics from the meter (OpenTelemetry) at shutdown. */
+  private unobserve: (() => void) | undefined;
 
   /** @internal Nest builds it: import `MoDelayAgentModule`. */
   constructor(
@@ -105,6 +96,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       await this.runtime.abortStart();
       throw err;
     }
+    this.unobserve = observeDelayAgent(() => this.stats);
     this.logger.log(
       `Delaying events from "${this.amqp.exchange}" to "${this.amqp.delayedExchange}" through ${this.topology.incoming}`,
     );
@@ -124,6 +116,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.unobserve?.();
     await this.stop(); // done already, unless shutdown's bound cut it short
   }
 
@@ -215,7 +208,12 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   private async progress(message: ConsumeMessage, delivery: Delivery, route: Route, from: From): Promise<void> {
     const remaining = route.due - Date.now();
     if (remaining <= 0) {
-      await this.forward(message.content, route.routingKey, forwardProperties(message.properties, route.meta));
+      await this.forward(
+        message.content,
+        route.routingKey,
+        forwardProperties(message.properties, route.meta),
+        route.due,
+      );
       delivery.ack();
     } else if (from === 'incoming' && remaining <= this.options.holdMs) {
       // Into the hold queue of its second: one more write, acknowledged at once, held later for about a second.
@@ -238,10 +236,10 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /** A held message whose time has come: forwarded, then acknowledged. */
-  private release({ content, routingKey, properties, delivery }: Held): void {
+  private release({ content, routingKey, properties, delivery, due }: Held): void {
     if (!delivery.open) return; // its channel closed: the broker delivers it again
     this.track(
-      this.forward(content, routingKey, properties).then(
+      this.forward(content, routingKey, properties, due).then(
         () => delivery.ack(),
         (err: unknown) => this.giveBack(delivery, err),
       ),
@@ -258,8 +256,12 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /** The identical message on the delayed exchange: same routing key, bytes and properties. */
-  private async forward(content: Buffer, routingKey: string, properties: Options.Publish): Promise<void> {
-    await this.runtime.forward(this.amqp.delayedExchange, routingKey, content, properties);
+  private async forward(content: Buffer, routingKey: string, properties: Options.Publish, due: number): Promise<void> {
+    const exchange = this.amqp.delayedExchange;
+    // In its own span, linked to the producer's; the copy keeps the producer's trace headers.
+    await forwarding(exchange, routingKey, properties, due, () =>
+      this.runtime.forward(exchange, routingKey, content, properties),
+    );
     this.counts.forwarded++;
   }
 

@@ -2,6 +2,7 @@ import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { ConfirmChannel, Options } from 'amqplib';
 import { withdrawConfirm } from './amqp-internals';
 import { ChannelKeeper } from './channel-keeper';
+import { withoutInstrumentation } from '../telemetry/otel';
 import { MoPublishFailure } from '../errors/mo-publish.error';
 
 /** Why the publisher gave a message up, with the broker's own error when there was one. */
@@ -182,13 +183,16 @@ export class ConfirmPublisher {
     message.channel = channel;
     const confirmed = (err: unknown) => this.onConfirm(message, channel, err);
     try {
-      this.writable = channel.publish(
-        message.exchange,
-        message.routingKey,
-        message.content,
-        message.options,
-        confirmed,
-      );
+      // Sent with the headers it was given: an OpenTelemetry amqplib instrumentation adds no span of its own.
+      withoutInstrumentation(() => {
+        this.writable = channel.publish(
+          message.exchange,
+          message.routingKey,
+          message.content,
+          message.options,
+          confirmed,
+        );
+      });
     } catch (err) {
       if (err instanceof TypeError || err instanceof RangeError) {
         // amqplib could not encode it: the message's fault, not the channel's. The broker never saw it.

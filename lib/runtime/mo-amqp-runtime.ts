@@ -24,15 +24,14 @@ import { batchSocketWrites, boundClose, internalsMissing, stopGolevelupConsumers
 import { BrokerContext, BrokerWait, waitForBroker } from './broker-wait';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { setUpExchange } from './exchanges';
-import { MoEventCounters, MoSpoolStats } from './mo-amqp-stats';
+import { CountedHere, MoEventCounters, MoSpoolStats, zeroCounters } from './mo-amqp-stats';
 import { Outbox } from './outbox';
 import { publishFailureText } from './publish-failure';
 import { checkSpool, recoverSpool } from './spool-start';
 import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { outboxSecrets } from '../config/outbox-options';
-
-/** What the runtime counts itself; `resent` is the outbox's. */
-export type CountedHere = Exclude<keyof MoEventCounters, 'resent'>;
+import { Sending, startSending } from '../telemetry/tracing';
+import { observeRuntime } from '../telemetry/observed';
 
 /**
  * Not public. Owns this package's use of the application's RabbitMQ connection:
@@ -56,19 +55,9 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   private readonly outbox: Outbox | undefined;
   private readonly spool: DiskSpool | undefined;
   private readonly amqpConnection: AmqpConnection | undefined;
-  private readonly counts: Record<CountedHere, number> = {
-    published: 0,
-    confirmed: 0,
-    spooled: 0,
-    disabled: 0,
-    invalid: 0,
-    failed: 0,
-    outboxed: 0,
-    relayed: 0,
-    decoratorFailures: 0,
-    retried: 0,
-    deadLettered: 0,
-  };
+  private readonly counts: Record<CountedHere, number> = zeroCounters();
+  /** Removes the counters and the spool's figures from the meter (OpenTelemetry) at shutdown. */
+  private unobserve: (() => void) | undefined;
   /** The start-up wait, while it runs. */
   private wait: BrokerWait | undefined;
   /** True once start-up has read the spool: from then on every new channel drains it. */
@@ -159,26 +148,32 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
       this.counts.disabled++;
       return 'disabled';
     }
-    if (this.outboxWriter?.inTransaction) return this.writeToOutbox(event, messageId);
+    const { exchange } = this.options;
+    // The producer span, and the trace headers every copy of the event carries (spool and outbox too).
+    const sending = startSending(exchange, event.routingKey, messageId, event.body.length);
+    if (this.outboxWriter?.inTransaction) return this.writeToOutbox(event, messageId, sending);
     this.counts.published++;
     let status: 'confirmed' | 'spooled';
     try {
       // The body is ASCII (validated), where latin1 is the same bytes as UTF-8, and cheaper to encode.
       const content = Buffer.from(event.body, 'latin1');
-      status = await this.outbox.send(this.options.exchange, event.routingKey, content, moEventProperties(messageId));
+      const properties = moEventProperties(messageId, sending.headers);
+      status = await this.outbox.send(exchange, event.routingKey, content, properties);
     } catch (err) {
       this.counts.failed++;
       const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
+      sending.end('failed', failure.reason);
       const what = `${event.routingKey} (message_id ${messageId}) on exchange "${this.options.exchange}"`;
       const text = publishFailureText(failure, what, this.context);
       throw new MoPublishError(text, failure.reason, event.routingKey, messageId);
     }
     this.counts[status]++;
+    sending.end(status);
     return status;
   }
 
   /** Inside a transaction: the event becomes a row of it, and the relay publishes it once committed. */
-  private async writeToOutbox(event: MoOutgoingEvent, messageId: string): Promise<'outboxed'> {
+  private async writeToOutbox(event: MoOutgoingEvent, messageId: string, sending: Sending): Promise<'outboxed'> {
     const { exchange } = this.options;
     const timestamp = Math.floor(Date.now() / 1000);
     try {
@@ -187,17 +182,19 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
         exchange,
         routingKey: event.routingKey,
         body: event.body,
-        headers: undefined,
+        headers: sending.headers,
         timestamp,
       });
     } catch (err) {
       this.counts.failed++;
+      sending.end('failed', 'outbox-failed');
       const text =
         `${event.routingKey} (message_id ${messageId}) could not be written to the outbox table ` +
         `"${this.options.outboxTable}" in the current transaction, which cannot commit now: ${this.redact(err)}`;
       throw new MoPublishError(text, 'outbox-failed', event.routingKey, messageId, { cause: err });
     }
     this.counts.outboxed++;
+    sending.end('outboxed');
     return 'outboxed';
   }
 
@@ -240,6 +237,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
       }
       this.started = true;
       this.outbox?.kick();
+      this.unobserve = observeRuntime(this);
     } catch (err) {
       await this.abortStart();
       throw err;
@@ -270,6 +268,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
 
   /** For an app closed without `beforeApplicationShutdown` having run (a failed start). */
   async onApplicationShutdown(): Promise<void> {
+    this.unobserve?.();
     await this.publisher?.close();
   }
 

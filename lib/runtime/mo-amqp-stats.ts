@@ -35,3 +35,23 @@ export interface MoSpoolStats {
   /** When the oldest of them was spooled (epoch ms); undefined when none wait. */
   oldestSpooledAt: number | undefined;
 }
+
+/** What the runtime counts itself; `resent` is the outbox's. */
+export type CountedHere = Exclude<keyof MoEventCounters, 'resent'>;
+
+/** Every count the runtime keeps, at zero. */
+export function zeroCounters(): Record<CountedHere, number> {
+  return {
+    published: 0,
+    confirmed: 0,
+    spooled: 0,
+    disabled: 0,
+    invalid: 0,
+    failed: 0,
+    outboxed: 0,
+    relayed: 0,
+    decoratorFailures: 0,
+    retried: 0,
+    deadLettered: 0,
+  };
+}

@@ -12,6 +12,7 @@ import {
 } from '../mo-amqp.constants';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { MoDelivery, MoEventMessage, readMoDelivery } from '../events/mo-event-message';
+import { Received, processing } from '../telemetry/tracing';
 
 /** The longest a failed message waits for its next try. */
 export const MAX_RETRY_DELAY_MS = 86_400_000;
@@ -68,7 +69,11 @@ export async function consumeDelivery(
     }
     const { event, attempt } = delivery;
     try {
-      await (instance as Record<string | symbol, (...args: unknown[]) => unknown>)[state.method](event, message);
+      const handler = (instance as Record<string | symbol, (...args: unknown[]) => unknown>)[state.method];
+      // In its consumer span, whose parent is the producer's span (from the message's trace headers).
+      await processing(binding.queue, receivedOf(message), async () => {
+        await handler.call(instance, event, message);
+      });
       return undefined;
     } catch (err) {
       if (attempt <= binding.retries) return await retry(binding, event, message, attempt, err);
@@ -87,6 +92,17 @@ export async function consumeDelivery(
     await delay(REQUEUE_PAUSE_MS);
     return new Nack(true);
   }
+}
+
+function receivedOf({ fields, properties, content }: ConsumeMessage): Received {
+  return {
+    exchange: fields.exchange,
+    routingKey: fields.routingKey,
+    messageId: properties.messageId,
+    deliveryTag: fields.deliveryTag,
+    headers: properties.headers,
+    bytes: content.length,
+  };
 }
 
 function reasonOf(err: unknown): string {

@@ -1,8 +1,16 @@
 import type { MessageProperties, Options } from 'amqplib';
 
-/** The properties every MO event is published with (the contract's): persistent JSON, its id, now. */
-export function moEventProperties(messageId: string): Options.Publish {
-  return { persistent: true, contentType: 'application/json', messageId, timestamp: Math.floor(Date.now() / 1000) };
+/** The properties every MO event is published with (the contract's): persistent JSON, its id, now; trace headers. */
+export function moEventProperties(messageId: string, headers?: Record<string, string>): Options.Publish {
+  const properties: Options.Publish = {
+    persistent: true,
+    contentType: 'application/json',
+    messageId,
+    timestamp: Math.floor(Date.now() / 1000),
+  };
+  // Trace context only: without an OpenTelemetry SDK an event has no headers, as before.
+  if (headers) properties.headers = headers;
+  return properties;
 }
 
 /**
