@@ -1,3 +1,7 @@
+// First: the instrumentations patch modules as they are first required.
+import { startTelemetry } from './tracing';
+startTelemetry();
+
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
