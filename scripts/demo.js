@@ -1,7 +1,8 @@
 // `npm run demo`: the sample organisation app with AMQP on, its data in PostgreSQL
 // and the outbox on, a short scripted scenario over HTTP, and the events its own
-// consumer (a plain @RabbitSubscribe bound #.#.#) received. npm run demo first
-// ensures a broker and a PostgreSQL and builds the app.
+// consumer (a plain @RabbitSubscribe bound #.#.#) received, each beside the trace id
+// of the request that produced it; then the app's metrics as Prometheus scrapes them.
+// npm run demo first ensures a broker and a PostgreSQL and builds the app.
 const { execFileSync, spawn } = require('node:child_process');
 const { once } = require('node:events');
 const net = require('node:net');
@@ -37,7 +38,7 @@ async function freePort() {
 }
 
 /** Starts the sample app and collects the lines its event-log consumer prints. */
-async function startApp(port) {
+async function startApp(port, metricsPort) {
   const child = spawn(process.execPath, [MAIN], {
     env: {
       ...process.env,
@@ -51,6 +52,7 @@ async function startApp(port) {
       AMQP__OUTBOX_URL: DATABASE_URL,
       AMQP__OUTBOX_TABLE: OUTBOX_TABLE,
       PORT: String(port),
+      METRICS_PORT: String(metricsPort),
       NO_COLOR: '1',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -82,8 +84,10 @@ async function main() {
 
 async function scenario() {
   const port = await freePort();
+  const metricsPort = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const { child, consumed } = await startApp(port);
+  const { child, consumed } = await startApp(port, metricsPort);
+  const requests = [];
   let expected = 0;
   let rolledBack = 0;
 
@@ -95,7 +99,10 @@ async function scenario() {
     });
     const answer = await res.json();
     const note = res.ok ? `${events} event(s)` : answer.message;
-    console.log(`${method.padEnd(6)} ${url.padEnd(62)} -> ${res.status} ${note}`);
+    // The request's trace, as the app's HTTP instrumentation started it (W3C traceresponse).
+    const traceId = /^00-([0-9a-f]{32})-/.exec(res.headers.get('traceresponse') || '')?.[1] ?? '-';
+    console.log(`${method.padEnd(6)} ${url.padEnd(62)} -> ${res.status} ${String(note).padEnd(10)} trace ${traceId}`);
+    requests.push({ method, url, traceId });
     if (res.status !== status) throw new Error(`expected HTTP ${status}, got ${res.status}`);
     expected += events;
     return answer;
@@ -136,8 +143,18 @@ async function scenario() {
 
     const deadline = Date.now() + 5_000;
     while (consumed.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    console.log(`\nThe app's consumer (bound "#.#.#" on "${EXCHANGE}") received ${consumed.length} event(s):`);
-    for (const line of consumed) console.log(`  ${line}`);
+    console.log(
+      `\nThe app's consumer (bound "#.#.#" on "${EXCHANGE}") received ${consumed.length} event(s), by request:`,
+    );
+    // Each event carries its request's trace in `traceparent`: the consumer prints it, and it groups them here.
+    for (const { method, url, traceId } of requests) {
+      const mine = consumed.filter((line) => line.endsWith(` trace ${traceId}`));
+      if (mine.length === 0) continue;
+      console.log(`  ${method} ${url}  (trace ${traceId})`);
+      for (const line of mine) console.log(`    ${line.slice(0, -` trace ${traceId}`.length)}`);
+    }
+    const untraced = consumed.filter((line) => !requests.some((r) => line.endsWith(` trace ${r.traceId}`)));
+    if (untraced.length > 0) throw new Error(`events without their request's trace: ${untraced.join('; ')}`);
     if (consumed.length !== expected)
       throw new Error(`expected ${expected} events, the consumer saw ${consumed.length}`);
 
@@ -155,6 +172,21 @@ async function scenario() {
     );
     if (counters.outboxed !== expected + rolledBack || counters.relayed !== expected || counters.published !== 0)
       throw new Error(`expected ${expected + rolledBack} outboxed, ${expected} relayed and 0 published directly`);
+
+    // The same counters, and the publish-to-confirm time, as OpenTelemetry metrics for Prometheus.
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    const exposition = await (await fetch(metricsUrl)).text();
+    console.log(`\nFrom ${metricsUrl} (what Prometheus scrapes; counters that are 0 left out):`);
+    const shown = exposition
+      .split('\n')
+      .filter((l) =>
+        /^(mo_amqp_events_total|messaging_client_operation_duration_(count|sum)|mo_amqp_spool_events)\{/.test(l),
+      )
+      .filter((l) => !(l.startsWith('mo_amqp_events_total') && l.endsWith(' 0')))
+      .map((l) => l.replace(/,?otel_scope_(name|version)="[^"]*"/g, '').replace('{}', ''));
+    for (const line of shown) console.log(`  ${line}`);
+    if (!shown.some((l) => l.startsWith('mo_amqp_events_total{mo_amqp_outcome="relayed"}')))
+      throw new Error('the metrics do not show the relayed events');
   } finally {
     child.kill('SIGTERM');
     await once(child, 'exit');

@@ -32,6 +32,7 @@ import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { outboxSecrets } from '../config/outbox-options';
 import { Sending, startSending } from '../telemetry/tracing';
 import { observeRuntime } from '../telemetry/observed';
+import { recordSendDuration } from '../telemetry/metrics';
 
 /**
  * Not public. Owns this package's use of the application's RabbitMQ connection:
@@ -205,10 +206,13 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    */
   async forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
     if (!this.publisher) throw new Error('AMQP is disabled (ENABLE_AMQP is off)');
+    const started = performance.now();
     try {
       await this.publisher.publish(exchange, routingKey, content, properties);
+      recordSendDuration(exchange, started);
     } catch (err) {
       const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
+      recordSendDuration(exchange, started, failure.reason);
       const what = `message_id ${properties.messageId} to "${routingKey}" on exchange "${exchange}"`;
       const text = publishFailureText(failure, what, this.context);
       throw new MoPublishError(text, failure.reason, routingKey, String(properties.messageId));

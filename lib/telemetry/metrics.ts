@@ -68,6 +68,17 @@ export function sendAttributesOf(exchange: string): Attributes {
   return attributes;
 }
 
+/** Records `messaging.client.operation.duration`: a publish to `exchange` from `started` (performance.now()) until now. */
+export function recordSendDuration(exchange: string, started: number, failure?: string): void {
+  const histogram = instruments()?.sendDuration;
+  if (!histogram) return;
+  const attributes = sendAttributesOf(exchange);
+  histogram.record(
+    (performance.now() - started) / 1000,
+    failure === undefined ? attributes : { ...attributes, [ATTR.errorType]: failure },
+  );
+}
+
 /** What an observer reads at each collection: a name, its unit and description, and the values. */
 export interface Observed {
   readonly name: string;

@@ -1,6 +1,6 @@
 import type { Attributes, Context, Tracer, TracerProvider } from '@opentelemetry/api';
 import { ATTR, HEADER_GETTER, RABBITMQ, SCOPE, SCOPE_VERSION, otel } from './otel';
-import { instruments, sendAttributesOf } from './metrics';
+import { instruments, recordSendDuration } from './metrics';
 
 let provider: TracerProvider | undefined;
 let cachedTracer: Tracer | undefined;
@@ -60,12 +60,7 @@ export function startSending(exchange: string, routingKey: string, messageId: st
       }
       span.end();
       // Publish to confirm: a spooled or outboxed event has not reached the broker yet.
-      if (outcome !== 'confirmed' && failure === undefined) return;
-      const attributes = sendAttributesOf(exchange);
-      instruments()?.sendDuration.record(
-        (performance.now() - started) / 1000,
-        failure === undefined ? attributes : { ...attributes, [ATTR.errorType]: failure },
-      );
+      if (outcome === 'confirmed' || failure !== undefined) recordSendDuration(exchange, started, failure);
     },
   };
 }

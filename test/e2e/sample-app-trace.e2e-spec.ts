@@ -136,7 +136,14 @@ describe.each(['off', 'on'])(
       )!;
 
       await until(
-        async () => (await report()).handled.filter((h) => h.queue === 'due').length === 2,
+        async () => {
+          const { handled, spans } = await report();
+          // The agent's spans end at their confirms, which may come after the copies were delivered.
+          const forwarded = spans.filter(
+            (s) => s.name === `publish ${delayedExchange}` && s.links[0]?.traceId === traceId,
+          );
+          return handled.filter((h) => h.queue === 'due').length === 2 && forwarded.length === 2;
+        },
         'both delayed copies to be handled',
         20_000,
       );

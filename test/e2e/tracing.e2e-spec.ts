@@ -163,6 +163,8 @@ describe('trace context across the broker, with the Node tracing SDK', () => {
     await until(() => copies.length === 1, 'the delayed copy to be consumed', 15_000);
     const [sent] = await original.waitFor(1);
     await until(() => spanNamed(`process ${queue}`) !== undefined, 'the consumer span to end');
+    // The agent's span ends at its confirm, which may come after the copy was delivered.
+    await until(() => spanNamed(`publish ${delayedExchange}`) !== undefined, "the agent's span to end");
 
     const root = spanNamed('POST /engagements')!;
     const producer = spanNamed(`publish ${exchange}`)!;
