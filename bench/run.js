@@ -30,6 +30,7 @@ function scenarios() {
   return [
     ...require('./scenarios/publish'),
     ...require('./scenarios/decorator'),
+    ...require('./scenarios/telemetry'),
     ...require('./scenarios/consume'),
     ...require('./scenarios/delay-agent'),
     ...require('./scenarios/outbox'),
@@ -136,6 +137,7 @@ async function bench(BROKER_URL) {
         contenders,
         rounds,
         url: BROKER_URL,
+        exchange,
         purge: () => channel.purgeQueue(queue),
       });
       // A scenario may make its own rows (one per step of --max-rate), bounded above or below.
@@ -168,14 +170,16 @@ async function bench(BROKER_URL) {
           met: value <= target.atMost,
         });
       }
+      // A target's own `ours` compares that contender of the scenario with the baseline; the row names it.
       for (const target of scenario.targets ?? []) {
-        const ours = medians[scenario.ours][target.figure];
+        const name = target.ours ?? scenario.ours;
+        const ours = medians[name][target.figure];
         const baseline = medians[target.baseline][target.figure];
         const r = ratio(target.figure, ours, baseline);
         rows.push({
-          scenario: scenario.title,
+          scenario: target.ours ? `${scenario.title} (${name})` : scenario.title,
           figure: target.figure,
-          ours: { name: scenario.ours, value: ours },
+          ours: { name, value: ours },
           baseline: { name: target.baseline, value: baseline },
           ratio: r,
           target: target.atLeast,

@@ -4,12 +4,17 @@
 const { fork } = require('node:child_process');
 
 /**
- * Forks `file` with `args` (and `env` added) and resolves once it has sent its first
+ * Forks `file` with `args` (and `env` added; `execArgv`, Node's own options such as
+ * `--require`, after this process's) and resolves once it has sent its first
  * message. Resolves with `{ ready, request(message), close() }`; `close()` sends
  * `{ close: true }` and waits for the exit.
  */
-async function forkChild(file, args, label, env = {}) {
-  const child = fork(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function forkChild(file, args, label, env = {}, execArgv = []) {
+  const child = fork(file, args, {
+    env: { ...process.env, ...env },
+    execArgv: [...process.execArgv, ...execArgv],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   let waiting;
   let failure;
   child.on('message', (m) => {

@@ -10,17 +10,21 @@ const KINDS = ['mo-amqp', 'raw amqplib', 'raw amqplib, body per message', 'golev
 
 /**
  * Starts the contender `kind` in a child process. Resolves with
- * `{ name, measure(count, concurrency, options), close() }`; mo-amqp's also has
+ * `{ name, telemetry, measure(count, concurrency, options), close() }`; mo-amqp's also has
  * `decorated` and `handWritten`, each `{ name, measure }`, run in the same child.
+ * `name` replaces the contender's own (two children of one kind side by side);
+ * `execArgv`, Node options for the child (`--require` a file it loads first, say).
+ * `telemetry` is what the library found in the child: 'API absent', 'no SDK' or
+ * 'SDK' (spans recorded).
  */
-async function forkPublisher(kind, url, exchange) {
+async function forkPublisher(kind, url, exchange, { name, execArgv = [] } = {}) {
   if (!KINDS.includes(kind)) throw new Error(`unknown publisher ${kind}`);
-  const { ready, request, close } = await forkChild(__filename, [kind, url, exchange], kind);
+  const { ready, request, close } = await forkChild(__filename, [kind, url, exchange], name ?? kind, {}, execArgv);
   const measure =
     (task) =>
     async (count, concurrency, { latency = false } = {}) =>
       (await request({ run: { task, count, concurrency, latency } })).figures;
-  const publisher = { name: ready.name, measure: measure('publish'), close };
+  const publisher = { name: name ?? ready.name, telemetry: ready.telemetry, measure: measure('publish'), close };
   for (const [task, name] of Object.entries(ready.tasks)) publisher[task] = { name, measure: measure(task) };
   return publisher;
 }
@@ -53,7 +57,17 @@ async function child() {
     }
   });
   const extra = Object.fromEntries(Object.entries(tasks).flatMap(([t, c]) => (t === 'publish' ? [] : [[t, c.name]])));
-  process.send({ name: contender.name, tasks: extra });
+  process.send({ name: contender.name, tasks: extra, telemetry: telemetry() });
+}
+
+/** What the library's telemetry found in this process: no API, the API's no-ops, or an SDK that records. */
+function telemetry() {
+  const { otel } = require('../../dist/telemetry/otel');
+  if (!otel) return 'API absent';
+  const probe = otel.trace.getTracer('bench').startSpan('probe');
+  const recording = probe.isRecording();
+  probe.end();
+  return recording ? 'SDK' : 'no SDK';
 }
 
 if (require.main === module) {

@@ -32,7 +32,7 @@ import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { outboxSecrets } from '../config/outbox-options';
 import { Sending, startSending } from '../telemetry/tracing';
 import { observeRuntime } from '../telemetry/observed';
-import { recordSendDuration } from '../telemetry/metrics';
+import { recordSendDuration, sendClock } from '../telemetry/metrics';
 
 /**
  * Not public. Owns this package's use of the application's RabbitMQ connection:
@@ -206,7 +206,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    */
   async forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
     if (!this.publisher) throw new Error('AMQP is disabled (ENABLE_AMQP is off)');
-    const started = performance.now();
+    const started = sendClock();
     try {
       await this.publisher.publish(exchange, routingKey, content, properties);
       recordSendDuration(exchange, started);

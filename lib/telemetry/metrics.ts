@@ -27,29 +27,39 @@ let cached: Instruments | undefined;
 export function instruments(): Instruments | undefined {
   if (!otel) return undefined;
   const current = otel.metrics.getMeterProvider();
-  if (current !== provider || !cached) {
+  if (current !== provider) {
     provider = current;
     const meter = current.getMeter(SCOPE, SCOPE_VERSION);
-    cached = {
-      meter,
-      sendDuration: meter.createHistogram('messaging.client.operation.duration', {
-        description: 'How long publishing an MO event took, from the call until the broker confirmed it',
-        unit: 's',
-        advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
-      }),
-      processDuration: meter.createHistogram('messaging.process.duration', {
-        description: 'How long an @MoEventSubscribe handler took with one message',
-        unit: 's',
-        advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
-      }),
-      lateness: meter.createHistogram('mo_amqp.delay.lateness', {
-        description: "How long after its time the delay agent forwarded a message's copy",
-        unit: 's',
-        advice: { explicitBucketBoundaries: LATENESS_BUCKETS },
-      }),
-    };
+    // No SDK: the API's no-op meter. Nothing is timed then (a clock read per event is a cost).
+    cached = meter === otel.createNoopMeter() ? undefined : instrumentsOf(meter);
   }
   return cached;
+}
+
+function instrumentsOf(meter: Meter): Instruments {
+  return {
+    meter,
+    sendDuration: meter.createHistogram('messaging.client.operation.duration', {
+      description: 'How long publishing an MO event took, from the call until the broker confirmed it',
+      unit: 's',
+      advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
+    }),
+    processDuration: meter.createHistogram('messaging.process.duration', {
+      description: 'How long an @MoEventSubscribe handler took with one message',
+      unit: 's',
+      advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
+    }),
+    lateness: meter.createHistogram('mo_amqp.delay.lateness', {
+      description: "How long after its time the delay agent forwarded a message's copy",
+      unit: 's',
+      advice: { explicitBucketBoundaries: LATENESS_BUCKETS },
+    }),
+  };
+}
+
+/** Now (performance.now()) when a meter measures, else 0: no clock read without an SDK. */
+export function sendClock(): number {
+  return instruments() ? performance.now() : 0;
 }
 
 /** Attributes of a publish to `exchange`, made once per exchange (they go with every measurement). */

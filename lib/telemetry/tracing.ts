@@ -1,17 +1,24 @@
-import type { Attributes, Context, Tracer, TracerProvider } from '@opentelemetry/api';
+import type { Attributes, Context, Span, Tracer, TracerProvider } from '@opentelemetry/api';
 import { ATTR, HEADER_GETTER, RABBITMQ, SCOPE, SCOPE_VERSION, otel } from './otel';
 import { instruments, recordSendDuration } from './metrics';
 
 let provider: TracerProvider | undefined;
 let cachedTracer: Tracer | undefined;
+/** What the API's proxy delegates to while no SDK is registered (the API's own no-op provider). */
+const NO_SDK = otel && new otel.ProxyTracerProvider().getDelegate();
 
-function tracer(api: NonNullable<typeof otel>): Tracer {
+/**
+ * This package's tracer, or undefined while no SDK is registered: then no span
+ * is made at all (the API's no-op spans and contexts still cost per event).
+ */
+function tracer(api: NonNullable<typeof otel>): Tracer | undefined {
   const current = api.trace.getTracerProvider();
   if (current !== provider || !cachedTracer) {
     provider = current;
     cachedTracer = current.getTracer(SCOPE, SCOPE_VERSION);
   }
-  return cachedTracer;
+  const real = current instanceof api.ProxyTracerProvider ? current.getDelegate() : current;
+  return real === NO_SDK ? undefined : cachedTracer;
 }
 
 /** A publish in progress: the trace headers it carries, and its end. */
@@ -32,8 +39,10 @@ const UNTRACED: Sending = { headers: undefined, end: () => undefined };
 export function startSending(exchange: string, routingKey: string, messageId: string, bytes: number): Sending {
   if (!otel) return UNTRACED;
   const api = otel;
+  const spans = tracer(api);
+  if (!spans) return instruments() ? timedOnly(exchange) : UNTRACED;
   const started = performance.now();
-  const span = tracer(api).startSpan(`publish ${exchange}`, {
+  const span = spans.startSpan(`publish ${exchange}`, {
     kind: api.SpanKind.PRODUCER,
     attributes: {
       [ATTR.system]: RABBITMQ,
@@ -65,6 +74,17 @@ export function startSending(exchange: string, routingKey: string, messageId: st
   };
 }
 
+/** Metrics without tracing: publish to confirm only. */
+function timedOnly(exchange: string): Sending {
+  const started = performance.now();
+  return {
+    headers: undefined,
+    end(outcome, failure) {
+      if (outcome === 'confirmed' || failure !== undefined) recordSendDuration(exchange, started, failure);
+    },
+  };
+}
+
 function hasKeys(object: object): boolean {
   for (const _key in object) return true;
   return false;
@@ -90,9 +110,9 @@ export interface Received {
 export async function processing<T>(queue: string, received: Received, handle: () => Promise<T>): Promise<T> {
   if (!otel) return handle();
   const api = otel;
+  const spans = tracer(api);
+  if (!spans && !instruments()) return handle();
   const started = performance.now();
-  const active = api.context.active();
-  const parent = parentOf(api, active, received.headers);
   const attributes: Attributes = {
     [ATTR.system]: RABBITMQ,
     [ATTR.operationName]: 'process',
@@ -100,31 +120,34 @@ export async function processing<T>(queue: string, received: Received, handle: (
     [ATTR.destination]: received.exchange,
     [ATTR.subscription]: queue,
   };
-  const span = tracer(api).startSpan(
-    `process ${queue}`,
-    {
-      kind: api.SpanKind.CONSUMER,
-      attributes: {
-        ...attributes,
-        [ATTR.routingKey]: received.routingKey,
-        [ATTR.deliveryTag]: received.deliveryTag,
-        [ATTR.bodySize]: received.bytes,
-        ...(typeof received.messageId === 'string' && { [ATTR.messageId]: received.messageId }),
-      },
-    },
-    parent,
-  );
   let failure: string | undefined;
+  let span: Span | undefined;
   try {
+    if (!spans) return await handle();
+    const parent = parentOf(api, api.context.active(), received.headers);
+    span = spans.startSpan(
+      `process ${queue}`,
+      {
+        kind: api.SpanKind.CONSUMER,
+        attributes: {
+          ...attributes,
+          [ATTR.routingKey]: received.routingKey,
+          [ATTR.deliveryTag]: received.deliveryTag,
+          [ATTR.bodySize]: received.bytes,
+          ...(typeof received.messageId === 'string' && { [ATTR.messageId]: received.messageId }),
+        },
+      },
+      parent,
+    );
     return await api.context.with(api.trace.setSpan(parent, span), handle);
   } catch (err) {
     failure = err instanceof Error ? err.name : 'Error';
-    span.setAttribute(ATTR.errorType, failure);
-    span.recordException(err instanceof Error ? err : String(err));
-    span.setStatus({ code: api.SpanStatusCode.ERROR, message: 'the handler threw' });
+    span?.setAttribute(ATTR.errorType, failure);
+    span?.recordException(err instanceof Error ? err : String(err));
+    span?.setStatus({ code: api.SpanStatusCode.ERROR, message: 'the handler threw' });
     throw err;
   } finally {
-    span.end();
+    span?.end();
     instruments()?.processDuration.record(
       (performance.now() - started) / 1000,
       failure === undefined ? attributes : { ...attributes, [ATTR.errorType]: failure },
@@ -162,10 +185,12 @@ export async function forwarding(
   const api = otel;
   const lateSeconds = Math.max(0, Date.now() - due) / 1000;
   instruments()?.lateness.record(lateSeconds, { [ATTR.system]: RABBITMQ, [ATTR.destination]: exchange });
+  const spans = tracer(api);
+  if (!spans) return send();
   const producer = api.trace.getSpanContext(
     api.propagation.extract(api.ROOT_CONTEXT, properties.headers, HEADER_GETTER),
   );
-  const span = tracer(api).startSpan(
+  const span = spans.startSpan(
     `publish ${exchange}`,
     {
       kind: api.SpanKind.PRODUCER,
