@@ -99,7 +99,7 @@ describe.each(['off', 'on'])(
           AMQP__OUTBOX: 'postgres',
           AMQP__OUTBOX_URL: PG_URL,
           AMQP__OUTBOX_TABLE: `${schema}.mo_amqp_outbox`,
-          AMQP__SPOOL_DIR: mkdtempSync(join(tmpdir(), 'mo-amqp-traced-spool-')),
+          AMQP__SPOOL_DIR: join(built, `spool-${amqplib}`),
           AGENT_PREFIX: prefix,
           ENGAGED_QUEUE: engagedQueue,
           DUE_QUEUE: dueQueue,
