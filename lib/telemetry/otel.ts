@@ -72,6 +72,15 @@ const SUPPRESSED = otel?.ROOT_CONTEXT.setValue(Symbol.for('OpenTelemetry SDK Con
  */
 export function withoutInstrumentation(fn: () => void): void {
   // The root context: nothing amqplib does while it writes needs the caller's.
-  if (otel && SUPPRESSED) otel.context.with(SUPPRESSED, fn);
+  if (otel && SUPPRESSED && tracingRegistered(otel)) otel.context.with(SUPPRESSED, fn);
   else fn();
+}
+
+/** What the API's proxy delegates to while no SDK is registered (the API's own no-op provider). */
+const NO_SDK = otel && new otel.ProxyTracerProvider().getDelegate();
+
+/** True once an SDK's tracer provider is registered (before that, every span is the API's no-op). */
+export function tracingRegistered(api: typeof OtelApi): boolean {
+  const current = api.trace.getTracerProvider();
+  return (current instanceof api.ProxyTracerProvider ? current.getDelegate() : current) !== NO_SDK;
 }

@@ -1,11 +1,9 @@
 import type { Attributes, Context, Span, Tracer, TracerProvider } from '@opentelemetry/api';
-import { ATTR, HEADER_GETTER, RABBITMQ, SCOPE, SCOPE_VERSION, otel } from './otel';
+import { ATTR, HEADER_GETTER, RABBITMQ, SCOPE, SCOPE_VERSION, otel, tracingRegistered } from './otel';
 import { instruments, recordSendDuration } from './metrics';
 
 let provider: TracerProvider | undefined;
 let cachedTracer: Tracer | undefined;
-/** What the API's proxy delegates to while no SDK is registered (the API's own no-op provider). */
-const NO_SDK = otel && new otel.ProxyTracerProvider().getDelegate();
 
 /**
  * This package's tracer, or undefined while no SDK is registered: then no span
@@ -17,8 +15,7 @@ function tracer(api: NonNullable<typeof otel>): Tracer | undefined {
     provider = current;
     cachedTracer = current.getTracer(SCOPE, SCOPE_VERSION);
   }
-  const real = current instanceof api.ProxyTracerProvider ? current.getDelegate() : current;
-  return real === NO_SDK ? undefined : cachedTracer;
+  return tracingRegistered(api) ? cachedTracer : undefined;
 }
 
 /** A publish in progress: the trace headers it carries, and its end. */
