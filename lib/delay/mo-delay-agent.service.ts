@@ -96,7 +96,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       await this.runtime.abortStart();
       throw err;
     }
-    this.unobserve = observeDelayAgent(() => this.stats);
+    this.unobserve = observeDelayAgent(this);
     this.logger.log(
       `Delaying events from "${this.amqp.exchange}" to "${this.amqp.delayedExchange}" through ${this.topology.incoming}`,
     );

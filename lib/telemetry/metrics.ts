@@ -81,7 +81,8 @@ export function sendAttributesOf(exchange: string): Attributes {
 /** Records `messaging.client.operation.duration`: a publish to `exchange` from `started` (performance.now()) until now. */
 export function recordSendDuration(exchange: string, started: number, failure?: string): void {
   const histogram = instruments()?.sendDuration;
-  if (!histogram) return;
+  // Started before a meter was registered (sendClock() gave 0): no duration to tell.
+  if (!histogram || started === 0) return;
   const attributes = sendAttributesOf(exchange);
   histogram.record(
     (performance.now() - started) / 1000,
@@ -103,7 +104,7 @@ export interface Observed {
  * Registers observable instruments on the meter provider registered now; they
  * cost nothing between collections. Returns what removes them again (at shutdown).
  */
-export function observe(observed: readonly Observed[]): () => void {
+function observe(observed: readonly Observed[]): () => void {
   const meter = instruments()?.meter;
   if (!meter) return () => undefined;
   const pairs = observed.map((o) => {
@@ -121,6 +122,38 @@ export function observe(observed: readonly Observed[]): () => void {
     return () => instrument.removeCallback(callback);
   });
   return () => pairs.forEach((remove) => remove());
+}
+
+/** The views one set of observable instruments reads (every app of the process), on one meter provider. */
+export interface Shared<V> {
+  readonly views: Set<V>;
+  provider?: MeterProvider;
+  remove?: () => void;
+}
+
+/**
+ * Adds `view` to what `shared`'s instruments read, registering them once per
+ * meter provider (two apps in one process add up, not overwrite each other).
+ * Returns what takes the view out again; the last one out removes the instruments.
+ */
+export function observeEach<V>(
+  shared: Shared<V>,
+  view: V,
+  observed: (views: ReadonlySet<V>) => Observed[],
+): () => void {
+  if (!instruments()) return () => undefined;
+  shared.views.add(view);
+  if (shared.provider !== provider) {
+    shared.remove?.();
+    shared.remove = observe(observed(shared.views));
+    shared.provider = provider;
+  }
+  return () => {
+    if (!shared.views.delete(view) || shared.views.size > 0) return;
+    shared.remove?.();
+    shared.remove = undefined;
+    shared.provider = undefined;
+  };
 }
 
 /** `mo_amqp.outcome` for each key of a counters object: `deadLettered` reads `dead_lettered`. */

@@ -58,11 +58,25 @@ export const HEADER_GETTER: OtelApi.TextMapGetter<Record<string, unknown> | unde
 };
 
 /**
- * The key `@opentelemetry/core`'s `suppressTracing` sets (context keys are
- * `Symbol.for` their description). Instrumentations started in a context that
- * holds it make no span, and the SDK's propagators inject nothing.
+ * The root context with tracing suppressed, as `@opentelemetry/core` marks it:
+ * its `suppressTracing` where installed, else the key it sets (context keys are
+ * `Symbol.for` their description). Instrumentations started in it make no span,
+ * and the SDK's propagators inject nothing.
  */
-const SUPPRESSED = otel?.ROOT_CONTEXT.setValue(Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING'), true);
+const SUPPRESSED = otel && suppressedRoot(otel);
+
+function suppressedRoot(api: typeof OtelApi): OtelApi.Context {
+  try {
+    // `@opentelemetry/core` comes with every SDK: its own function, where it is installed.
+    const core = createRequire(__filename)('@opentelemetry/core') as {
+      suppressTracing?: (context: OtelApi.Context) => OtelApi.Context;
+    };
+    if (typeof core.suppressTracing === 'function') return core.suppressTracing(api.ROOT_CONTEXT);
+  } catch {
+    // Not installed: the key it sets.
+  }
+  return api.ROOT_CONTEXT.setValue(Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING'), true);
+}
 
 /**
  * Runs `fn` (an amqplib publish) where `@opentelemetry/instrumentation-amqplib`,

@@ -52,7 +52,11 @@ export function startSending(exchange: string, routingKey: string, messageId: st
     },
   });
   const carrier: Record<string, string> = {};
-  api.propagation.inject(api.trace.setSpan(api.context.active(), span), carrier);
+  try {
+    api.propagation.inject(api.trace.setSpan(api.context.active(), span), carrier);
+  } catch {
+    // An application's propagator that throws costs the trace headers, never the event.
+  }
   // None without an SDK (the API's propagator writes nothing): the event is sent as before.
   const headers = hasKeys(carrier) ? carrier : undefined;
   return {
@@ -139,9 +143,9 @@ export async function processing<T>(queue: string, received: Received, handle: (
     return await api.context.with(api.trace.setSpan(parent, span), handle);
   } catch (err) {
     failure = err instanceof Error ? err.name : 'Error';
+    // The error's name only: a handler's message is the application's and may hold anything.
     span?.setAttribute(ATTR.errorType, failure);
-    span?.recordException(err instanceof Error ? err : String(err));
-    span?.setStatus({ code: api.SpanStatusCode.ERROR, message: 'the handler threw' });
+    span?.setStatus({ code: api.SpanStatusCode.ERROR, message: `the handler threw ${failure}` });
     throw err;
   } finally {
     span?.end();
@@ -152,17 +156,30 @@ export async function processing<T>(queue: string, received: Received, handle: (
   }
 }
 
-/** The producer's context from the headers, unless the active span is already of its trace (an instrumentation's). */
+/**
+ * The producer's context from the headers, unless the active span is already
+ * of its trace (an instrumentation's). Baggage from a message is not taken on:
+ * it would ride along into everything the handler calls and publishes.
+ */
 function parentOf(
   api: NonNullable<typeof otel>,
   active: Context,
   headers: Record<string, unknown> | undefined,
 ): Context {
-  const extracted = api.propagation.extract(active, headers, HEADER_GETTER);
+  const extracted = extractFrom(api, active, headers);
   const remote = api.trace.getSpanContext(extracted);
   const current = api.trace.getSpanContext(active);
-  if (!remote || remote === current) return active;
-  return current && current.traceId === remote.traceId ? active : extracted;
+  const parent = !remote || remote === current || current?.traceId === remote.traceId ? active : extracted;
+  return api.propagation.deleteBaggage(parent);
+}
+
+/** The application's propagator on headers from outside: one that throws reads as no trace. */
+function extractFrom(api: NonNullable<typeof otel>, context: Context, headers: Record<string, unknown> | undefined) {
+  try {
+    return api.propagation.extract(context, headers, HEADER_GETTER);
+  } catch {
+    return context;
+  }
 }
 
 /**
@@ -184,9 +201,7 @@ export async function forwarding(
   instruments()?.lateness.record(lateSeconds, { [ATTR.system]: RABBITMQ, [ATTR.destination]: exchange });
   const spans = tracer(api);
   if (!spans) return send();
-  const producer = api.trace.getSpanContext(
-    api.propagation.extract(api.ROOT_CONTEXT, properties.headers, HEADER_GETTER),
-  );
+  const producer = api.trace.getSpanContext(extractFrom(api, api.ROOT_CONTEXT, properties.headers));
   const span = spans.startSpan(
     `publish ${exchange}`,
     {

@@ -147,8 +147,16 @@ describe.each(['off', 'on'])(
         'both delayed copies to be handled',
         20_000,
       );
-      await new Promise((resolve) => setTimeout(resolve, 500)); // the last spans end after their handlers
-      const { spans, handled } = await report();
+      // Spans are exported as they end: a consumer span after its handler, the amqplib instrumentation's at
+      // its ack. Wait until every handler's span and every parent named in the trace has ended (or 10 s).
+      let last = await report();
+      const ended = ({ spans, handled }: typeof last) => {
+        const ids = new Set(spans.filter((s) => s.traceId === traceId).map((s) => s.spanId));
+        const parents = spans.filter((s) => s.traceId === traceId && s.parentSpanId).map((s) => s.parentSpanId!);
+        return handled.every((h) => ids.has(h.span.spanId)) && parents.every((id) => ids.has(id));
+      };
+      await until(async () => ended((last = await report())), 'the spans of the trace to end').catch(() => undefined);
+      const { spans, handled } = last;
       const inTrace = spans.filter((s) => s.traceId === traceId);
       const byId = new Map(inTrace.map((s) => [s.spanId, s]));
 

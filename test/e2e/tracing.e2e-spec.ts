@@ -250,7 +250,7 @@ describe('trace context across the broker, with the Node tracing SDK', () => {
 });
 
 describe('trace context without an OpenTelemetry SDK', () => {
-  it('adds no header and no cost-bearing state: the message is what it was before tracing existed', async () => {
+  it('adds no trace header: the message is what it was before tracing existed', async () => {
     const broker = await TestBroker.connect();
     const exchange = uniqueName('untraced');
     const collector: Collector = await broker.collect(exchange);

@@ -1,8 +1,12 @@
-import { ROOT_CONTEXT, SpanKind, context, propagation, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, context, metrics, propagation, trace } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { isTracingSuppressed } from '@opentelemetry/core';
 import { HEADER_GETTER, withoutInstrumentation } from '../../lib/telemetry/otel';
 import { outcomeValues } from '../../lib/telemetry/metrics';
 import { processing, startSending } from '../../lib/telemetry/tracing';
+import { observeRuntime } from '../../lib/telemetry/observed';
+import { zeroCounters } from '../../lib/runtime/mo-amqp-stats';
 import { startTracing, traceparentOf, viewOf } from '../support/otel';
 
 describe('telemetry helpers', () => {
@@ -93,5 +97,67 @@ describe('telemetry helpers', () => {
     ).rejects.toThrow('no');
     const [span] = tracing.exporter.getFinishedSpans().map(viewOf);
     expect(span).toMatchObject({ status: 2, parentSpanId: undefined, attributes: { 'error.type': 'RangeError' } });
+  });
+
+  it('takes no baggage from a message into the handler, and survives a propagator that throws', async () => {
+    const producer = trace.getTracer('t').startSpan('producer');
+    const headers = { traceparent: traceparentOf(producer.spanContext()), baggage: 'user=mallory' };
+    let baggage: unknown = 'not run';
+    await processing('q', received(headers), async () => {
+      baggage = propagation.getActiveBaggage();
+    });
+    expect(baggage).toBeUndefined();
+
+    propagation.disable();
+    propagation.setGlobalPropagator({
+      inject: () => {
+        throw new Error('inject');
+      },
+      extract: () => {
+        throw new Error('extract');
+      },
+      fields: () => ['traceparent'],
+    });
+    expect(startSending('os2mo', 'employee.employee.create', 'id-3', 80).headers).toBeUndefined();
+    let ran = false;
+    await processing('q', received(headers), async () => {
+      ran = true;
+    });
+    expect(ran).toBe(true);
+  });
+});
+
+describe('metrics of several apps in one process', () => {
+  it('adds their counters and spools up, and drops each one that stops', async () => {
+    const reader = new PrometheusExporter({ preventServerStart: true });
+    const provider = new MeterProvider({ readers: [reader] });
+    metrics.setGlobalMeterProvider(provider);
+    const published = async () => {
+      const { resourceMetrics } = await reader.collect();
+      const all = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+      const events = all.find((m) => m.descriptor.name === 'mo_amqp.events');
+      const point = events?.dataPoints.find((p) => p.attributes['mo_amqp.outcome'] === 'published');
+      const spool = all.find((m) => m.descriptor.name === 'mo_amqp.spool.events')?.dataPoints[0]?.value;
+      return [point?.value, spool];
+    };
+    try {
+      const view = (n: number, records?: number) => ({
+        counters: { ...zeroCounters(), resent: 0, published: n },
+        spoolStats: records === undefined ? undefined : { bytes: records * 100, records, oldestSpooledAt: Date.now() },
+      });
+      const stopFirst = observeRuntime(view(2, 1));
+      const stopSecond = observeRuntime(view(3));
+      expect(await published()).toEqual([5, 1]);
+      stopFirst();
+      expect(await published()).toEqual([3, 0]);
+      stopSecond();
+      // The last one out removed the callbacks; an app started later is read again, on its own.
+      const stopThird = observeRuntime(view(7));
+      expect(await published()).toEqual([7, 0]);
+      stopThird();
+    } finally {
+      await provider.shutdown();
+      metrics.disable();
+    }
   });
 });
