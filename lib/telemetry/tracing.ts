@@ -41,15 +41,7 @@ export function startSending(exchange: string, routingKey: string, messageId: st
   const started = performance.now();
   const span = spans.startSpan(`publish ${exchange}`, {
     kind: api.SpanKind.PRODUCER,
-    attributes: {
-      [ATTR.system]: RABBITMQ,
-      [ATTR.operationName]: 'publish',
-      [ATTR.operationType]: 'send',
-      [ATTR.destination]: exchange,
-      [ATTR.routingKey]: routingKey,
-      [ATTR.messageId]: messageId,
-      [ATTR.bodySize]: bytes,
-    },
+    attributes: { ...publishAttributes(exchange, routingKey, messageId), [ATTR.bodySize]: bytes },
   });
   const carrier: Record<string, string> = {};
   try {
@@ -72,6 +64,18 @@ export function startSending(exchange: string, routingKey: string, messageId: st
       // Publish to confirm: a spooled or outboxed event has not reached the broker yet.
       if (outcome === 'confirmed' || failure !== undefined) recordSendDuration(exchange, started, failure);
     },
+  };
+}
+
+/** A producer span's attributes (the messaging conventions'); a message id only when it is text. */
+function publishAttributes(exchange: string, routingKey: string, messageId: unknown): Attributes {
+  return {
+    [ATTR.system]: RABBITMQ,
+    [ATTR.operationName]: 'publish',
+    [ATTR.operationType]: 'send',
+    [ATTR.destination]: exchange,
+    [ATTR.routingKey]: routingKey,
+    ...(typeof messageId === 'string' && { [ATTR.messageId]: messageId }),
   };
 }
 
@@ -209,12 +213,7 @@ export async function forwarding(
       root: true,
       links: producer && api.trace.isSpanContextValid(producer) ? [{ context: producer }] : undefined,
       attributes: {
-        [ATTR.system]: RABBITMQ,
-        [ATTR.operationName]: 'publish',
-        [ATTR.operationType]: 'send',
-        [ATTR.destination]: exchange,
-        [ATTR.routingKey]: routingKey,
-        ...(typeof properties.messageId === 'string' && { [ATTR.messageId]: properties.messageId }),
+        ...publishAttributes(exchange, routingKey, properties.messageId),
         'mo_amqp.delay.due': new Date(due).toISOString(),
         'mo_amqp.delay.lateness_ms': Math.round(lateSeconds * 1000),
       },
