@@ -1,11 +1,17 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { MoEventCounters, MoSpoolStats } from '../runtime/mo-amqp-stats';
 import { Shared, observeEach, outcomeValues } from './metrics';
 
-/** What the runtime shows the meter: its counters and its spool. */
+/** What a spool shows the meter (the runtime's `SpoolView`). */
+interface SpoolView {
+  readonly bytes: number;
+  readonly records: number;
+  readonly oldestSpooledAt: number | undefined;
+}
+
+/** What the runtime shows the meter: its counters (`MoEventCounters`) and its spool. */
 export interface RuntimeView {
-  readonly counters: MoEventCounters;
-  readonly spoolStats: MoSpoolStats | undefined;
+  readonly counters: object;
+  readonly spoolStats: SpoolView | undefined;
 }
 
 /** What the delay agent shows the meter. */
@@ -34,7 +40,7 @@ export function observeRuntime(view: RuntimeView): () => void {
   return observeEach(runtimes, view, (views) => {
     const spools = () => [...views].flatMap((v) => (v.spoolStats ? [v.spoolStats] : []));
     // Observed as 0 without a spool too: a stopped app's figure must not stay behind as the last one seen.
-    const spooled = (read: (stats: MoSpoolStats) => number): [number, Attributes][] => [
+    const spooled = (read: (stats: SpoolView) => number): [number, Attributes][] => [
       [spools().reduce((sum, stats) => sum + read(stats), 0), {}],
     ];
     return [
