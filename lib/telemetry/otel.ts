@@ -94,7 +94,9 @@ export function withoutInstrumentation(fn: () => void): void {
 const NO_SDK = otel && new otel.ProxyTracerProvider().getDelegate();
 
 /** True once an SDK's tracer provider is registered (before that, every span is the API's no-op). */
-export function tracingRegistered(api: typeof OtelApi): boolean {
-  const current = api.trace.getTracerProvider();
+export function tracingRegistered(
+  api: typeof OtelApi,
+  current: OtelApi.TracerProvider = api.trace.getTracerProvider(),
+): boolean {
   return (current instanceof api.ProxyTracerProvider ? current.getDelegate() : current) !== NO_SDK;
 }

@@ -11,11 +11,12 @@ let cachedTracer: Tracer | undefined;
  */
 function tracer(api: NonNullable<typeof otel>): Tracer | undefined {
   const current = api.trace.getTracerProvider();
+  if (!tracingRegistered(api, current)) return undefined;
   if (current !== provider || !cachedTracer) {
     provider = current;
     cachedTracer = current.getTracer(SCOPE, SCOPE_VERSION);
   }
-  return tracingRegistered(api) ? cachedTracer : undefined;
+  return cachedTracer;
 }
 
 /** A publish in progress: the trace headers it carries, and its end. */
