@@ -9,6 +9,7 @@ module.exports = {
   },
   // The sample app imports the library by its package name, as a user's app would.
   moduleNameMapper: { '^nestjs-mo-amqp$': '<rootDir>/lib', '^nestjs-mo-amqp/testing$': '<rootDir>/lib/testing' },
+  setupFiles: ['<rootDir>/test/support/broker-env.ts'],
   setupFilesAfterEnv: ['<rootDir>/test/support/isolate-cwd.ts'],
   // e2e specs share one broker; two workers match the two cores.
   maxWorkers: 2,

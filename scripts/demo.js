@@ -1,6 +1,6 @@
 // `npm run demo`: the sample organisation app with AMQP on, its data in PostgreSQL
 // and the outbox on, a short scripted scenario over HTTP, and the events its own
-// consumer (a plain @RabbitSubscribe bound #.#.#) received, each beside the trace id
+// consumer (a plain @RabbitSubscribe bound #) received, each beside the trace id
 // of the request that produced it; then the app's metrics as Prometheus scrapes them.
 // npm run demo first ensures a broker and a PostgreSQL and builds the app.
 const { execFileSync, spawn } = require('node:child_process');
@@ -143,9 +143,7 @@ async function scenario() {
 
     const deadline = Date.now() + 5_000;
     while (consumed.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    console.log(
-      `\nThe app's consumer (bound "#.#.#" on "${EXCHANGE}") received ${consumed.length} event(s), by request:`,
-    );
+    console.log(`\nThe app's consumer (bound "#" on "${EXCHANGE}") received ${consumed.length} event(s), by request:`);
     // Each event carries its request's trace in `traceparent`: the consumer prints it, and it groups them here.
     for (const { method, url, traceId } of requests) {
       const mine = consumed.filter((line) => line.endsWith(` trace ${traceId}`));

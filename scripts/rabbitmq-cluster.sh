@@ -11,66 +11,31 @@
 #
 # Each node has its own node name (mo-cluster-N@host), ports and data directory
 # under $MO_CLUSTER_DIR (default /tmp/mo-amqp-cluster); all share the rabbitmq
-# user's Erlang cookie. Only loopback is used.
+# user's Erlang cookie. Only loopback is used. With BROKER=4.0 or 4.3 the nodes
+# are that version's (scripts/brokers.js: mo43-cluster-N, AMQP ports 5881-5883
+# for 4.3), run from its chroot, with MO_CLUSTER_DIR inside it.
 set -euo pipefail
 
+# shellcheck source=lib/broker.sh
+source "$(dirname "$0")/lib/broker.sh"
 BASE=${MO_CLUSTER_DIR:-/tmp/mo-amqp-cluster}
-HOST=$(hostname -s)
 NODES=(1 2 3)
 
-say() { printf '[cluster] %s\n' "$*" >&2; }
-node_name() { echo "mo-cluster-$1@$HOST"; }
-amqp_port() { echo $((5680 + $1)); }
-
-as_rabbitmq() {
-  if [[ $(id -u) -eq 0 ]]; then
-    su rabbitmq -s /bin/sh -c "$*"
-  else
-    sh -c "$*"
-  fi
-}
-
-# The node's Erlang VM: its name is only in its environment, not its command line.
-pid_of() {
-  local p
-  for p in $(pgrep -f beam.smp); do
-    # (a process may end between pgrep and the read: its environment is then gone)
-    { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$(node_name "$1")" && echo "$p"
-  done
-  return 0
-}
-
+say() { printf '[cluster %s] %s\n' "$BROKER_VERSION" "$*" >&2; }
+node_name() { echo "$BROKER_CLUSTER_NODE_PREFIX$1"; }
+amqp_port() { echo $((BROKER_CLUSTER_AMQP_PORT_BASE + $1)); }
 ctl() { # ctl N args...
   local n=$1
   shift
-  as_rabbitmq "HOME=/var/lib/rabbitmq /usr/lib/rabbitmq/bin/rabbitmqctl -n $(node_name "$n") $*"
+  broker_tool rabbitmqctl "$(node_name "$n")" "$@"
 }
 
 start_node() {
-  local n=$1 dir="$BASE/node$1"
-  mkdir -p "$dir/mnesia" "$dir/log"
-  [[ $(id -u) -eq 0 ]] && chown -R rabbitmq:rabbitmq "$BASE"
-  # su leaves a node 1,024 open files, of which RabbitMQ 3.10 keeps 927 handles: about 180 quorum
-  # queues led by one node (two delay agents' queues) use them all, and it then accepts no connection.
-  # Up to the hard limit, as the Debian service's 65,536.
-  as_rabbitmq "ulimit -n \$(ulimit -Hn) 2>/dev/null; cd /var/lib/rabbitmq && HOME=/var/lib/rabbitmq \
-    RABBITMQ_NODENAME=$(node_name "$n") \
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-    RABBITMQ_NODE_PORT=$(amqp_port "$n") \
-    RABBITMQ_DIST_PORT=$((25680 + n)) \
-    RABBITMQ_MNESIA_BASE=$dir/mnesia \
-    RABBITMQ_LOG_BASE=$dir/log \
-    RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
-    RABBITMQ_CONFIG_FILE=$dir/rabbitmq \
-    /usr/lib/rabbitmq/bin/rabbitmq-server -detached"
+  broker_start_node "$(node_name "$1")" "$(amqp_port "$1")" $((BROKER_CLUSTER_DIST_PORT_BASE + $1)) "$BASE/node$1"
 }
 
-wait_node() { # the node registers with epmd a moment after -detached returns
-  local deadline=$((SECONDS + 90))
-  until ctl "$1" await_startup --timeout 5 >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { say "node $1 did not start; see $BASE/node$1/log"; exit 1; }
-    sleep 1
-  done
+wait_node() {
+  broker_wait_node "$(node_name "$1")" || { say "node $1 did not start; see $(broker_path "$BASE/node$1/log")"; exit 1; }
 }
 
 urls() {
@@ -81,7 +46,7 @@ urls() {
 
 case "${1:-}" in
   start)
-    command -v rabbitmq-server >/dev/null || { say "rabbitmq-server is not installed: run scripts/rabbitmq.sh ensure"; exit 1; }
+    broker_install
     if ctl 1 await_startup --timeout 1 >/dev/null 2>&1; then say "already running: $(urls)"; exit 0; fi
     for n in "${NODES[@]}"; do start_node "$n"; done
     for n in "${NODES[@]}"; do wait_node "$n"; done
@@ -94,17 +59,13 @@ case "${1:-}" in
     say "three nodes running: $(urls)"
     ;;
   stop)
-    for n in "${NODES[@]}"; do
-      ctl "$n" stop >/dev/null 2>&1 || true
-      pid=$(pid_of "$n")
-      [[ -z "$pid" ]] || kill -9 $pid 2>/dev/null || true
-    done
-    rm -rf "$BASE"
+    for n in "${NODES[@]}"; do broker_stop_node "$(node_name "$n")"; done
+    rm -rf "$(broker_path "$BASE")"
     say "stopped, data deleted"
     ;;
   kill-node)
     n=${2:?which node: 1, 2 or 3}
-    pid=$(pid_of "$n")
+    pid=$(broker_pid_of "$(node_name "$n")")
     [[ -n "$pid" ]] || { say "node $n is not running"; exit 1; }
     kill -9 $pid
     say "killed node $n (pid $pid)"
@@ -122,10 +83,11 @@ case "${1:-}" in
     queue=${2:?which queue}
     leader=$(ctl 1 list_queues -q --no-table-headers name leader 2>/dev/null | awk -v q="$queue" '$1 == q { print $2 }')
     [[ -n "$leader" ]] || { say "no quorum queue $queue"; exit 1; }
-    echo "${leader#mo-cluster-}" | cut -d@ -f1
+    leader=${leader%@*}
+    echo "${leader#"$BROKER_CLUSTER_NODE_PREFIX"}"
     ;;
   *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -14,6 +14,8 @@
 # on 127.0.0.1:5691 only, asks for a client certificate (verify_peer) without
 # requiring one, and accepts PLAIN and EXTERNAL logins (rabbitmq_auth_mechanism_ssl;
 # the user is the certificate's CN). It shares the rabbitmq user's Erlang cookie.
+# With BROKER=4.0 or 4.3 it is that version's node (mo43-tls, amqps://localhost:5891
+# for 4.3; scripts/brokers.js), run from its chroot, MO_TLS_DIR inside it.
 #
 # certs writes: ca.pem/ca.key (the test CA), server.pem/server.key (localhost and
 # 127.0.0.1), client.pem/client.key (CN as given), client-encrypted.key (the same
@@ -22,34 +24,17 @@
 # client certificate that CA signed). The certificates are valid for two days.
 set -euo pipefail
 
+# shellcheck source=lib/broker.sh
+source "$(dirname "$0")/lib/broker.sh"
 BASE=${MO_TLS_DIR:-/tmp/mo-amqp-tls}
-NODE="mo-tls@$(hostname -s)"
-PORT=5691
-DIST_PORT=25691
+NODE=$BROKER_TLS_NODE_NAME
+PORT=$BROKER_TLS_PORT
 
-say() { printf '[rabbitmq-tls] %s\n' "$*" >&2; }
+say() { printf '[rabbitmq-tls %s] %s\n' "$BROKER_VERSION" "$*" >&2; }
 
-# Runs a command as the rabbitmq user (no shell in between: arguments stay as given).
-as_rabbitmq() {
-  if [[ $(id -u) -eq 0 ]]; then
-    runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq "$@"
-  else
-    env HOME=/var/lib/rabbitmq "$@"
-  fi
-}
-
-ctl() { as_rabbitmq /usr/lib/rabbitmq/bin/rabbitmqctl -n "$NODE" "$@"; }
+ctl() { broker_tool rabbitmqctl "$NODE" "$@"; }
 
 running() { ctl await_startup --timeout 1 >/dev/null 2>&1; }
-
-# The node's Erlang VM: its name is only in its environment, not its command line.
-pid_of_node() {
-  local p
-  for p in $(pgrep -f beam.smp); do
-    { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$NODE" && echo "$p"
-  done
-  return 0
-}
 
 make_certs() { # make_certs DIR CN
   local dir=$1 cn=$2 days=2
@@ -83,12 +68,14 @@ start_node() { # start_node CERTDIR
   for f in ca.pem server.pem server.key; do
     [[ -r "$certs/$f" ]] || { say "$certs/$f is missing: run $0 certs $certs first"; exit 1; }
   done
-  command -v rabbitmq-server >/dev/null || { say "rabbitmq-server is not installed: run scripts/rabbitmq.sh ensure"; exit 1; }
-  if running || [[ -n "$(pid_of_node)" ]]; then stop_node; fi
-  mkdir -p "$BASE/mnesia" "$BASE/log" "$BASE/certs"
+  broker_install
+  if running || [[ -n "$(broker_pid_of "$NODE")" ]]; then stop_node; fi
+  local base
+  base=$(broker_path "$BASE")
+  mkdir -p "$base/certs"
   # The node runs as rabbitmq and reads its own copy (the test's directory may be private).
-  cp "$certs/ca.pem" "$certs/server.pem" "$certs/server.key" "$BASE/certs/"
-  cat >"$BASE/rabbitmq.conf" <<EOF
+  cp "$certs/ca.pem" "$certs/server.pem" "$certs/server.key" "$base/certs/"
+  cat >"$base/rabbitmq.conf" <<EOF
 listeners.tcp = none
 listeners.ssl.1 = 127.0.0.1:$PORT
 ssl_options.cacertfile = $BASE/certs/ca.pem
@@ -100,33 +87,15 @@ auth_mechanisms.1 = PLAIN
 auth_mechanisms.2 = EXTERNAL
 ssl_cert_login_from = common_name
 EOF
-  echo '[rabbitmq_auth_mechanism_ssl].' >"$BASE/enabled_plugins"
-  [[ $(id -u) -eq 0 ]] && chown -R rabbitmq:rabbitmq "$BASE"
-  as_rabbitmq sh -c "cd /var/lib/rabbitmq && \
-    RABBITMQ_NODENAME=$NODE \
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-    RABBITMQ_DIST_PORT=$DIST_PORT \
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}' \
-    RABBITMQ_MNESIA_BASE=$BASE/mnesia \
-    RABBITMQ_LOG_BASE=$BASE/log \
-    RABBITMQ_ENABLED_PLUGINS_FILE=$BASE/enabled_plugins \
-    RABBITMQ_CONFIG_FILE=$BASE/rabbitmq \
-    exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached"
-  # The node registers with epmd a moment after -detached returns.
-  local deadline=$((SECONDS + 90))
-  until ctl await_startup --timeout 5 >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { say "$NODE did not start; see $BASE/log"; exit 1; }
-    sleep 1
-  done
-  say "$NODE running: amqps://localhost:$PORT"
+  echo '[rabbitmq_auth_mechanism_ssl].' >"$base/enabled_plugins"
+  broker_start_node "$NODE" - "$BROKER_TLS_DIST_PORT" "$BASE"
+  broker_wait_node "$NODE" || { say "$NODE did not start; see $base/log"; exit 1; }
+  say "$NODE@$BROKER_HOST running: amqps://localhost:$PORT"
 }
 
 stop_node() {
-  ctl stop >/dev/null 2>&1 || true
-  local pid
-  pid=$(pid_of_node)
-  [[ -z "$pid" ]] || kill -9 $pid 2>/dev/null || true
-  rm -rf "$BASE"
+  broker_stop_node "$NODE"
+  rm -rf "$(broker_path "$BASE")"
   say "stopped, data deleted"
 }
 
@@ -135,14 +104,14 @@ case "${1:-}" in
   start) start_node "$(cd "${2:?which certificate directory}" && pwd)" ;;
   stop) stop_node ;;
   status)
-    if running; then say "$NODE running: amqps://localhost:$PORT"; else say "$NODE is not running"; exit 1; fi
+    if running; then say "$NODE@$BROKER_HOST running: amqps://localhost:$PORT"; else say "$NODE is not running"; exit 1; fi
     ;;
   ctl)
     shift
     ctl "$@"
     ;;
   *)
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

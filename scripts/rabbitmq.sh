@@ -10,16 +10,33 @@
 #   scripts/rabbitmq.sh status    say whether a broker answers; exit 0 if it does
 #   scripts/rabbitmq.sh management enable the management plugin (HTTP API on 127.0.0.1:15672) on the
 #                                 local broker, for the benchmarks (npm run bench); best effort
+#   scripts/rabbitmq.sh ctl ARGS  rabbitmqctl ARGS against the local broker (diagnostics ARGS:
+#                                 rabbitmq-diagnostics)
+#   scripts/rabbitmq.sh url       the broker's AMQP URL
+#
+# BROKER=3.10|4.0|4.3 picks a version (scripts/brokers.js): 3.10 is Debian 12's own on 5672; 4.0
+# and 4.3 are installed once into a Debian chroot (trixie, sid; cached, see scripts/lib/broker.sh)
+# and run on ports of their own (AMQP 5772 and 5872, management 15772 and 15872), AMQP__URL then
+# ignored. 4.3 runs with every deprecated feature denied.
 set -euo pipefail
 
 START_TIMEOUT_S=${RABBITMQ_START_TIMEOUT_S:-90}
+# shellcheck source=lib/broker.sh
+source "$(dirname "$0")/lib/broker.sh"
 
-say() { printf '[rabbitmq] %s\n' "$*" >&2; }
+say() { broker_say "$@"; }
 
-# Host and port to check: from AMQP__URL (password never printed), else AMQP__HOST/AMQP__PORT.
+# Where a 4.x node keeps its data, logs, plugins file and rabbitmq.conf, inside its chroot.
+NODE_BASE=/var/lib/rabbitmq/mo-amqp
+
+# Host and port to check: the version's own when BROKER is set; else from AMQP__URL (password
+# never printed), else AMQP__HOST/AMQP__PORT.
 target() {
   local url=${AMQP__URL:-} re='^amqps?://([^@/]*@)?(\[[^]/]*\]|[^:/?#]*)(:([0-9]+))?'
-  if [[ -n "$url" && "$url" =~ $re ]]; then
+  if [[ -n "${BROKER:-}" ]]; then
+    HOST=localhost
+    PORT=$BROKER_AMQP_PORT
+  elif [[ -n "$url" && "$url" =~ $re ]]; then
     HOST=${BASH_REMATCH[2]:-localhost}
     HOST=${HOST#[}; HOST=${HOST%]}
     PORT=${BASH_REMATCH[4]:-}
@@ -53,17 +70,22 @@ wait_until() { # wait_until up|down
   return 1
 }
 
-install_broker() {
-  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
-    say "No RabbitMQ answers at $HOST:$PORT and rabbitmq-server is not installed."
-    say "Install it (Debian/Ubuntu: sudo apt-get install rabbitmq-server, then sudo rabbitmq-server -detached),"
-    say "or point AMQP__URL at a running broker, then run this again."
-    exit 1
-  fi
-  say "installing rabbitmq-server with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
+# A 4.x node's rabbitmq.conf: loopback only, the management API on its own port (used once the
+# plugin is enabled), and on 4.3 every deprecated feature that can still be permitted denied.
+write_node_config() {
+  local conf
+  conf="$(broker_path "$NODE_BASE")/rabbitmq.conf"
+  mkdir -p "$(dirname "$conf")"
+  {
+    echo "management.tcp.ip = 127.0.0.1"
+    echo "management.tcp.port = $BROKER_MANAGEMENT_PORT"
+    if [[ $BROKER_DENY_DEPRECATED == true ]]; then
+      local feature
+      for feature in amqp_address_v1 amqp_filter_set_bug global_qos queue_master_locator transient_nonexcl_queues; do
+        echo "deprecated_features.permit.$feature = false"
+      done
+    fi
+  } >"$conf"
 }
 
 start_broker() {
@@ -76,15 +98,34 @@ start_broker() {
     say "No RabbitMQ answers at $HOST:$PORT, and that is not this machine: start it there, or unset AMQP__URL."
     exit 1
   fi
-  command -v rabbitmq-server >/dev/null || install_broker
+  broker_install
   say "starting rabbitmq-server"
-  # Debian's packaging may have started it already (systemd); only start when still silent.
-  answers || rabbitmq-server -detached
+  if [[ -z $BROKER_ROOT ]]; then
+    # Debian's packaging may have started it already (systemd); only start when still silent.
+    answers || rabbitmq-server -detached
+  else
+    write_node_config
+    broker_start_node "$BROKER_NODE_NAME" "$BROKER_AMQP_PORT" "$BROKER_DIST_PORT" "$NODE_BASE"
+  fi
   if ! wait_until up; then
-    say "rabbitmq-server did not answer at $HOST:$PORT within ${START_TIMEOUT_S}s; see /var/log/rabbitmq/"
+    say "rabbitmq-server did not answer at $HOST:$PORT within ${START_TIMEOUT_S}s; see $(log_dir)"
     exit 1
   fi
   say "RabbitMQ answers at $HOST:$PORT"
+}
+
+log_dir() { if [[ -z $BROKER_ROOT ]]; then echo /var/log/rabbitmq/; else broker_path "$NODE_BASE/log/"; fi; }
+
+# rabbitmqctl (or another of its tools) against the local broker; arguments as given.
+tool() {
+  local name=$1
+  shift
+  if [[ -z $BROKER_ROOT ]]; then
+    "$name" "$@" # Debian's wrappers: they switch to the rabbitmq user themselves
+  else
+    broker_exec env RABBITMQ_ENABLED_PLUGINS_FILE="$NODE_BASE/enabled_plugins" \
+      "/usr/lib/rabbitmq/bin/$name" -n "$BROKER_NODE_NAME@$BROKER_HOST" "$@"
+  fi
 }
 
 # The benchmarks read per-queue counters (how often each message is written) from the
@@ -93,10 +134,10 @@ start_broker() {
 # a remote one, or one not started by rabbitmq-server here, is left as it is.
 enable_management() {
   is_local || return 0
-  command -v rabbitmq-plugins >/dev/null || return 0
-  rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1 && return 0
+  [[ -n $BROKER_ROOT ]] || command -v rabbitmq-plugins >/dev/null || return 0
+  tool rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1 && return 0
   say "enabling the management plugin (for bench/: per-queue message counts)"
-  if ! rabbitmq-plugins -q enable rabbitmq_management >/dev/null 2>&1; then
+  if ! tool rabbitmq-plugins -q enable rabbitmq_management >/dev/null 2>&1; then
     say "could not enable rabbitmq_management; the benchmarks will not count broker writes"
     return 1
   fi
@@ -107,7 +148,7 @@ stop_broker() {
   if ! answers; then say "RabbitMQ is not running at $HOST:$PORT"; return 0; fi
   is_local || { say "$HOST is not this machine; not stopping it"; exit 1; }
   say "stopping rabbitmq-server"
-  rabbitmqctl stop >/dev/null
+  if [[ -z $BROKER_ROOT ]]; then rabbitmqctl stop >/dev/null; else broker_stop_node "$BROKER_NODE_NAME"; fi
   wait_until down || { say "RabbitMQ still answers after ${START_TIMEOUT_S}s"; exit 1; }
   say "stopped"
 }
@@ -125,8 +166,13 @@ case "${1:-}" in
     target
     if answers; then say "RabbitMQ answers at $HOST:$PORT"; else say "no RabbitMQ at $HOST:$PORT"; exit 1; fi
     ;;
+  ctl) shift; tool rabbitmqctl "$@" ;;
+  diagnostics) shift; tool rabbitmq-diagnostics "$@" ;;
+  url)
+    if [[ -n "${BROKER:-}" ]]; then echo "$BROKER_URL"; else echo "${AMQP__URL:-amqp://${AMQP__HOST:-localhost}:${AMQP__PORT:-5672}}"; fi
+    ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

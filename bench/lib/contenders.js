@@ -146,7 +146,7 @@ async function consumers(url, exchange, moQueue, plainQueue) {
   }
   const method = (name) => Object.getOwnPropertyDescriptor(Consumers.prototype, name);
   MoEventSubscribe({ queue: moQueue })(Consumers.prototype, 'typed', method('typed'));
-  RabbitSubscribe({ exchange, routingKey: '#.#.#', queue: plainQueue })(Consumers.prototype, 'plain', method('plain'));
+  RabbitSubscribe({ exchange, routingKey: '#', queue: plainQueue })(Consumers.prototype, 'plain', method('plain'));
   Injectable()(Consumers);
 
   class ConsumeModule {}

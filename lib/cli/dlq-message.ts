@@ -34,6 +34,8 @@ const DEAD_LETTER_HEADERS = [
   'x-last-death-queue',
   'x-last-death-reason',
   'x-delivery-count',
+  // RabbitMQ 4.3's quorum queues count each time a message was handed out, also when it came back unfailed.
+  'x-acquired-count',
 ];
 
 /**

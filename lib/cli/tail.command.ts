@@ -17,10 +17,21 @@ AMQP__DECLARE_EXCHANGES=false).
 
 Options:
   --exchange NAME   default: AMQP__EXCHANGE, else os2mo
-  --binding KEY     a topic binding such as employee.*.create; default #.#.#
+  --binding KEY     a topic binding such as employee.*.create; default # (every
+                    message). "#" words side by side are one ("#.#.#" is "#"):
+                    RabbitMQ 4.3 refuses more than two
   -h, --help        this text`;
 
 const BINDING = /^(?:[#*]|[\w-]+)(?:\.(?:[#*]|[\w-]+))*$/;
+
+/**
+ * The same binding with each run of "#" words made one: "#" matches any number of
+ * words, so "#.#.#" matches what "#" does, and RabbitMQ 4.3 refuses a binding with
+ * more than two "#" (the seed's own script binds "#.#.#").
+ */
+export function collapseHashes(binding: string): string {
+  return binding.replace(/(?:^|\.)#(?:\.#)+(?=\.|$)/g, (run) => (run.startsWith('.') ? '.#' : '#'));
+}
 
 /** `mo-amqp tail`: 0 after Ctrl-C, 1 when the broker fails, 2 for bad arguments. */
 export async function tailCommand(args: string[], io: CliIo): Promise<number> {
@@ -35,15 +46,17 @@ export async function tailCommand(args: string[], io: CliIo): Promise<number> {
   }
   const options = loadMoAmqpOptionsFromEnv(io.env);
   const exchange = values.exchange ?? options.exchange;
-  const binding = values.binding ?? '#.#.#';
+  const given = values.binding ?? '#';
   if (!EXCHANGE_NAME.pattern.test(exchange)) {
     io.err(`mo-amqp tail: --exchange "${exchange}" is not an exchange name: ${EXCHANGE_NAME.allowed}`);
     return 2;
   }
-  if (!BINDING.test(binding)) {
-    io.err(`mo-amqp tail: --binding "${binding}" is not a topic binding (words, "*" or "#", separated by dots)`);
+  if (!BINDING.test(given)) {
+    io.err(`mo-amqp tail: --binding "${given}" is not a topic binding (words, "*" or "#", separated by dots)`);
     return 2;
   }
+  const binding = collapseHashes(given);
+  if (binding !== given) io.err(`mo-amqp tail: binding "${binding}", which matches what "${given}" does`);
   const urls = brokerUrlsOf(options);
   const redact = errorRedactor(urls, tlsSecrets(options));
   // The same TLS files and login as the library's (a bad file is a config error: exit 2).

@@ -45,7 +45,7 @@ const ROUTING_KEY_ALLOWED =
  * `MoEventParseError` that says what is wrong.
  *
  * ```ts
- * @RabbitSubscribe({ exchange: 'os2mo', routingKey: '#.#.#', queue: 'mine', allowNonJsonMessages: true })
+ * @RabbitSubscribe({ exchange: 'os2mo', routingKey: '#', queue: 'mine', allowNonJsonMessages: true })
  * handle(payload: unknown, message: ConsumeMessage) {
  *   const event = parseMoEvent(payload, message);
  * }

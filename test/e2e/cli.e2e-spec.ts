@@ -30,7 +30,7 @@ async function cli(args: string[], env: Record<string, string> = {}, cwd = proce
 async function startTail(
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; lines: string[] }> {
+): Promise<{ child: ChildProcess; lines: string[]; stderr: () => string }> {
   const child = spawn(process.execPath, [CLI, 'tail', ...args], {
     env: { ...process.env, AMQP__URL: BROKER_URL, ...env },
   });
@@ -42,11 +42,15 @@ async function startTail(
     buffered = parts.pop() ?? '';
     lines.push(...parts);
   });
+  let stderr = '';
   await new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => chunk.toString().includes('Waiting for messages') && resolve());
-    child.on('exit', (code) => reject(new Error(`tail exited with ${code}`)));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes('Waiting for messages')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`tail exited with ${code}: ${stderr}`)));
   });
-  return { child, lines };
+  return { child, lines, stderr: () => stderr };
 }
 
 describe('the mo-amqp command', () => {
@@ -85,17 +89,21 @@ describe('the mo-amqp command', () => {
     expect(code).toBe(0);
   });
 
-  it('tail with the seed’s binding #.#.# sees every routing key; a narrower binding only its own', async () => {
+  it('tail by default, and with the seed’s binding #.#.# (bound as #, which RabbitMQ 4.3 takes), sees every routing key; a narrower binding only its own', async () => {
     const all = await startTail(['--exchange', exchange]);
+    const seeds = await startTail(['--exchange', exchange, '--binding', '#.#.#']);
     const creates = await startTail(['--exchange', exchange, '--binding', 'org_unit.*.create']);
+    expect(all.stderr()).toContain('(binding #)');
+    expect(seeds.stderr()).toContain('binding "#", which matches what "#.#.#" does');
+    expect(seeds.stderr()).toContain('(binding #)');
     const body = Buffer.from(`{"uuid": "${randomUUID()}", "time": "2021-07-27"}`);
     for (const key of allMoRoutingKeys()) broker.channel.publish(exchange, key, body);
-    await until(() => all.lines.length === 60, 'sixty lines');
+    await until(() => all.lines.length === 60 && seeds.lines.length === 60, 'sixty lines each');
     await until(() => creates.lines.length === 10, 'ten lines');
     expect(new Set(all.lines.map((l) => l.slice(1, l.indexOf(']')))).size).toBe(60);
+    expect(seeds.lines).toEqual(all.lines);
     expect(creates.lines.every((l) => /^\[org_unit\.[a-z_]+\.create\] /.test(l))).toBe(true);
-    all.child.kill('SIGTERM');
-    creates.child.kill('SIGTERM');
+    for (const tail of [all, seeds, creates]) tail.child.kill('SIGTERM');
   });
 
   it('publish also takes --object-uuid, and a plain client receives the contract’s message', async () => {

@@ -311,7 +311,7 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
     const outcomes: (MoEventMessage | MoEventParseError)[] = [];
     @Injectable()
     class Plain {
-      @RabbitSubscribe({ exchange, routingKey: '#.#.#', queue, allowNonJsonMessages: true })
+      @RabbitSubscribe({ exchange, routingKey: '#', queue, allowNonJsonMessages: true })
       handle(payload: unknown, message: ConsumeMessage) {
         try {
           outcomes.push(parseMoEvent(payload, message));

@@ -30,7 +30,7 @@ describe('MoEventsService publishing to RabbitMQ', () => {
   beforeEach(async () => {
     broker = await TestBroker.connect();
     exchange = uniqueName('events');
-    collector = await broker.collect(exchange, '#.#.#');
+    collector = await broker.collect(exchange, '#');
   });
 
   afterEach(async () => {
@@ -42,7 +42,7 @@ describe('MoEventsService publishing to RabbitMQ', () => {
     proxy = undefined;
   });
 
-  it('delivers all 60 routing keys to a queue bound #.#.#, with the contract’s bytes and properties', async () => {
+  it('delivers all 60 routing keys to a queue bound #, with the contract’s bytes and properties', async () => {
     app = await bootApp({ enabled: true, url: BROKER_URL, exchange });
     const events = app.get(MoEventsService);
     const time = new Date('2019-03-24T13:02:15.132Z');

@@ -29,7 +29,7 @@ const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
 /** The EXTERNAL login takes no user or password from the URL. */
 const EXTERNAL_URL = `amqps://localhost:${TLS_PORT}`;
 
-describe('TLS to RabbitMQ (scripts/rabbitmq-tls.sh, amqps://localhost:5691)', () => {
+describe(`TLS to RabbitMQ (scripts/rabbitmq-tls.sh, amqps://localhost:${TLS_PORT})`, () => {
   let files: TlsFiles;
   let app: TestingModule | undefined;
   /** Everything the library and the CLI said in this file: the passphrase must be in none of it. */

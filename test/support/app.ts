@@ -3,6 +3,7 @@ import { Test, TestingModule } from '@nestjs/testing';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { MoAmqpModule, MoAmqpModuleOptions } from '../../lib';
+import { BROKER_URL } from './broker';
 
 /** Boots `MoAmqpModule.forRoot(options)` (plus `imports` and `providers`) the way an app would, hooks included. */
 export async function bootApp(
@@ -13,8 +14,10 @@ export async function bootApp(
     logger,
   }: { providers?: Provider[]; imports?: ModuleMetadata['imports']; logger?: LoggerService } = {},
 ): Promise<TestingModule> {
-  // Each app spools into a directory of its own, unless the test chose one.
-  const withSpool = { spoolDir: testSpoolDir(), ...options };
+  // Each app spools into a directory of its own, unless the test chose one; and talks to the
+  // tests' broker (of the BROKER version), unless the test chose where.
+  const where = options.url === undefined && options.host === undefined && options.port === undefined;
+  const withSpool = { spoolDir: testSpoolDir(), ...(where && { url: BROKER_URL }), ...options };
   const builder = Test.createTestingModule({ imports: [MoAmqpModule.forRoot(withSpool), ...imports], providers });
   if (logger) builder.setLogger(logger);
   const app = await builder.compile();

@@ -1,10 +1,18 @@
 import * as amqp from 'amqplib';
 import * as net from 'node:net';
 import { HOLD_SLOTS, LEVELS, delayTopology } from '../../lib/delay/delay-ladder';
+import { broker } from '../../scripts/brokers';
 
-/** The broker the e2e specs use: AMQP__URL, or AMQP__HOST/AMQP__PORT, default localhost:5672. */
-export const BROKER_URL =
-  process.env.AMQP__URL || `amqp://${process.env.AMQP__HOST || 'localhost'}:${process.env.AMQP__PORT || '5672'}`;
+/** The RabbitMQ version the specs run against (BROKER, scripts/brokers.js; 3.10 when unset). */
+export const BROKER = broker();
+
+/**
+ * The broker the e2e specs use: with BROKER set, that version's local node; else AMQP__URL, or
+ * AMQP__HOST/AMQP__PORT, default localhost:5672 (as scripts/rabbitmq.sh decides).
+ */
+export const BROKER_URL = process.env.BROKER
+  ? BROKER.url
+  : process.env.AMQP__URL || `amqp://${process.env.AMQP__HOST || 'localhost'}:${process.env.AMQP__PORT || '5672'}`;
 
 let counter = 0;
 
@@ -72,7 +80,7 @@ export class TestBroker {
   }
 
   /** Declares `exchange` as the contract says (durable topic, unless told) and collects what `binding` matches. */
-  async collect(exchange: string, binding = '#.#.#', { durable = true } = {}): Promise<Collector> {
+  async collect(exchange: string, binding = '#', { durable = true } = {}): Promise<Collector> {
     await this.channel.assertExchange(exchange, 'topic', { durable });
     this.exchanges.add(exchange);
     const { queue } = await this.channel.assertQueue('', { exclusive: true, autoDelete: true });
@@ -123,22 +131,26 @@ export class TestBroker {
   }
 
   /**
-   * Takes the next message of `queue` and hands it back (nack, requeue), as a
-   * consumer dying on it would, until the broker moves it to `deadLetterQueue`
-   * (or `most` returns): how many times it was handed out.
+   * Takes the next message of `queue` on a channel of its own and closes that
+   * channel with the message unacknowledged, as a consumer dying on it does,
+   * until the broker moves it to `deadLetterQueue` (or `most` deliveries): how
+   * many times it was handed out. A channel's end counts towards a quorum
+   * queue's delivery limit on every version; a `nack` with requeue no longer
+   * does from RabbitMQ 4.3.
    */
   async returnUntilDeadLettered(queue: string, deadLetterQueue: string, most = 50): Promise<number> {
     let handedOut = 0;
     const deadline = Date.now() + 10_000;
     while (handedOut < most && Date.now() < deadline) {
-      const m = await this.channel.get(queue);
+      const dying = await this.connection.createChannel();
+      const m = await dying.get(queue);
+      await dying.close();
       if (!m) {
         if ((await this.depth(deadLetterQueue)) > 0) return handedOut;
         await new Promise((resolve) => setTimeout(resolve, 20)); // the return is on its way
         continue;
       }
       handedOut++;
-      this.channel.nack(m, false, true);
     }
     return handedOut;
   }

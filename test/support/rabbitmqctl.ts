@@ -1,11 +1,14 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { BROKER_URL, uniqueName } from './broker';
+import { join } from 'node:path';
+import { BROKER, BROKER_URL, uniqueName } from './broker';
 
-/** Runs rabbitmqctl against the local test broker (the one scripts/rabbitmq.sh started). */
+const SCRIPT = join(__dirname, '..', '..', 'scripts', 'rabbitmq.sh');
+
+/** Runs rabbitmqctl against the local test broker of the BROKER version (`scripts/rabbitmq.sh ctl`). */
 export function rabbitmqctl(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile('rabbitmqctl', args, { timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile('bash', [SCRIPT, 'ctl', ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
       err ? reject(new Error(`rabbitmqctl ${args[0]} failed: ${err.message}\n${stderr}`)) : resolve(stdout),
     ),
   );
@@ -48,14 +51,20 @@ export async function addUser(permissions: Permissions): Promise<TestUser> {
 }
 
 /**
- * Adds a user whose password is given on stdin: Debian's rabbitmqctl passes its
- * arguments through a shell, which would mangle a password with quotes, $ or `.
+ * Adds a user with a password any character may be in. Debian 12's rabbitmqctl
+ * (3.10) passes its arguments through a shell, which would mangle a password with
+ * quotes, $ or `, so there it is given on stdin; a 4.x node's rabbitmqctl is run
+ * without a shell, and its CLI (on Erlang 27 and 29) fails to read a password from
+ * stdin that is not a terminal, so there it is an argument.
  */
 export function addUserReadingPassword(name: string, password: string): Promise<void> {
+  const args = BROKER.chroot ? ['add_user', name, password] : ['add_user', name];
   return new Promise((resolve, reject) => {
-    const child = execFile('rabbitmqctl', ['add_user', name], { timeout: 60_000 }, (err, _stdout, stderr) =>
-      err ? reject(new Error(`rabbitmqctl add_user failed: ${err.message}\n${stderr}`)) : resolve(),
+    const child = execFile('bash', [SCRIPT, 'ctl', ...args], { timeout: 60_000 }, (err, _stdout, stderr) =>
+      err
+        ? reject(new Error(`rabbitmqctl add_user failed: ${err.message.replace(password, '***')}\n${stderr}`))
+        : resolve(),
     );
-    child.stdin?.end(password);
+    child.stdin?.end(BROKER.chroot ? '' : password);
   });
 }

@@ -3,11 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BROKER } from './broker';
 
 const SCRIPT = join(__dirname, '..', '..', 'scripts', 'rabbitmq-tls.sh');
 
-/** The TLS node of scripts/rabbitmq-tls.sh: TLS only, on loopback. */
-export const TLS_PORT = 5691;
+/** The TLS node of scripts/rabbitmq-tls.sh (of the BROKER version): TLS only, on loopback. */
+export const TLS_PORT = BROKER.tlsPort;
 /** Its address by the name its certificate is made out to; guest may log in from loopback. */
 export const TLS_URL = `amqps://guest:guest@localhost:${TLS_PORT}`;
 

@@ -14,7 +14,7 @@ export class EventLogConsumer {
 
   @RabbitSubscribe({
     exchange: process.env.AMQP__EXCHANGE || 'os2mo',
-    routingKey: '#.#.#',
+    routingKey: '#',
     queueOptions: { exclusive: true, autoDelete: true },
     allowNonJsonMessages: true,
     deserializer: (content: Buffer) => content.toString('utf8'),

@@ -1,11 +1,12 @@
 """OS2mo's Python peers on the wire, with pika (Debian's python3-pika), as test peers.
 
-  pika_peer.py consume URL EXCHANGE COUNT TIMEOUT_S
+  pika_peer.py consume URL EXCHANGE COUNT TIMEOUT_S [BINDING]
       The seed's consumer script: exchange_declare (topic, non-durable: pika's
-      default, as the seed wrote it), an exclusive queue bound "#.#.#", and one
-      line "[routing_key] body" per message. Says " [*] Waiting for messages" on
+      default, as the seed wrote it), an exclusive queue bound BINDING (default
+      "#.#.#", as the seed wrote it; RabbitMQ 4.3 takes only "#"), and one line
+      "[routing_key] body" per message. Says " [*] Waiting for messages" on
       stderr once bound. Exits 0 after COUNT messages, 3 after TIMEOUT_S, 4 when
-      the broker refuses the declaration (its reason on stderr).
+      the broker refuses the declaration or the binding (its reason on stderr).
 
   pika_peer.py publish URL EXCHANGE
       OS2mo 2021+ publishing: for each {"routingKey", "uuid", "objectUuid", "time",
@@ -22,7 +23,7 @@ def connect(url):
     return pika.BlockingConnection(pika.URLParameters(url))
 
 
-def consume(url, exchange, count, timeout_s):
+def consume(url, exchange, count, timeout_s, binding="#.#.#"):
     connection = connect(url)
     channel = connection.channel()
     try:
@@ -32,7 +33,11 @@ def consume(url, exchange, count, timeout_s):
         return 4
     result = channel.queue_declare(queue="", exclusive=True)
     queue_name = result.method.queue
-    channel.queue_bind(exchange=exchange, queue=queue_name, routing_key="#.#.#")
+    try:
+        channel.queue_bind(exchange=exchange, queue=queue_name, routing_key=binding)
+    except pika.exceptions.ChannelClosedByBroker as err:
+        sys.stderr.write("refused: %s\n" % (err,))
+        return 4
     sys.stderr.write(" [*] Waiting for messages. To exit press CTRL+C\n")
     sys.stderr.flush()
     seen = 0
@@ -63,7 +68,7 @@ def publish(url, exchange):
 def main():
     mode, url, exchange = sys.argv[1:4]
     if mode == "consume":
-        return consume(url, exchange, int(sys.argv[4]), float(sys.argv[5]))
+        return consume(url, exchange, int(sys.argv[4]), float(sys.argv[5]), *sys.argv[6:7])
     if mode == "publish":
         return publish(url, exchange)
     sys.stderr.write("unknown mode %r\n" % mode)
