@@ -1,6 +1,7 @@
-import type { Channel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { DeadLetterQueueNotice, assertDeadLetterQueue } from '../runtime/dead-letter-queue';
 import { setUpExchange } from '../runtime/exchanges';
 import { describeValue } from '../util/describe-value';
 import { DelayTopology, HOLD_SLOTS, LEVELS, routerBindings } from './delay-ladder';
@@ -24,6 +25,9 @@ export async function declareAgentTopology(
   t: DelayTopology,
   queueType: ResolvedMoDelayAgentOptions['queueType'],
   amqp: ResolvedMoAmqpOptions,
+  /** The connection, for the dead-letter queue's trial declaration (assertDeadLetterQueue). */
+  model: ChannelModel | undefined,
+  notice: DeadLetterQueueNotice,
 ): Promise<void> {
   const quorum = queueType === 'quorum';
   const typed = quorum ? { 'x-queue-type': 'quorum' } : {};
@@ -39,7 +43,7 @@ export async function declareAgentTopology(
         'x-dead-letter-routing-key': t.deadLetter,
       }
     : {};
-  await channel.assertQueue(t.deadLetter, { durable: true, arguments: typed });
+  await assertDeadLetterQueue(channel, model, t.deadLetter, quorum, notice);
   await channel.assertQueue(t.incoming, { durable: true, arguments: taken });
   await channel.assertQueue(t.due, { durable: true, arguments: taken });
   for (let slot = 0; slot < HOLD_SLOTS; slot++) {

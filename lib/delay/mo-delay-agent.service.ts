@@ -124,7 +124,15 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       this.channel = new AgentChannel(amqpConnection.managedConnection, {
-        setup: (channel) => declareAgentTopology(channel, this.topology, this.options.queueType, this.amqp),
+        setup: (channel) =>
+          declareAgentTopology(
+            channel,
+            this.topology,
+            this.options.queueType,
+            this.amqp,
+            amqpConnection.managedConnection.connection,
+            this.logger,
+          ),
         consumers: [
           // Incoming messages are passed on within milliseconds: a few hundred in hand keep it busy.
           {

@@ -1,5 +1,6 @@
-import type { ConfirmChannel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { DeadLetterQueueNotice, assertDeadLetterQueue } from '../runtime/dead-letter-queue';
 import { setUpExchange } from '../runtime/exchanges';
 import { DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS } from './mo-event-subscribe.options';
 import { MoEventSubscription, deadLetterQueueOf, queueArguments, retryQueueOf } from './subscriptions';
@@ -13,6 +14,9 @@ export async function declareConsumerQueues(
   channel: ConfirmChannel,
   subscriptions: readonly MoEventSubscription[],
   amqp: ResolvedMoAmqpOptions,
+  /** The connection, for a dead-letter queue's trial declaration (assertDeadLetterQueue). */
+  model: ChannelModel | undefined,
+  notice: DeadLetterQueueNotice,
 ): Promise<void> {
   // A refused declaration then closes this channel only, not the connection the publisher shares.
   channel.on('error', () => undefined);
@@ -22,7 +26,13 @@ export async function declareConsumerQueues(
   }
   for (const { options } of subscriptions) {
     const quorum = options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
-    await channel.assertQueue(deadLetterQueueOf(options.queue), { durable: true, arguments: quorum });
+    await assertDeadLetterQueue(
+      channel,
+      model,
+      deadLetterQueueOf(options.queue),
+      options.queueType === 'quorum',
+      notice,
+    );
     if ((options.retries ?? DEFAULT_RETRIES) > 0 && (options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS) > 0) {
       // No consumer: each message expires after its own wait and goes back to the queue.
       await channel.assertQueue(retryQueueOf(options.queue), {

@@ -135,7 +135,14 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     const declarations = amqpConnection.managedConnection.createChannel({
       name: 'mo-amqp-declarations',
       confirm: false,
-      setup: (channel: ConfirmChannel) => declareConsumerQueues(channel, subscriptions, this.options),
+      setup: (channel: ConfirmChannel) =>
+        declareConsumerQueues(
+          channel,
+          subscriptions,
+          this.options,
+          amqpConnection.managedConnection.connection,
+          this.logger,
+        ),
     });
     this.declarations = declarations;
     await new Promise<void>((resolve, reject) => {
