@@ -4,7 +4,7 @@ import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { errorRedactor, redactUrl } from '../config/redact';
 import { explainTlsFailure, tlsConnectionOptions, tlsSecrets } from '../config/tls';
-import { withdrawConfirm } from '../runtime/amqp-internals';
+import { confirmsHeld, withdrawConfirm } from '../runtime/amqp-internals';
 import { messageOf } from '../util/error-message';
 import { CliIo } from './cli-io';
 
@@ -91,11 +91,12 @@ export function publishConfirmed(
     settle = (err) => (err ? reject(new Error(`RabbitMQ did not confirm it (${messageOf(err)})`)) : resolve());
   });
   const callback = (err: unknown) => settle(err);
+  const held = confirmsHeld(channel);
   try {
     channel.publish(exchange, routingKey, content, properties, callback);
   } catch (err) {
     if (!(err instanceof TypeError || err instanceof RangeError)) throw err;
-    withdrawConfirm(channel, callback);
+    withdrawConfirm(channel, held);
     return undefined;
   }
   return confirmed;

@@ -5,32 +5,41 @@ import { settlesWithin } from '../util/settles-within';
 
 /*
  * Every use of what @golevelup/nestjs-rabbitmq (9.0.x), amqp-connection-manager
- * (5.x) and amqplib (0.10.x) do not offer as API is in this file, and each says
- * what it relies on. test/e2e/amqp-internals.e2e-spec.ts runs each against the
- * installed versions on a real broker and fails when an upgrade breaks one;
- * `internalsMissing` says so at start-up too (a warning: each use has a fallback).
+ * (5.x) and amqplib do not offer as API is in this file, and each says what it
+ * relies on and the versions it was checked against: golevelup 9.0.2,
+ * amqp-connection-manager 5.0.0, amqplib 0.10.9 (the package's own dependency)
+ * and 2.3.1 (put in by an npm `overrides` entry, docs/hardening.md).
+ * test/e2e/amqp-internals.e2e-spec.ts runs each against the installed versions
+ * on a real broker and fails when an upgrade breaks one; `internalsMissing`
+ * says so at start-up too (a warning: each use has a fallback).
  */
 
 const BATCHED = Symbol('mo-amqp:batched-writes');
 
-/** golevelup's private `outstandingMessageProcessing`: the handler calls in progress. */
+/** golevelup's private `outstandingMessageProcessing`: the handler calls in progress (checked: 9.0.2). */
 interface GolevelupInternals {
   outstandingMessageProcessing?: Set<Promise<unknown>>;
 }
 
-/** amqplib's ChannelModel keeps its Connection, which keeps the socket as `stream`. */
+/** amqplib's ChannelModel keeps its Connection, which keeps the socket as `stream` (checked: 0.10.9, 2.3.1). */
 interface ChannelModelInternals {
   connection?: { stream?: { destroy?: (err: Error) => void } };
 }
 
-/** amqplib's Connection writes every frame to the socket through its Mux, one `write` per message. */
+/**
+ * amqplib's Connection writes every frame to the socket through its Mux, one
+ * `write` per message (checked: 0.10.9, 2.3.1; the Mux is the same code in both).
+ */
 interface MuxInternals {
   out?: { cork?: () => void; uncork?: () => void };
   _readIncoming?: () => void;
   [BATCHED]?: true;
 }
 
-/** amqplib's ConfirmChannel keeps its confirm callbacks, in publish order, in `unconfirmed`. */
+/**
+ * amqplib's ConfirmChannel keeps its confirm callbacks, in publish order, in
+ * `unconfirmed` (checked: 0.10.9, 2.3.1).
+ */
 interface ConfirmChannelInternals {
   unconfirmed?: unknown[];
 }
@@ -51,8 +60,8 @@ export function internalsMissing(amqpConnection: AmqpConnection): string[] {
 /**
  * The golevelup handler calls in progress, so shutdown can wait for them after
  * cancelling the consumers. Relies on `outstandingMessageProcessing`, a private
- * Set of their promises; without it, shutdown does not wait (golevelup's own
- * close() waits later, after publishing has stopped).
+ * Set of their promises (checked: golevelup 9.0.2); without it, shutdown does
+ * not wait (golevelup's own close() waits later, after publishing has stopped).
  */
 export function handlersInProgress(amqpConnection: AmqpConnection): Promise<unknown>[] {
   const inProgress = (amqpConnection as unknown as GolevelupInternals).outstandingMessageProcessing;
@@ -64,7 +73,8 @@ export function handlersInProgress(amqpConnection: AmqpConnection): Promise<unkn
  * and connection close) without a bound, so a broker that stopped answering
  * would hang `app.close()` for ever. Replaces `close` on this one instance
  * (golevelup's RabbitMQModule calls it at shutdown and offers no option for it):
- * past `ms` the connection manager stops reconnecting and the socket is cut.
+ * past `ms` the connection manager stops reconnecting and the socket is cut
+ * (checked: golevelup 9.0.2, amqp-connection-manager 5.0.0's `connection`).
  */
 export function boundClose(amqpConnection: AmqpConnection, ms: number, onCut: (ms: number) => void): void {
   const close = amqpConnection.close.bind(amqpConnection);
@@ -79,9 +89,10 @@ export function boundClose(amqpConnection: AmqpConnection, ms: number, onCut: (m
 
 /**
  * Destroys the socket of the manager's current connection, for a broker that
- * no longer answers. Relies on amqplib's ChannelModel `connection.stream`;
- * returns false when it is not there. With an error: amqplib notices a socket
- * error at once, a plain close only at the next missed heartbeat.
+ * no longer answers. Relies on amqplib's ChannelModel `connection.stream`
+ * (checked: 0.10.9, 2.3.1); returns false when it is not there. With an error:
+ * amqplib notices a socket error at once, a plain close only at the next
+ * missed heartbeat.
  */
 export function cutSocket(manager: AmqpConnectionManager): boolean {
   const stream = (manager.connection as unknown as ChannelModelInternals | undefined)?.connection?.stream;
@@ -91,17 +102,46 @@ export function cutSocket(manager: AmqpConnectionManager): boolean {
 }
 
 /**
- * amqplib queues a message's confirm callback before it encodes the message, so
- * a message it cannot encode leaves a callback behind, and every later confirm
- * of the channel would be paired with the message before its own. Takes it back
- * from `unconfirmed`; if amqplib's bookkeeping is not what this expects, closes
- * the channel instead (its unconfirmed messages are then written again on the
- * next one).
+ * The number of confirm callbacks amqplib holds for the channel, taken just
+ * before a publish so that `withdrawConfirm` can tell what the publish left
+ * behind; undefined when amqplib keeps them in no `unconfirmed` array.
  */
-export function withdrawConfirm(channel: ConfirmChannel, callback: (err: unknown) => void): void {
+export function confirmsHeld(channel: ConfirmChannel): number | undefined {
   const pending = (channel as unknown as ConfirmChannelInternals).unconfirmed;
-  if (Array.isArray(pending) && pending[pending.length - 1] === callback) pending.pop();
-  else channel.close().catch(() => undefined);
+  return Array.isArray(pending) ? pending.length : undefined;
+}
+
+/** What `withdrawConfirm` found: nothing left behind, a callback taken back, or the channel closed instead. */
+export type ConfirmWithdrawal = 'none-left' | 'withdrawn' | 'channel-closed';
+
+/**
+ * After a publish that threw (a message amqplib could not encode), makes sure
+ * no confirm callback of it is left on the channel, where every later confirm
+ * would be paired with the message before its own. `heldBefore` is
+ * `confirmsHeld(channel)` just before that publish.
+ *
+ * amqplib 0.10.x (checked: 0.10.9) queues the callback before it encodes the
+ * message, so it is left as the last of `unconfirmed`: taken back here. It
+ * may not be the caller's function (@opentelemetry/instrumentation-amqplib
+ * passes amqplib a wrapper of it), but publishing is synchronous: the one
+ * callback more than `heldBefore` is this publish's. From 1.0.4 on (checked:
+ * 2.3.1; amqplib's fix for its issue #842) amqplib queues the callback only
+ * once the message was written: nothing is left, and nothing is done. Anything
+ * else (no `unconfirmed` array, or another count) is bookkeeping this does not
+ * know: the channel is closed instead (its unconfirmed messages are then
+ * written again on the next one).
+ */
+export function withdrawConfirm(channel: ConfirmChannel, heldBefore: number | undefined): ConfirmWithdrawal {
+  const pending = (channel as unknown as ConfirmChannelInternals).unconfirmed;
+  if (Array.isArray(pending) && heldBefore !== undefined) {
+    if (pending.length === heldBefore) return 'none-left';
+    if (pending.length === heldBefore + 1) {
+      pending.pop();
+      return 'withdrawn';
+    }
+  }
+  channel.close().catch(() => undefined);
+  return 'channel-closed';
 }
 
 /**
@@ -109,8 +149,8 @@ export function withdrawConfirm(channel: ConfirmChannel, callback: (err: unknown
  * loops over the frames waiting and calls `out.write` for each): one system call
  * per message. Corks the socket for the length of that loop, so what one tick
  * published goes out in one `writev`. Same bytes, same order. Relies on the
- * Connection's `muxer` with `out` (the socket) and `_readIncoming`; returns
- * false, changing nothing, when they are not there.
+ * Connection's `muxer` with `out` (the socket) and `_readIncoming` (checked:
+ * 0.10.9, 2.3.1); returns false, changing nothing, when they are not there.
  */
 export function batchSocketWrites(manager: AmqpConnectionManager): boolean {
   const connection = (manager.connection as unknown as { connection?: { muxer?: MuxInternals } } | undefined)
@@ -143,6 +183,7 @@ export function batchSocketWrites(manager: AmqpConnectionManager): boolean {
  * Cancels every golevelup consumer (no new deliveries) and waits for the
  * handlers in progress, whose messages are then acked or requeued as usual.
  * golevelup's own close() does this too, but only after publishing has stopped.
+ * Public API only (`consumerTags`, `cancelConsumer`) besides `handlersInProgress`.
  */
 export async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<void> {
   for (const tag of amqpConnection.consumerTags) await amqpConnection.cancelConsumer(tag).catch(() => undefined);

@@ -1,6 +1,6 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { ConfirmChannel, Options } from 'amqplib';
-import { withdrawConfirm } from './amqp-internals';
+import { confirmsHeld, withdrawConfirm } from './amqp-internals';
 import { ChannelKeeper } from './channel-keeper';
 import { withoutInstrumentation } from '../telemetry/otel';
 import { MoPublishFailure } from '../errors/mo-publish.error';
@@ -182,6 +182,7 @@ export class ConfirmPublisher {
     message.state = 'sent';
     message.channel = channel;
     const confirmed = (err: unknown) => this.onConfirm(message, channel, err);
+    const held = confirmsHeld(channel);
     try {
       // Sent with the headers it was given: an OpenTelemetry amqplib instrumentation adds no span of its own.
       withoutInstrumentation(() => {
@@ -196,7 +197,7 @@ export class ConfirmPublisher {
     } catch (err) {
       if (err instanceof TypeError || err instanceof RangeError) {
         // amqplib could not encode it: the message's fault, not the channel's. The broker never saw it.
-        withdrawConfirm(channel, confirmed);
+        withdrawConfirm(channel, held);
         this.settle(message, new PublishFailure('rejected', err));
         return;
       }

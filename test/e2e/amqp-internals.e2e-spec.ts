@@ -2,11 +2,14 @@ import { AmqpConnection, RabbitSubscribe } from '@golevelup/nestjs-rabbitmq';
 import { Injectable } from '@nestjs/common';
 import { TestingModule } from '@nestjs/testing';
 import * as amqp from 'amqplib';
+import { readFileSync } from 'node:fs';
 import type * as net from 'node:net';
+import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   batchSocketWrites,
   boundClose,
+  confirmsHeld,
   cutSocket,
   handlersInProgress,
   internalsMissing,
@@ -18,7 +21,27 @@ import { until } from '../support/until';
 
 // What lib/runtime/amqp-internals.ts relies on, against the installed golevelup,
 // amqp-connection-manager and amqplib on a real broker: an upgrade that breaks
-// one of them fails here, not in a production shutdown.
+// one of them fails here, not in a production shutdown. Where amqplib versions
+// differ (0.10, and 2.3 put in by an npm override), each test asserts what the
+// installed one does.
+
+/** The installed amqplib's version, read from disk: amqplib 2 does not export its package.json. */
+function installedAmqplib(): string {
+  const main = require.resolve('amqplib');
+  for (let dir = dirname(main); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const json = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (json.name === 'amqplib' && json.version) return json.version;
+    } catch {
+      // no package.json here: one level up
+    }
+  }
+  throw new Error(`no package.json of amqplib above ${main}`);
+}
+
+const AMQPLIB = installedAmqplib();
+/** Before 1.0.4 amqplib queues a confirm callback before it encodes the message (its issue #842). */
+const LEAVES_CALLBACK_OF_UNENCODABLE = /^0\.|^1\.0\.[0-3]$/.test(AMQPLIB);
 
 const exchange = uniqueName('internals');
 const queue = uniqueName('internals.q');
@@ -137,26 +160,98 @@ describe('the golevelup, amqp-connection-manager and amqplib internals this pack
     }
   });
 
-  it('amqplib: a confirm callback left by a message it could not encode is taken back', async () => {
-    const connection = await amqp.connect(BROKER_URL);
-    try {
-      const channel = await connection.createConfirmChannel();
-      const unconfirmed = (channel as unknown as { unconfirmed: unknown[] }).unconfirmed;
-      const callback = jest.fn();
-      expect(() => channel.publish('', 'nowhere', Buffer.from('x'), { messageId: 'x'.repeat(300) }, callback)).toThrow(
-        TypeError,
-      );
-      expect(unconfirmed).toHaveLength(1);
-      withdrawConfirm(channel, callback);
-      expect(unconfirmed).toHaveLength(0);
-      // The next message's confirm is its own.
-      const next = jest.fn();
-      channel.publish('', 'nowhere', Buffer.from('y'), {}, next);
-      await channel.waitForConfirms();
-      expect(next).toHaveBeenCalledTimes(1);
-      expect(callback).not.toHaveBeenCalled();
-    } finally {
-      await connection.close();
+  it(`amqplib ${AMQPLIB} is one of the versions these reliances were checked against (0.10, 2.3)`, () => {
+    // A new amqplib: check each reliance in lib/runtime/amqp-internals.ts against it, then add it here.
+    expect(AMQPLIB).toMatch(/^0\.10\.\d+$|^2\.3\.\d+$/);
+  });
+
+  describe(`amqplib ${AMQPLIB}: the confirm callback of a message it could not encode`, () => {
+    let connection: amqp.ChannelModel;
+    let channel: amqp.ConfirmChannel;
+    let closed: jest.Mock;
+    const unconfirmed = () => (channel as unknown as { unconfirmed: unknown[] }).unconfirmed;
+    const unencodable = { messageId: 'x'.repeat(300) }; // a short string holds at most 255 bytes
+
+    beforeEach(async () => {
+      connection = await amqp.connect(BROKER_URL);
+      channel = await connection.createConfirmChannel();
+      closed = jest.fn();
+      channel.on('close', closed);
+    });
+
+    afterEach(async () => {
+      await connection.close().catch(() => undefined);
+    });
+
+    /** Publishes three messages whose confirms are still to come: what a busy channel holds. */
+    function inFlight(): jest.Mock[] {
+      const callbacks = [jest.fn(), jest.fn(), jest.fn()];
+      callbacks.forEach((cb, i) => channel.publish('', 'nowhere', Buffer.from(`e${i}`), {}, cb));
+      return callbacks;
     }
+
+    type Confirm = NonNullable<Parameters<amqp.ConfirmChannel['publish']>[4]>;
+    it.each([
+      ['as given', (cb: Confirm): Confirm => cb],
+      // What @opentelemetry/instrumentation-amqplib hands amqplib instead of the caller's callback.
+      [
+        'wrapped, as an instrumentation passes it',
+        (cb: Confirm): Confirm =>
+          (err, ok) =>
+            cb(err, ok),
+      ],
+    ])(
+      LEAVES_CALLBACK_OF_UNENCODABLE
+        ? 'is left behind (%s) and taken back; the channel stays open, every later confirm its own'
+        : 'is not left behind (%s): nothing is taken back; the channel stays open, every later confirm its own',
+      async (_how, wrap) => {
+        const publish = channel.publish.bind(channel);
+        channel.publish = (exchange, routingKey, content, options, cb) =>
+          publish(exchange, routingKey, content, options, cb && wrap(cb));
+        const earlier = inFlight();
+        const held = confirmsHeld(channel);
+        expect(held).toBe(3);
+        const failed = jest.fn();
+        expect(() => channel.publish('', 'nowhere', Buffer.from('x'), unencodable, failed)).toThrow(TypeError);
+        expect(unconfirmed()).toHaveLength(LEAVES_CALLBACK_OF_UNENCODABLE ? 4 : 3);
+        expect(withdrawConfirm(channel, held)).toBe(LEAVES_CALLBACK_OF_UNENCODABLE ? 'withdrawn' : 'none-left');
+        expect(unconfirmed()).toHaveLength(3);
+        const next = jest.fn();
+        channel.publish('', 'nowhere', Buffer.from('y'), {}, next);
+        await channel.waitForConfirms();
+        for (const cb of [...earlier, next]) expect(cb.mock.calls).toEqual([[null]]);
+        expect(failed).not.toHaveBeenCalled();
+        expect(closed).not.toHaveBeenCalled();
+      },
+    );
+
+    it(
+      LEAVES_CALLBACK_OF_UNENCODABLE
+        ? 'left where it is, takes the next message’s confirm (why withdrawConfirm exists)'
+        : 'needs no withdrawal: the next message’s confirm is its own without one',
+      async () => {
+        const failed = jest.fn();
+        expect(() => channel.publish('', 'nowhere', Buffer.from('x'), unencodable, failed)).toThrow(TypeError);
+        const next = jest.fn();
+        channel.publish('', 'nowhere', Buffer.from('y'), {}, next);
+        await until(() => failed.mock.calls.length + next.mock.calls.length > 0, 'a confirm');
+        await delay(200); // a second confirm, were there one, would come by now
+        expect(failed.mock.calls).toEqual(LEAVES_CALLBACK_OF_UNENCODABLE ? [[null]] : []);
+        expect(next.mock.calls).toEqual(LEAVES_CALLBACK_OF_UNENCODABLE ? [] : [[null]]);
+      },
+    );
+
+    it('closes the channel instead where the bookkeeping is not what it knows', async () => {
+      const earlier = inFlight();
+      // Two callbacks more than held before the publish, and no count at all.
+      expect(withdrawConfirm(channel, 1)).toBe('channel-closed');
+      await until(() => closed.mock.calls.length === 1, 'the channel to close');
+      // Closed, the channel failed what it held: they are written again on the next one.
+      for (const cb of earlier) expect(cb).toHaveBeenCalledTimes(1);
+      const stranger = { close: jest.fn(async () => undefined) } as unknown as amqp.ConfirmChannel;
+      expect(confirmsHeld(stranger)).toBeUndefined();
+      expect(withdrawConfirm(stranger, confirmsHeld(stranger))).toBe('channel-closed');
+      expect(stranger.close).toHaveBeenCalledTimes(1);
+    });
   });
 });
