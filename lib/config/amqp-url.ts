@@ -67,3 +67,29 @@ export function parseAmqpUrl(text: string): AmqpUrl | undefined {
 export function splitUrls(urls: string): string[] {
   return urls.split(',').map((url) => url.trim());
 }
+
+/** amqplib's frameMax when the URL names none. */
+const AMQPLIB_FRAME_MAX = 131_072;
+
+/**
+ * What is wrong with the frame-size limit a URL's query gives amqplib
+ * (`maxFrameSize`, amqplib 2.3 on; 0.10 ignores it), or undefined. amqplib 2.3
+ * refuses any value but 0 or a whole number from 4096 up at every connect,
+ * which would look like a broker not answering; one below the frames RabbitMQ
+ * sends (up to the negotiated frameMax) would close the connection at the first
+ * large message.
+ */
+export function frameLimitProblem(url: string): string | undefined {
+  const query = GRAMMAR.exec(url)?.[7];
+  if (query === undefined) return undefined;
+  const params = new URLSearchParams(query);
+  const limit = params.get('maxFrameSize');
+  if (limit === null) return undefined;
+  const frameMax = /^\d+$/.test(params.get('frameMax') ?? '') ? Number(params.get('frameMax')) : AMQPLIB_FRAME_MAX;
+  const value = /^\d+$/.test(limit) ? Number(limit) : NaN;
+  if (value === 0 || (value >= 4096 && value >= frameMax)) return undefined;
+  return (
+    `maxFrameSize=0 (no limit) or a whole number of bytes from 4096 up, and not below frameMax ` +
+    `(${frameMax}${params.has('frameMax') ? '' : ", amqplib's default"}): the largest frame RabbitMQ may send`
+  );
+}

@@ -16,7 +16,7 @@ import { MO_VOCABULARY_NAMES } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
 import { redactUrl } from './redact';
 import { EXCHANGE_NAME, PORT, wholeNumberRule } from './amqp-rules';
-import { PERCENT_ENCODE_HINT, parseAmqpUrl, splitUrls } from './amqp-url';
+import { PERCENT_ENCODE_HINT, frameLimitProblem, parseAmqpUrl, splitUrls } from './amqp-url';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
 import {
   FieldNaming,
@@ -249,6 +249,13 @@ export function resolveMoAmqpOptions(
   });
   problems.push(...checked.problems);
   const { failed } = checked;
+  if (!failed.has('url') && typeof merged.url === 'string') {
+    for (const url of splitUrls(merged.url)) {
+      const allowed = frameLimitProblem(url);
+      const name = naming === 'env' ? FIELDS.url.env : 'url';
+      if (allowed) problems.push({ name, received: describeValue(redactUrl(url)), allowed });
+    }
+  }
   if (!failed.has('exchange') && !failed.has('delayedExchange') && merged.exchange === merged.delayedExchange) {
     problems.push({
       name: naming === 'env' ? FIELDS.delayedExchange.env : 'delayedExchange',

@@ -210,6 +210,32 @@ describe('configuration from the environment', () => {
     expect(missing.message).toContain('required when AMQP__OUTBOX is postgres');
   });
 
+  it("checks the URL's maxFrameSize as amqplib 2.3 does, and against frameMax", () => {
+    const ok = ['', '?maxFrameSize=0', '?maxFrameSize=131072', '?maxFrameSize=67108864&heartbeat=5'];
+    for (const query of [...ok, '?frameMax=8192&maxFrameSize=8192', '?frameMax=0&maxFrameSize=4096']) {
+      expect(loadMoAmqpOptionsFromEnv({ AMQP__URL: `amqp://u:p@rabbit/${query}` }).url).toContain(query);
+    }
+    const bad = ['maxFrameSize=abc', 'maxFrameSize=100', 'maxFrameSize=-1', 'maxFrameSize=', 'maxFrameSize=65536'];
+    for (const query of bad) {
+      const err = configError(() =>
+        loadMoAmqpOptionsFromEnv({ AMQP__URL: `amqp://u:Hunter2-secret@mq1/,amqp://u:Hunter2-secret@mq2/?${query}` }),
+      );
+      expect(err.problems).toEqual([
+        {
+          name: 'AMQP__URL',
+          received: `"amqp://u:***@mq2/?${query}"`,
+          allowed:
+            "maxFrameSize=0 (no limit) or a whole number of bytes from 4096 up, and not below frameMax (131072, amqplib's default): " +
+            'the largest frame RabbitMQ may send',
+        },
+      ]);
+    }
+    const err = configError(() => resolveMoAmqpOptions({ url: 'amqp://rabbit/?frameMax=262144&maxFrameSize=131072' }));
+    expect(err.problems.map((p) => [p.name, p.allowed])).toEqual([
+      ['url', expect.stringContaining('not below frameMax (262144)')],
+    ]);
+  });
+
   it('spells UTC one way', () => {
     expect(loadMoAmqpOptionsFromEnv({ AMQP__TIME_ZONE: 'Etc/UTC' }).timeZone).toBe('UTC');
     expect(loadMoAmqpOptionsFromEnv({ AMQP__TIME_ZONE: 'utc' }).timeZone).toBe('UTC');
