@@ -7,8 +7,9 @@ import { settlesWithin } from '../util/settles-within';
  * Every use of what @golevelup/nestjs-rabbitmq (9.0.x), amqp-connection-manager
  * (5.x) and amqplib do not offer as API is in this file, and each says what it
  * relies on and the versions it was checked against: golevelup 9.0.2,
- * amqp-connection-manager 5.0.0, amqplib 0.10.9 (the package's own dependency)
- * and 2.3.1 (put in by an npm `overrides` entry, docs/hardening.md).
+ * amqp-connection-manager 5.0.0, amqplib 0.10.9 (what a plain install gets:
+ * golevelup asks for ^0.10.9) and 2.3.1 (put in by an npm `overrides` entry,
+ * docs/hardening.md).
  * test/e2e/amqp-internals.e2e-spec.ts runs each against the installed versions
  * on a real broker and fails when an upgrade breaks one; `internalsMissing`
  * says so at start-up too (a warning: each use has a fallback).
