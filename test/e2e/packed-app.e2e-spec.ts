@@ -143,6 +143,20 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+interface NpmTree {
+  version?: string;
+  dependencies?: Record<string, NpmTree>;
+}
+
+/** Every version of `name` in an `npm ls --json` tree, each once. */
+function versionsIn(tree: NpmTree, name: string, found = new Set<string>()): string[] {
+  for (const [dependency, node] of Object.entries(tree.dependencies ?? {})) {
+    if (dependency === name && node.version) found.add(node.version);
+    versionsIn(node, name, found);
+  }
+  return [...found].sort();
+}
+
 function writeFile(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, text);
@@ -154,6 +168,10 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8'));
   const locked = (names: string[]) =>
     Object.fromEntries(names.map((name) => [name, lock.packages[`node_modules/${name}`].version as string]));
+  // This repository's amqplib. Where scripts/amqplib-override.sh put in another (CI's amqplib 2 run),
+  // the app puts it in as docs/hardening.md tells users to: an `overrides` entry.
+  const amqplib = lock.packages['node_modules/amqplib'].version as string;
+  const overridden = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).overrides?.amqplib !== undefined;
   let work: string;
   let app: string;
   let tarball: string;
@@ -179,6 +197,7 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
           license: 'UNLICENSED',
           dependencies: locked(NEST_DEPENDENCIES),
           devDependencies: locked(NEST_DEV_DEPENDENCIES),
+          ...(overridden && { overrides: { amqplib } }),
           jest: NEST_JEST,
         },
         null,
@@ -213,6 +232,9 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
       'npm ls @golevelup/nestjs-rabbitmq',
     );
     expect(copies.stdout.trim().split('\n')).toEqual([join(app, 'node_modules', '@golevelup', 'nestjs-rabbitmq')]);
+    // One amqplib, this repository's, for golevelup, amqp-connection-manager and the package alike.
+    const amqplibs = await must(run('npm', ['ls', 'amqplib', '--all', '--json'], app), 'npm ls amqplib');
+    expect(versionsIn(JSON.parse(amqplibs.stdout), 'amqplib')).toEqual([amqplib]);
     // What one import line gives: golevelup's own decorators and classes, the very same.
     const reexported = await must(
       run(
