@@ -10,6 +10,8 @@ export interface Delivery {
   ack(): void;
   /** Puts the message back on its queue (another consumer, or this one later, gets it). */
   requeue(): void;
+  /** Rejects it without requeue: to its queue's dead-letter exchange where it has one, else gone. */
+  reject(): void;
 }
 
 export interface AgentChannelOptions {
@@ -104,6 +106,10 @@ class TaggedDelivery implements Delivery {
 
   requeue(): void {
     this.settle((channel, message) => channel.nack(message, false, true));
+  }
+
+  reject(): void {
+    this.settle((channel, message) => channel.nack(message, false, false));
   }
 
   private settle(fn: (channel: Channel, message: Message) => void): void {

@@ -1,8 +1,10 @@
 import type { Channel, ChannelModel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { DeadLetterQueueNotice, assertDeadLetterQueue } from '../runtime/dead-letter-queue';
-import { setUpExchange } from '../runtime/exchanges';
+import { explainExchangeRefusal, setUpExchange } from '../runtime/exchanges';
+import { messageOf } from '../util/error-message';
 import { describeValue } from '../util/describe-value';
 import { DelayTopology, HOLD_SLOTS, LEVELS, routerBindings } from './delay-ladder';
 import { ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
@@ -90,4 +92,15 @@ export function checkPrefix(t: DelayTopology, prefix: string, eventExchanges: re
         `"${t.entryRouter}" and "${t.router(0)}"-"${t.router(LEVELS - 1)}", and "${clash}" is AMQP__EXCHANGE or AMQP__DELAYED_EXCHANGE`,
     },
   ]);
+}
+
+/** The start-up error for a refused set-up: what the refusal of an events exchange means, or the broker's words. */
+export function topologyRefused(err: unknown, amqp: ResolvedMoAmqpOptions): MoAmqpConnectionError {
+  const explained = explainExchangeRefusal(err, [amqp.exchange, amqp.delayedExchange], amqp);
+  return new MoAmqpConnectionError(
+    explained
+      ? `The delay agent could not set up its exchanges: ${explained}`
+      : `The delay agent could not declare its queues: ${messageOf(err)}`,
+    'RabbitMQ',
+  );
 }

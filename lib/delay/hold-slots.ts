@@ -221,7 +221,7 @@ interface SlotConsumer {
 
 /**
  * Acknowledges a channel's deliveries in the order they came, with `multiple`,
- * as soon as every earlier one is settled. A requeue goes out at once.
+ * as soon as every earlier one is settled. A requeue (or reject) goes out at once.
  */
 class InOrderAcks {
   /** The lowest delivery tag not yet acknowledged or requeued. */
@@ -242,9 +242,10 @@ class InOrderAcks {
     this.settle(tag, true);
   }
 
-  requeue(tag: number): void {
+  /** Back to the queue, or with `requeue` false to its dead-letter exchange. */
+  requeue(tag: number, requeue = true): void {
     if (!this.open) return;
-    this.send(() => this.channel.nack({ fields: { deliveryTag: tag } } as Message, false, true));
+    this.send(() => this.channel.nack({ fields: { deliveryTag: tag } } as Message, false, requeue));
     // Settled now: a later acknowledgement with `multiple` leaves it alone.
     this.settle(tag, false);
   }
@@ -287,5 +288,9 @@ class InOrderDelivery implements Delivery {
 
   requeue(): void {
     this.acks.requeue(this.tag);
+  }
+
+  reject(): void {
+    this.acks.requeue(this.tag, false);
   }
 }

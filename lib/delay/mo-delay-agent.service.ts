@@ -11,13 +11,13 @@ import {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
 } from '../mo-amqp.constants';
-import { explainExchangeRefusal } from '../runtime/exchanges';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { AgentChannel, Delivery } from './agent-channel';
+import { AgentGiveBacks } from './agent-give-backs';
 import { Route, forwardProperties, ladderProperties, ladderRoutingKeyOf, readLadderHeaders } from './ladder-headers';
 import { DelayTopology, LEVELS, delayTopology, holdSlotOf, route as ladderRoute } from './delay-ladder';
-import { checkPrefix, declareAgentTopology } from './agent-topology';
+import { checkPrefix, declareAgentTopology, topologyRefused } from './agent-topology';
 import { Held, HeldMessages } from './held-messages';
 import { routeOfIncoming } from './incoming-route';
 import { HoldSlots } from './hold-slots';
@@ -54,6 +54,7 @@ type From = 'incoming' | 'due' | 'hold';
 export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('MoDelayAgent');
   private readonly topology: DelayTopology;
+  private readonly giveBacks: AgentGiveBacks;
   private channel: AgentChannel | undefined;
   private slots: HoldSlots | undefined;
   private readonly held = new HeldMessages((held) => this.release(held));
@@ -71,6 +72,12 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     @Optional() private readonly amqpConnection?: AmqpConnection,
   ) {
     this.topology = delayTopology(options.prefix);
+    this.giveBacks = new AgentGiveBacks(
+      this.logger,
+      options.queueType === 'quorum',
+      this.topology.deadLetter,
+      () => this.counts.deadLettered++,
+    );
     runtime.onShutdown(() => this.stop());
   }
 
@@ -148,21 +155,8 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           },
         ],
         onError: (err) => {
-          const message = messageOf(err);
-          if (!ready) {
-            const { exchange, delayedExchange } = this.amqp;
-            const explained = explainExchangeRefusal(err, [exchange, delayedExchange], this.amqp);
-            reject(
-              new MoAmqpConnectionError(
-                explained
-                  ? `The delay agent could not set up its exchanges: ${explained}`
-                  : `The delay agent could not declare its queues: ${message}`,
-                'RabbitMQ',
-              ),
-            );
-          } else {
-            this.logger.error(`Delay agent channel error: ${message}`);
-          }
+          if (!ready) reject(topologyRefused(err, this.amqp));
+          else this.logger.error(`Delay agent channel error: ${messageOf(err)}`);
         },
         onReady: () => {
           if (!ready) this.startSlots(amqpConnection);
@@ -200,16 +194,18 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       if (!(err instanceof MoEventParseError)) throw err;
       try {
         await this.deadLetter(message, err.message, from);
+        this.giveBacks.done(message);
         delivery.ack();
       } catch (failure) {
-        this.giveBack(delivery, failure);
+        this.giveBacks.giveBack(delivery, failure, message);
       }
       return;
     }
     try {
       await this.progress(message, delivery, route, from);
+      this.giveBacks.done(message);
     } catch (err) {
-      this.giveBack(delivery, err);
+      this.giveBacks.giveBack(delivery, err, message);
     }
   }
 
@@ -246,10 +242,14 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   /** A held message whose time has come: forwarded, then acknowledged. */
   private release({ content, routingKey, properties, delivery, due }: Held): void {
     if (!delivery.open) return; // its channel closed: the broker delivers it again
+    const key = { fields: { exchange: '', routingKey }, properties, content };
     this.track(
       this.forward(content, routingKey, properties, due).then(
-        () => delivery.ack(),
-        (err: unknown) => this.giveBack(delivery, err),
+        () => {
+          this.giveBacks.done(key);
+          delivery.ack();
+        },
+        (err: unknown) => this.giveBacks.giveBack(delivery, err, key),
       ),
     );
   }
@@ -291,11 +291,5 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     );
     this.counts.deadLettered++;
     this.logger.warn(`Message ${message.properties.messageId} went to ${this.topology.deadLetter}: ${reason}`);
-  }
-
-  private giveBack(delivery: Delivery, err: unknown): void {
-    this.logger.error(`Delay agent could not pass a message on (${messageOf(err)}); it goes back to its queue`);
-    // A pause, so a broker in trouble is not asked again at once.
-    setTimeout(() => delivery.requeue(), 1_000).unref();
   }
 }

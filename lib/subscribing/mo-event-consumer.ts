@@ -1,7 +1,6 @@
 import { Nack } from '@golevelup/nestjs-rabbitmq';
 import type { Logger } from '@nestjs/common';
 import type { ConsumeMessage, Options } from 'amqplib';
-import { setTimeout as delay } from 'node:timers/promises';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import {
   MO_HEADER_ATTEMPT,
@@ -12,6 +11,7 @@ import {
 } from '../mo-amqp.constants';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { MoDelivery, MoEventMessage, readMoDelivery } from '../events/mo-event-message';
+import { GiveBacks, MAX_GIVE_BACKS, giveBackPauseMs } from '../runtime/give-backs';
 import { Received, processing } from '../telemetry/tracing';
 
 /** The longest a failed message waits for its next try. */
@@ -21,10 +21,6 @@ export const MAX_RETRY_DELAY_MS = 86_400_000;
 export function retryDelayOf(retryDelayMs: number, attempt: number): number {
   return Math.min(retryDelayMs * 2 ** Math.min(attempt - 1, 30), MAX_RETRY_DELAY_MS);
 }
-
-// When a retry or dead-letter copy cannot be published, the message goes back to
-// its queue after this pause, so a broker in trouble is not asked again in a hot loop.
-const REQUEUE_PAUSE_MS = 1_000;
 
 /** What a running module gives a subscription. */
 export interface ConsumerBinding {
@@ -38,6 +34,8 @@ export interface ConsumerBinding {
   readonly retryDelayMs: number;
   readonly timeZone: string;
   readonly logger: Pick<Logger, 'warn' | 'error'>;
+  /** How often each message went back to the queue because a copy could not be published. */
+  readonly giveBacks: GiveBacks;
   forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void>;
   count(what: 'retried' | 'deadLettered'): void;
 }
@@ -49,8 +47,10 @@ export interface ConsumerState {
 
 /**
  * Handles one delivery for golevelup: returns nothing to ack it (handled, retried
- * or dead-lettered, each copy confirmed first), or a requeueing `Nack` when a
- * copy could not be published. Never throws.
+ * or dead-lettered, each copy confirmed first), or, when a copy could not be
+ * published, a requeueing `Nack` after a pause; after `MAX_GIVE_BACKS` of those,
+ * a `Nack` without requeue: the queue's own dead-letter exchange takes it to the
+ * .dlq (x-death reason "rejected"). Never throws.
  */
 export async function consumeDelivery(
   state: ConsumerState,
@@ -61,36 +61,56 @@ export async function consumeDelivery(
   const binding = state.binding;
   if (!binding) return new Nack(true); // shutting down: leave it to the next consumer
   try {
-    let delivery: MoDelivery;
-    try {
-      delivery = readMoDelivery(content, message, binding.timeZone, { queue: binding.queue });
-    } catch (err) {
-      return await deadLetter(binding, message, reasonOf(err));
-    }
-    const { event, attempt } = delivery;
-    try {
-      const handler = (instance as Record<string | symbol, (...args: unknown[]) => unknown>)[state.method];
-      // In its consumer span, whose parent is the producer's span (from the message's trace headers).
-      await processing(binding.queue, receivedOf(message), async () => {
-        await handler.call(instance, event, message);
-      });
-      return undefined;
-    } catch (err) {
-      if (attempt <= binding.retries) return await retry(binding, event, message, attempt, err);
-      return await deadLetter(
-        binding,
-        message,
-        `the handler failed ${attempt} times; last error: ${reasonOf(err)}`,
-        event.routingKey,
-      );
-    }
+    await settle(binding, state, instance, content, message);
+    binding.giveBacks.done(message);
+    return undefined;
   } catch (err) {
-    binding.logger.error(
-      `${binding.label}: could not retry or dead-letter message_id ${message.properties.messageId} from "${binding.queue}" ` +
-        `(${reasonOf(err)}); it goes back to the queue`,
-    );
-    await delay(REQUEUE_PAUSE_MS);
+    const giveBack = binding.giveBacks.another(message);
+    const what = `${binding.label}: could not retry or dead-letter message_id ${message.properties.messageId} from "${binding.queue}" (${reasonOf(err)})`;
+    if (giveBack === undefined) {
+      binding.count('deadLettered');
+      binding.logger.error(
+        `${what} for the ${MAX_GIVE_BACKS + 1}th time; rejected instead: RabbitMQ dead-letters it to ` +
+          `"${binding.deadLetterQueue}" (x-death reason "rejected")`,
+      );
+      return new Nack(false);
+    }
+    const pause = giveBackPauseMs(giveBack);
+    binding.logger.error(`${what}; it goes back to the queue in ${pause} ms (${giveBack} of ${MAX_GIVE_BACKS})`);
+    await new Promise((resolve) => setTimeout(resolve, pause));
     return new Nack(true);
+  }
+}
+
+/** Handled, retried or dead-lettered: resolves once done (each copy confirmed); rejects when a copy failed. */
+async function settle(
+  binding: ConsumerBinding,
+  state: ConsumerState,
+  instance: object,
+  content: Buffer,
+  message: ConsumeMessage,
+): Promise<void> {
+  let delivery: MoDelivery;
+  try {
+    delivery = readMoDelivery(content, message, binding.timeZone, { queue: binding.queue });
+  } catch (err) {
+    return await deadLetter(binding, message, reasonOf(err));
+  }
+  const { event, attempt } = delivery;
+  try {
+    const handler = (instance as Record<string | symbol, (...args: unknown[]) => unknown>)[state.method];
+    // In its consumer span, whose parent is the producer's span (from the message's trace headers).
+    await processing(binding.queue, receivedOf(message), async () => {
+      await handler.call(instance, event, message);
+    });
+  } catch (err) {
+    if (attempt <= binding.retries) return await retry(binding, event, message, attempt, err);
+    await deadLetter(
+      binding,
+      message,
+      `the handler failed ${attempt} times; last error: ${reasonOf(err)}`,
+      event.routingKey,
+    );
   }
 }
 
@@ -133,7 +153,7 @@ async function retry(
   message: ConsumeMessage,
   attempt: number,
   err: unknown,
-): Promise<undefined> {
+): Promise<void> {
   const headers: Record<string, unknown> = {
     ...originHeaders(message, event.routingKey),
     [MO_HEADER_ATTEMPT]: attempt + 1,
@@ -152,7 +172,6 @@ async function retry(
       `attempt ${attempt} of ${binding.retries + 1}): ${reasonOf(err)}; it will be tried again` +
       (delay > 0 ? ` in ${delay} ms` : ''),
   );
-  return undefined;
 }
 
 async function deadLetter(
@@ -160,7 +179,7 @@ async function deadLetter(
   message: ConsumeMessage,
   reason: string,
   routingKey?: string,
-): Promise<undefined> {
+): Promise<void> {
   const headers = {
     ...originHeaders(message, routingKey),
     [MO_HEADER_REASON]: reason,
@@ -172,5 +191,4 @@ async function deadLetter(
     `${binding.label}: message_id ${message.properties.messageId} from "${binding.queue}" went to ` +
       `"${binding.deadLetterQueue}": ${reason}`,
   );
-  return undefined;
 }

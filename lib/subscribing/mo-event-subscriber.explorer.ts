@@ -18,6 +18,7 @@ import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import { MO_AMQP_OPTIONS, MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
 import { explainExchangeRefusal } from '../runtime/exchanges';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
+import { GiveBacks } from '../runtime/give-backs';
 import { declareConsumerQueues } from './consumer-queues';
 import { subscribeOptionsProblem } from './mo-event-subscribe.schema';
 import { ConsumerBinding } from './mo-event-consumer';
@@ -189,6 +190,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
       forward: (exchange, routingKey, content, properties) =>
         this.runtime.forward(exchange, routingKey, content, properties),
       count: (what) => this.runtime.count(what),
+      giveBacks: new GiveBacks(),
     };
   }
 

@@ -2,7 +2,7 @@ import { Delivery } from '../../lib/delay/agent-channel';
 import { Held, HeldMessages } from '../../lib/delay/held-messages';
 
 function held(due: number, open = true): Held {
-  const delivery: Delivery = { open, ack: () => undefined, requeue: () => undefined };
+  const delivery: Delivery = { open, ack: () => undefined, requeue: () => undefined, reject: () => undefined };
   return { due, routingKey: 'employee.engagement.create', content: Buffer.from('{}'), properties: {}, delivery };
 }
 

@@ -14,6 +14,7 @@ import {
   consumeDelivery,
   retryDelayOf,
 } from '../../lib/subscribing/mo-event-consumer';
+import { GiveBacks, MAX_GIVE_BACKS, giveBackPauseMs } from '../../lib/runtime/give-backs';
 
 const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
 const GOOD = Buffer.from(`{"uuid": "${UUID}", "time": "2021-07-27"}`);
@@ -39,7 +40,10 @@ function delivery(
   };
 }
 
-function setup(handler: (event: unknown) => unknown, { forwardFails = false, retryDelayMs = 0 } = {}) {
+function setup(
+  handler: (event: unknown) => unknown,
+  { forwardFails = false as boolean | (() => boolean), retryDelayMs = 0 } = {},
+) {
   const forwarded: { exchange: string; routingKey: string; content: Buffer; properties: Options.Publish }[] = [];
   const counts: string[] = [];
   const logs: string[] = [];
@@ -53,14 +57,23 @@ function setup(handler: (event: unknown) => unknown, { forwardFails = false, ret
     timeZone: 'UTC',
     logger: { warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) } as never,
     forward: async (exchange, routingKey, content, properties) => {
-      if (forwardFails) throw new Error('broker away');
+      if (typeof forwardFails === 'function' ? forwardFails() : forwardFails) throw new Error('broker away');
       forwarded.push({ exchange, routingKey, content, properties });
     },
     count: (what) => counts.push(what),
+    giveBacks: new GiveBacks(),
   };
   const state: ConsumerState = { method: 'onEvent', binding };
   const instance = { onEvent: jest.fn(handler) };
   return { forwarded, counts, logs, state, instance };
+}
+
+/** Runs fake time on, a second at a time, until `promise` settles (however many ticks it takes to set its timer). */
+async function withTimeRunning<T>(promise: Promise<T>): Promise<T> {
+  let settled = false;
+  void promise.finally(() => (settled = true)).catch(() => undefined);
+  while (!settled) await jest.advanceTimersByTimeAsync(1_000);
+  return promise;
 }
 
 describe('consumeDelivery', () => {
@@ -159,6 +172,58 @@ describe('consumeDelivery', () => {
       expect(outcome).toBeInstanceOf(Nack);
       expect((outcome as Nack).requeue).toBe(true);
       expect(logs[0]).toContain('could not retry or dead-letter message_id m-1 from "payroll" (Error: broker away)');
+      expect(logs[0]).toContain(`it goes back to the queue in 1000 ms (1 of ${MAX_GIVE_BACKS})`);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  // Counted here on every RabbitMQ version: from 4.3 a requeueing nack no longer adds to a quorum
+  // queue's delivery count, and a classic queue never counted.
+  it(`puts it back ${MAX_GIVE_BACKS} times, waiting longer each time, then rejects it to the queue's dead-letter exchange`, async () => {
+    jest.useFakeTimers();
+    try {
+      const { state, instance, logs, counts } = setup(() => undefined, { forwardFails: true });
+      const bad = Buffer.from('not json');
+      const outcomes: (Nack | undefined)[] = [];
+      for (let i = 1; i <= MAX_GIVE_BACKS + 1; i++) {
+        const started = Date.now();
+        outcomes.push(await withTimeRunning(consumeDelivery(state, instance, bad, delivery(bad))));
+        // (the last is not held back: within the first second run on)
+        if (i <= MAX_GIVE_BACKS) expect(Date.now() - started).toBe(giveBackPauseMs(i));
+      }
+      expect(outcomes.slice(0, MAX_GIVE_BACKS).every((o) => o instanceof Nack && o.requeue)).toBe(true);
+      const last = outcomes[MAX_GIVE_BACKS];
+      expect(last).toBeInstanceOf(Nack);
+      expect((last as Nack).requeue).toBe(false);
+      expect(logs[MAX_GIVE_BACKS]).toContain(
+        'rejected instead: RabbitMQ dead-letters it to "payroll.dlq" (x-death reason "rejected")',
+      );
+      expect(counts).toEqual(['deadLettered']);
+      expect([1, 2, 3, 6, 7, 10].map(giveBackPauseMs)).toEqual([1_000, 2_000, 4_000, 30_000, 30_000, 30_000]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('starts counting again for a message once a copy of it went through, and counts each message on its own', async () => {
+    jest.useFakeTimers();
+    try {
+      let failing = true;
+      const { state, instance, logs } = setup(() => undefined, { forwardFails: () => failing });
+      const bad = Buffer.from('not json');
+      const other = Buffer.from('not json either');
+      const giveBack = (content: Buffer) =>
+        withTimeRunning(consumeDelivery(state, instance, content, delivery(content)));
+      for (let i = 0; i < MAX_GIVE_BACKS - 1; i++) await giveBack(bad);
+      expect(logs.at(-1)).toContain(`(${MAX_GIVE_BACKS - 1} of ${MAX_GIVE_BACKS})`);
+      await giveBack(other);
+      expect(logs.at(-1)).toContain(`(1 of ${MAX_GIVE_BACKS})`);
+      failing = false;
+      await expect(giveBack(bad)).resolves.toBeUndefined(); // dead-lettered by its copy at last
+      failing = true;
+      await giveBack(bad);
+      expect(logs.at(-1)).toContain(`(1 of ${MAX_GIVE_BACKS})`);
     } finally {
       jest.useRealTimers();
     }
