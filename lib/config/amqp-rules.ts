@@ -49,3 +49,19 @@ const QUEUE_TYPES = ['classic', 'quorum'] as const;
 
 /** The queue types the library declares (`x-queue-type`). */
 export const QUEUE_TYPE = { values: QUEUE_TYPES, allowed: QUEUE_TYPES.join(' or ') } as const;
+
+/**
+ * An IANA time zone (UTC, Europe/Copenhagen): a name Intl knows that is not an
+ * offset. Node 22 on (its newer ICU) also takes "+02:00" as a time zone, which
+ * Node 20 refuses: refused on every Node, so one configuration means the same
+ * on each, and a fixed offset never stands in for a zone with summer time.
+ */
+export function isIanaTimeZone(value: unknown): value is string {
+  if (typeof value !== 'string' || /^[+\-\u2212]|^\d/.test(value)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}

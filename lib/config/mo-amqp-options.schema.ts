@@ -4,7 +4,6 @@ import {
   IsInt,
   IsOptional,
   IsString,
-  IsTimeZone,
   Matches,
   Min,
   ValidateBy,
@@ -15,7 +14,7 @@ import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config
 import { MO_VOCABULARY_NAMES } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
 import { redactUrl } from './redact';
-import { EXCHANGE_NAME, PORT, wholeNumberRule } from './amqp-rules';
+import { EXCHANGE_NAME, PORT, isIanaTimeZone, wholeNumberRule } from './amqp-rules';
 import { PERCENT_ENCODE_HINT, frameLimitProblem, parseAmqpUrl, splitUrls } from './amqp-url';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
 import {
@@ -78,7 +77,7 @@ class MoAmqpOptionsSchema {
   @ValidateBy({ name: 'isAmqpUrlList', validator: { validate: isAmqpUrlList } })
   url?: string;
 
-  @IsTimeZone()
+  @ValidateBy({ name: 'isIanaTimeZone', validator: { validate: isIanaTimeZone } })
   timeZone!: string;
 
   @IsWholeNumber(TIMEOUT_MS)
