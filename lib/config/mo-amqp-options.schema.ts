@@ -1,15 +1,4 @@
-import {
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  Matches,
-  Min,
-  ValidateBy,
-  isFQDN,
-  isIP,
-} from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Min, ValidateBy, isFQDN, isIP } from 'class-validator';
 import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
 import { MO_VOCABULARY_NAMES } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
