@@ -1,68 +1,186 @@
 // The README's promise, checked as a newcomer meets it: `npm pack` this
-// repository, make a fresh Nest 11 app (the tsconfig `nest new` writes, with
-// isolatedModules and emitDecoratorMetadata), install the tarball with the
-// README's install line, write the README's marked code blocks
-// (`<!-- file: src/… -->`) into it, compile it with tsc, boot it against the
-// broker and run the README's Jest example in it. Only src/main.ts (below) is
-// not from the README: the glue every reader writes differently.
+// repository, make a fresh Nest 11 app and a fresh Nest 12 app (the files `nest new`
+// writes: Nest 11's, and Nest 12's CommonJS one, `nest new --type cjs`), install the
+// tarball in each with the README's install line for that major (for Nest 12 after
+// adding the README's package.json block, golevelup's overrides), write the README's
+// marked code blocks (`<!-- file: src/… -->`) into it, compile it with tsc, boot it
+// against the broker and run the README's Jest example in it. Only src/main.ts
+// (below) is not from the README: the glue every reader writes differently.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { BROKER_URL, uniqueName } from '../support/broker';
 import { rabbitmqctl } from '../support/rabbitmqctl';
-import { readme, readmeFiles, readmeInstallArgs } from '../support/readme';
+import { readme, readmeFiles, readmeInstallArgs, readmePackageJson } from '../support/readme';
 
 const ROOT = join(__dirname, '..', '..');
 const NAME = 'nestjs-mo-amqp';
 /** npm's cache (~/.npm, filled by this repository's `npm ci`) serves what it has. */
 const OFFLINE_FIRST = ['--prefer-offline', '--no-audit', '--no-fund'];
 
-// What `nest new` writes for Nest 11 (@nestjs/schematics 11.1, application/files/ts, not --strict).
-const NEST_TSCONFIG = {
-  compilerOptions: {
-    module: 'nodenext',
-    moduleResolution: 'nodenext',
-    resolvePackageJsonExports: true,
-    esModuleInterop: true,
-    isolatedModules: true,
-    declaration: true,
-    removeComments: true,
-    emitDecoratorMetadata: true,
-    experimentalDecorators: true,
-    allowSyntheticDefaultImports: true,
-    target: 'ES2023',
-    sourceMap: true,
-    outDir: './dist',
-    baseUrl: './',
-    incremental: true,
-    skipLibCheck: true,
-    strictNullChecks: true,
-    forceConsistentCasingInFileNames: true,
-    noImplicitAny: false,
-    strictBindCallApply: false,
-    noFallthroughCasesInSwitch: false,
+/** A fresh app as `nest new` writes it, less what this test does not need (lint, e2e, ts-loader). */
+interface FreshApp {
+  nest: 11 | 12;
+  /** Which `nest new`, for the test names. */
+  made: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+  /** More of its package.json (Nest 11 keeps Jest's configuration there). */
+  packageJson: Record<string, unknown>;
+  /** Its other files, by path. */
+  files: Record<string, string>;
+  /** tsc flags of the other choice `nest new` offers (Nest 11: --strict; Nest 12: --strict false). */
+  otherStrictness: string[];
+  /** Its `npm test`: the command and arguments. */
+  test: [string, ...string[]];
+  /** Whether its Jest can load the app's Nest here (false: README.md says why). */
+  jestLoadsNest: boolean;
+}
+
+const NEST_COMPILER_OPTIONS = {
+  module: 'nodenext',
+  moduleResolution: 'nodenext',
+  resolvePackageJsonExports: true,
+  esModuleInterop: true,
+  isolatedModules: true,
+  declaration: true,
+  removeComments: true,
+  emitDecoratorMetadata: true,
+  experimentalDecorators: true,
+  allowSyntheticDefaultImports: true,
+  target: 'ES2023',
+};
+const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
+
+// @nestjs/schematics 11.1, application/files/ts, not --strict.
+const NEST_11: FreshApp = {
+  nest: 11,
+  made: 'Nest 11 app (`nest new`)',
+  dependencies: {
+    '@nestjs/common': '^11.0.1',
+    '@nestjs/core': '^11.0.1',
+    '@nestjs/platform-express': '^11.0.1',
+    'reflect-metadata': '^0.2.2',
+    rxjs: '^7.8.1',
   },
+  devDependencies: {
+    '@nestjs/testing': '^11.0.1',
+    '@types/jest': '^30.0.0',
+    '@types/node': '^24.0.0',
+    jest: '^30.0.0',
+    'ts-jest': '^29.2.5',
+    typescript: '^5.7.3',
+  },
+  packageJson: {
+    jest: {
+      moduleFileExtensions: ['js', 'json', 'ts'],
+      rootDir: 'src',
+      testRegex: '.*\\.spec\\.ts$',
+      transform: { '^.+\\.(t|j)s$': 'ts-jest' },
+      collectCoverageFrom: ['**/*.(t|j)s'],
+      coverageDirectory: '../coverage',
+      testEnvironment: 'node',
+    },
+  },
+  files: {
+    'tsconfig.json': json({
+      compilerOptions: {
+        ...NEST_COMPILER_OPTIONS,
+        sourceMap: true,
+        outDir: './dist',
+        baseUrl: './',
+        incremental: true,
+        skipLibCheck: true,
+        strictNullChecks: true,
+        forceConsistentCasingInFileNames: true,
+        noImplicitAny: false,
+        strictBindCallApply: false,
+        noFallthroughCasesInSwitch: false,
+      },
+    }),
+    'tsconfig.build.json': json({
+      extends: './tsconfig.json',
+      exclude: ['node_modules', 'test', 'dist', '**/*spec.ts'],
+    }),
+  },
+  otherStrictness: ['--noImplicitAny', '--strictBindCallApply', '--noFallthroughCasesInSwitch'],
+  test: ['npx', 'jest'],
+  jestLoadsNest: true,
 };
-const NEST_TSCONFIG_BUILD = {
-  extends: './tsconfig.json',
-  exclude: ['node_modules', 'test', 'dist', '**/*spec.ts'],
-};
-/** What `nest new --strict` turns on. */
-const NEST_STRICT_FLAGS = ['--noImplicitAny', '--strictBindCallApply', '--noFallthroughCasesInSwitch'];
-/** The "jest" section of the package.json `nest new` writes. */
-const NEST_JEST = {
+
+/** Jest 30 loads an ES module from require() on Node 24.9+ only (with --experimental-vm-modules). */
+const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
+const JEST_REQUIRES_ESM = nodeMajor > 24 || (nodeMajor === 24 && nodeMinor >= 9);
+
+// @nestjs/schematics 12.0, application/files/ts (`--type cjs`; the default is ESM with vitest), strict.
+const NEST_12: FreshApp = {
+  nest: 12,
+  made: 'Nest 12 CommonJS app (`nest new --type cjs`)',
+  dependencies: {
+    '@nestjs/common': '^12.0.1',
+    '@nestjs/core': '^12.0.1',
+    '@nestjs/platform-express': '^12.0.1',
+    'reflect-metadata': '^0.2.2',
+    rxjs: '^7.8.1',
+  },
+  devDependencies: {
+    '@nestjs/testing': '^12.0.1',
+    '@types/jest': '^30.0.0',
+    '@types/node': '^24.0.0',
+    jest: '^30.0.0',
+    'ts-jest': '^29.4.0',
+    'ts-node': '^10.9.2', // Jest reads jest.config.ts with it
+    typescript: '^6.0.2',
+  },
+  packageJson: {},
+  files: {
+    'tsconfig.json': json({
+      compilerOptions: {
+        ...NEST_COMPILER_OPTIONS,
+        types: ['node', 'jest'],
+        sourceMap: true,
+        outDir: './dist',
+        rootDir: '.',
+        incremental: true,
+        skipLibCheck: true,
+        strict: true,
+        strictPropertyInitialization: false,
+      },
+    }),
+    'tsconfig.build.json': json({
+      extends: './tsconfig.json',
+      compilerOptions: { rootDir: './src' },
+      include: ['src'],
+      exclude: ['node_modules', 'test', 'dist', '**/*spec.ts'],
+    }),
+    'jest.config.ts': `import type { Config } from 'jest';
+import { pathsToModuleNameMapper } from 'ts-jest';
+import ts from 'typescript';
+
+const { config: tsconfig } = ts.readConfigFile('./tsconfig.json', ts.sys.readFile);
+const paths = tsconfig?.compilerOptions?.paths ?? {};
+
+const config: Config = {
   moduleFileExtensions: ['js', 'json', 'ts'],
-  rootDir: 'src',
+  rootDir: '.',
   testRegex: '.*\\.spec\\.ts$',
-  transform: { '^.+\\.(t|j)s$': 'ts-jest' },
-  collectCoverageFrom: ['**/*.(t|j)s'],
-  coverageDirectory: '../coverage',
+  transform: {
+    '^.+\\.(t|j)s$': 'ts-jest',
+  },
+  moduleNameMapper: pathsToModuleNameMapper(paths, { prefix: '<rootDir>/' }),
+  collectCoverageFrom: ['src/**/*.(t|j)s', 'libs/**/*.(t|j)s', 'apps/**/*.(t|j)s'],
+  coverageDirectory: './coverage',
   testEnvironment: 'node',
 };
-// The packages of a `nest new` app that this test needs, at this repository's locked versions.
-const NEST_DEPENDENCIES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', 'reflect-metadata', 'rxjs'];
-const NEST_DEV_DEPENDENCIES = ['@nestjs/testing', '@types/jest', '@types/node', 'jest', 'ts-jest', 'typescript'];
+
+export default config;
+`,
+  },
+  otherStrictness: ['--strict', 'false'],
+  test: ['node', '--experimental-vm-modules', './node_modules/jest/bin/jest.js'],
+  jestLoadsNest: JEST_REQUIRES_ESM,
+};
 
 // Not from the README: registers its providers, calls its @MoEvent method once,
 // prints what its consumer received, and stops.
@@ -162,12 +280,10 @@ function writeFile(path: string, text: string): void {
   writeFileSync(path, text);
 }
 
-describe('the packed package in a fresh Nest 11 app, set up as README.md says', () => {
+describe.each([NEST_11, NEST_12])('the packed package in a fresh $made, set up as README.md says', (fresh) => {
   const markdown = readme();
   const files = readmeFiles(markdown);
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8'));
-  const locked = (names: string[]) =>
-    Object.fromEntries(names.map((name) => [name, lock.packages[`node_modules/${name}`].version as string]));
   // This repository's amqplib. Where scripts/amqplib-override.sh put in another (CI's amqplib 2 run),
   // the app puts it in as docs/hardening.md tells users to: an `overrides` entry.
   const amqplib = lock.packages['node_modules/amqplib'].version as string;
@@ -178,7 +294,7 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
 
   beforeAll(async () => {
     if (!existsSync(join(ROOT, 'dist', 'index.js'))) await must(run('npm', ['run', 'build'], ROOT), 'npm run build');
-    work = mkdtempSync(join(tmpdir(), 'mo-amqp-packed-app-'));
+    work = mkdtempSync(join(tmpdir(), `mo-amqp-packed-app-${fresh.nest}-`));
     // --ignore-scripts: no `prepare` (a build); dist/ is what `npm test` just built.
     const packed = await must(
       run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT),
@@ -189,23 +305,18 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
     app = join(work, 'app');
     writeFile(
       join(app, 'package.json'),
-      JSON.stringify(
-        {
-          name: 'fresh-app',
-          version: '0.0.1',
-          private: true,
-          license: 'UNLICENSED',
-          dependencies: locked(NEST_DEPENDENCIES),
-          devDependencies: locked(NEST_DEV_DEPENDENCIES),
-          ...(overridden && { overrides: { amqplib } }),
-          jest: NEST_JEST,
-        },
-        null,
-        2,
-      ),
+      json({
+        name: 'fresh-app',
+        version: '0.0.1',
+        private: true,
+        license: 'UNLICENSED',
+        dependencies: fresh.dependencies,
+        devDependencies: fresh.devDependencies,
+        ...fresh.packageJson,
+        ...(overridden && { overrides: { amqplib } }),
+      }),
     );
-    writeFile(join(app, 'tsconfig.json'), JSON.stringify(NEST_TSCONFIG, null, 2));
-    writeFile(join(app, 'tsconfig.build.json'), JSON.stringify(NEST_TSCONFIG_BUILD, null, 2));
+    for (const [path, text] of Object.entries(fresh.files)) writeFile(join(app, path), text);
     for (const [path, code] of files) writeFile(join(app, path), code);
     writeFile(join(app, 'src', 'main.ts'), GLUE);
   }, 120_000);
@@ -223,10 +334,21 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
     ]);
   });
 
-  it("installs with the README's line, with one copy of golevelup: the package's peer", async () => {
-    const args = readmeInstallArgs(markdown, NAME).map((arg) => (arg === NAME ? tarball : arg));
+  it(`installs with the README's lines for Nest ${fresh.nest}, with one copy of golevelup: the package's peer`, async () => {
+    // What the README has the reader add to package.json first (Nest 12: golevelup's overrides).
+    const added = readmePackageJson(markdown, `Nest ${fresh.nest}`);
+    if (fresh.nest === 12) expect(added).toEqual({ overrides: expect.any(Object) });
+    if (added) {
+      const manifest = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'));
+      // (beside an amqplib override the app may have already)
+      const overrides = { ...manifest.overrides, ...(added.overrides as Record<string, unknown> | undefined) };
+      writeFile(join(app, 'package.json'), json({ ...manifest, ...added, overrides }));
+    }
+    const args = readmeInstallArgs(markdown, NAME, fresh.nest).map((arg) => (arg === NAME ? tarball : arg));
     await must(run('npm', [...args, ...OFFLINE_FIRST], app, {}, 240_000), `npm ${args.join(' ')}`);
 
+    const nest = await must(run(process.execPath, ['-p', "require('@nestjs/core/package.json').version"], app), 'node');
+    expect(nest.stdout.trim()).toMatch(new RegExp(`^${fresh.nest}\\.`));
     const copies = await must(
       run('npm', ['ls', '@golevelup/nestjs-rabbitmq', '--all', '--parseable'], app),
       'npm ls @golevelup/nestjs-rabbitmq',
@@ -249,6 +371,7 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
       'require',
     );
     expect(reexported.stdout.trim()).toBe('');
+    if (fresh.nest !== 11) return;
     // An app with another golevelup: npm refuses to add the package (its peer range, ~9.0.2),
     // where a plain dependency would get a second copy of its own, silently.
     const other = join(work, 'other-app');
@@ -259,9 +382,13 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
     expect(refused.stderr).toMatch(/peer @golevelup\/nestjs-rabbitmq@"[^"]+" from nestjs-mo-amqp/);
   }, 300_000);
 
-  it("compiles with `nest new`'s tsconfig (isolatedModules, emitDecoratorMetadata), and with --strict's flags", async () => {
-    await must(run('npx', ['tsc', '-p', 'tsconfig.json'], app), 'tsc');
-    await must(run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit', ...NEST_STRICT_FLAGS], app), 'tsc (--strict)');
+  it("compiles with `nest new`'s tsconfig (isolatedModules, emitDecoratorMetadata), and with the other strictness", async () => {
+    await must(run('npx', ['tsc', '-p', 'tsconfig.build.json'], app), 'tsc (build)');
+    await must(run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], app), 'tsc');
+    await must(
+      run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit', ...fresh.otherStrictness], app),
+      'tsc (strictness)',
+    );
   }, 120_000);
 
   it("boots against RabbitMQ: the @MoEvent method's two events reach the README's consumer", async () => {
@@ -301,8 +428,16 @@ describe('the packed package in a fresh Nest 11 app, set up as README.md says', 
     }
   }, 90_000);
 
-  it('passes the README\'s "Testing your app" example with Jest and ts-jest', async () => {
-    const tested = await must(run('npx', ['jest'], app), 'jest');
+  it('passes the README\'s "Testing your app" example with Jest and ts-jest, where Jest loads Nest', async () => {
+    const tested = await run(fresh.test[0], fresh.test.slice(1), app);
+    if (!fresh.jestLoadsNest) {
+      // As README.md says: Nest 12's ESM stops Jest (CommonJS test files) before this package.
+      expect(tested.code).not.toBe(0);
+      expect(tested.stderr).toContain('Must use import to load ES Module');
+      expect(tested.stderr).toContain(join('node_modules', '@nestjs', 'testing'));
+      return;
+    }
+    if (tested.code !== 0) throw new Error(`jest exited ${tested.code}:\n${tested.stdout}\n${tested.stderr}`);
     expect(tested.stderr).toContain('announces a new engagement to the person and the unit');
     expect(tested.stderr).toMatch(/Tests: +1 passed, 1 total/);
   }, 120_000);
