@@ -6,8 +6,9 @@ module.exports = {
   transform: {
     // tsconfig's isolatedModules makes ts-jest transpile only; `npm run lint` type-checks.
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
-    // NestJS 12 is ESM only, which Jest loads from CommonJS only on Node 24.9+: this
-    // makes its files CommonJS before (it leaves CommonJS packages, as Nest 11, alone).
+    // NestJS 12 is ESM only, which Jest loads from CommonJS only on Node 24.9+ with
+    // --experimental-vm-modules: this makes its files CommonJS before (it leaves
+    // CommonJS packages, as Nest 11, alone).
     '/node_modules/@nestjs/.+\\.m?js$': '<rootDir>/test/support/esm-to-cjs.js',
   },
   transformIgnorePatterns: ['/node_modules/(?!@nestjs/)', '\\.pnp\\.[^\\/]+$'],

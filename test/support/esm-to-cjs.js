@@ -4,10 +4,10 @@
 // itself loads Nest 12 through require(esm) (Node >= 20.19 or >= 22.12: the built
 // library, the CLI and the sample app do), but Jest 30 runs each test file's modules
 // in its own VM context and can load an ES module from require() there only on Node
-// 24.9+ (vm.SourceTextModule#hasAsyncGraph); before that it says "Must use import to
-// load ES Module". So on those Nodes this turns the files of a "type": "module"
-// package under node_modules/@nestjs/ into CommonJS with TypeScript's transpiler (the
-// repository's own `typescript`). Files of CommonJS packages (all of Nest 11) are
+// 24.9+ with --experimental-vm-modules (vm.SourceTextModule#hasAsyncGraph); otherwise
+// it says "Must use import to load ES Module". So then this turns the files of a
+// "type": "module" package under node_modules/@nestjs/ into CommonJS with
+// TypeScript's transpiler (the repository's own `typescript`). Files of CommonJS packages (all of Nest 11) are
 // passed on unchanged, and so is everything Jest loads as ESM itself.
 //
 // import.meta has no CommonJS form, so before transpiling:
