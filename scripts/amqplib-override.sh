@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Puts another amqplib (e.g. 2.3.1) into this checkout the way an app's npm
 # `overrides` entry does, golevelup's and amqp-connection-manager's copies
-# included, for CI's second run (AMQPLIB=2.3.1 .ci/run). npm refuses an override
+# included, for the amqplib 2 cell of CI (scripts/variant.sh amqplib-2). npm refuses an override
 # of a direct dependency unless the two agree (EOVERRIDE), so the dependency is
 # set to the version too and the override refers to it ("$amqplib").
 # Changes package.json and package-lock.json: for a CI checkout, not to commit.
