@@ -2,6 +2,8 @@ import type { Channel, ChannelModel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
+import { brokerVersionOf, classicOnClusterWarning } from '../runtime/broker-version';
 import { DeadLetterQueueNotice, assertDeadLetterQueue } from '../runtime/dead-letter-queue';
 import { explainExchangeRefusal, setUpExchange } from '../runtime/exchanges';
 import { messageOf } from '../util/error-message';
@@ -102,5 +104,22 @@ export function topologyRefused(err: unknown, amqp: ResolvedMoAmqpOptions): MoAm
       ? `The delay agent could not set up its exchanges: ${explained}`
       : `The delay agent could not declare its queues: ${messageOf(err)}`,
     'RabbitMQ',
+  );
+}
+
+/** Said once at start: the agent's classic queues on a RabbitMQ 4.x cluster (see classicOnClusterWarning). */
+export function classicAgentWarning(
+  model: ChannelModel | undefined,
+  queueType: ResolvedMoDelayAgentOptions['queueType'],
+  amqp: ResolvedMoAmqpOptions,
+  t: DelayTopology,
+): string | undefined {
+  if (queueType === 'quorum' || !model) return undefined;
+  const queues = `The delay agent's queues ("${t.incoming}", its ladder, hold and due queues)`;
+  return classicOnClusterWarning(
+    brokerVersionOf(model),
+    brokerUrlsOf(amqp).length,
+    queues,
+    'AMQP__DELAY_QUEUE_TYPE=quorum',
   );
 }

@@ -17,7 +17,7 @@ import { AgentChannel, Delivery } from './agent-channel';
 import { AgentGiveBacks } from './agent-give-backs';
 import { Route, forwardProperties, ladderProperties, ladderRoutingKeyOf, readLadderHeaders } from './ladder-headers';
 import { DelayTopology, LEVELS, delayTopology, holdSlotOf, route as ladderRoute } from './delay-ladder';
-import { checkPrefix, declareAgentTopology, topologyRefused } from './agent-topology';
+import { checkPrefix, classicAgentWarning, declareAgentTopology, topologyRefused } from './agent-topology';
 import { Held, HeldMessages } from './held-messages';
 import { routeOfIncoming } from './incoming-route';
 import { HoldSlots } from './hold-slots';
@@ -160,6 +160,11 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
         },
         onReady: () => {
           if (!ready) this.startSlots(amqpConnection);
+          const { connection } = amqpConnection.managedConnection;
+          const warning = ready
+            ? undefined
+            : classicAgentWarning(connection, this.options.queueType, this.amqp, this.topology);
+          if (warning) this.logger.warn(warning);
           ready = true;
           resolve();
         },

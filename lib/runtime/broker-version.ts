@@ -25,3 +25,22 @@ export function brokerVersionOf(channel: Pick<Channel, 'connection'>): BrokerVer
 export function atLeast(version: BrokerVersion, major: number, minor = 0): boolean {
   return version.major > major || (version.major === major && version.minor >= minor);
 }
+
+/**
+ * The warning for classic queues on a RabbitMQ 4.x cluster (more than one node
+ * in AMQP__URL): 4.0 removed classic queue mirroring, so a classic queue and
+ * what it holds live on one node, and are gone with it. Undefined otherwise.
+ */
+export function classicOnClusterWarning(
+  version: BrokerVersion,
+  nodes: number,
+  queues: string,
+  setting: string,
+): string | undefined {
+  if (nodes < 2 || !atLeast(version, 4)) return undefined;
+  return (
+    `${queues} are classic queues, and AMQP__URL names ${nodes} nodes of RabbitMQ ${version.text}: ` +
+    `since RabbitMQ 4.0 a classic queue is not replicated, so what it holds is lost with its node. ` +
+    `${setting} makes them quorum queues (replicated; docs/operations.md#queue-types says how to move)`
+  );
+}

@@ -18,6 +18,8 @@ import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import { MO_AMQP_OPTIONS, MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
 import { explainExchangeRefusal } from '../runtime/exchanges';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
+import { brokerVersionOf, classicOnClusterWarning } from '../runtime/broker-version';
 import { GiveBacks } from '../runtime/give-backs';
 import { declareConsumerQueues } from './consumer-queues';
 import { subscribeOptionsProblem } from './mo-event-subscribe.schema';
@@ -170,6 +172,18 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     });
     // Later set-up failures (after a reconnect) are logged, not thrown.
     declarations.on('error', (err: Error) => this.logger.error(`Declaring the consumer queues failed: ${err.message}`));
+    const classic = subscriptions.filter(({ options }) => options.queueType !== 'quorum').map((s) => s.options.queue);
+    const model = amqpConnection.managedConnection.connection;
+    const warning =
+      classic.length > 0 && model
+        ? classicOnClusterWarning(
+            brokerVersionOf(model),
+            brokerUrlsOf(this.options).length,
+            `The @MoEventSubscribe queues ${classic.map((q) => `"${q}"`).join(', ')}`,
+            "@MoEventSubscribe({ queueType: 'quorum' })",
+          )
+        : undefined;
+    if (warning) this.logger.warn(warning);
   }
 
   async onApplicationShutdown(): Promise<void> {

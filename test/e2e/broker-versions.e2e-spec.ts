@@ -1,7 +1,9 @@
-// Dead-letter queues keep what they hold however often it is looked at, on every
-// RabbitMQ version (BROKER): from 4.0 a quorum queue declared without a delivery
-// limit drops a message handed out 20 times, and reading a dead-letter queue
-// (`mo-amqp dlq list`, `show`) hands every message out once and takes it back.
+// What RabbitMQ 4.x changed, met on every version (BROKER):
+// - dead-letter queues keep what they hold however often it is looked at: from 4.0
+//   a quorum queue declared without a delivery limit drops a message handed out 20
+//   times, and reading a dead-letter queue (`mo-amqp dlq list`, `show`) hands every
+//   message out once and takes it back;
+// - classic queues on a 4.x cluster are said to be unreplicated (4.0 removed mirroring).
 import { Injectable } from '@nestjs/common';
 import { TestingModule } from '@nestjs/testing';
 import type { GetMessage } from 'amqplib';
@@ -125,4 +127,78 @@ describe(`dead-letter queues on RabbitMQ ${BROKER.version}`, () => {
       expect((await broker.channel.checkQueue(queue)).consumerCount).toBe(1);
     },
   );
+});
+
+describe(`classic queues on a cluster of RabbitMQ ${BROKER.version}`, () => {
+  let broker: TestBroker;
+  let app: TestingModule | undefined;
+
+  beforeEach(async () => {
+    broker = await TestBroker.connect();
+  });
+
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+    await broker.close();
+  });
+
+  // Two URLs are a cluster to the package (it tries them in turn); here both name the one node.
+  const cluster = `${BROKER_URL},${BROKER_URL.replace('localhost', '127.0.0.1')}`;
+
+  it(
+    is4
+      ? 'are said at start to be unreplicated, for consumers and the delay agent, naming the setting; quorum ones are not'
+      : 'are not warned about: RabbitMQ 3.x still mirrors classic queues by policy',
+    async () => {
+      const exchange = uniqueName('classic-cluster');
+      const [classic, quorum] = [uniqueName('classic-cluster.c'), uniqueName('classic-cluster.q')];
+      const prefix = uniqueName('classic-cluster.agent');
+      broker.track(exchange);
+      broker.track(`${exchange}.delayed`);
+      broker.trackDelayAgent(prefix);
+      for (const q of [classic, quorum]) for (const name of [q, `${q}.dlq`]) broker.trackQueue(name);
+      @Injectable()
+      class Consumers {
+        @MoEventSubscribe({ queue: classic })
+        async onClassic() {}
+
+        @MoEventSubscribe({ queue: quorum, queueType: 'quorum' })
+        async onQuorum() {}
+      }
+      const logger = new CapturingLogger();
+      app = await bootApp(
+        { enabled: true, url: cluster, exchange, delayedExchange: `${exchange}.delayed` },
+        { providers: [Consumers], imports: [MoDelayAgentModule.forRoot({ prefix })], logger },
+      );
+      const warnings = logger.lines.filter((l) => l.includes('a classic queue is not replicated'));
+      if (!is4) {
+        expect(warnings).toEqual([]);
+        return;
+      }
+      expect(warnings).toHaveLength(2);
+      const [consumers] = warnings.filter((l) => l.includes('@MoEventSubscribe queues'));
+      expect(consumers).toContain(`"${classic}"`);
+      expect(consumers).not.toContain(`"${quorum}"`);
+      expect(consumers).toContain(`AMQP__URL names 2 nodes of RabbitMQ ${BROKER.version}.`);
+      expect(consumers).toContain("@MoEventSubscribe({ queueType: 'quorum' }) makes them quorum queues");
+      const [agent] = warnings.filter((l) => l.includes("delay agent's queues"));
+      expect(agent).toContain('AMQP__DELAY_QUEUE_TYPE=quorum makes them quorum queues');
+    },
+  );
+
+  it('are not warned about with one node', async () => {
+    const exchange = uniqueName('classic-one');
+    const queue = uniqueName('classic-one.q');
+    broker.track(exchange);
+    for (const name of [queue, `${queue}.dlq`]) broker.trackQueue(name);
+    @Injectable()
+    class Consumer {
+      @MoEventSubscribe({ queue })
+      async onEvent() {}
+    }
+    const logger = new CapturingLogger();
+    app = await bootApp({ enabled: true, exchange }, { providers: [Consumer], logger });
+    expect(logger.lines.filter((l) => l.includes('not replicated'))).toEqual([]);
+  });
 });
