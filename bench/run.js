@@ -14,6 +14,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { forkPublisher } = require('./lib/publisher-process');
 
+const { broker } = require('../scripts/brokers');
 const CLUSTER = process.argv.includes('--cluster');
 const MAX_RATE = process.argv.includes('--max-rate');
 const CLUSTER_SCRIPT = path.join(__dirname, '..', 'scripts', 'rabbitmq-cluster.sh');
@@ -86,7 +87,8 @@ function format(value) {
 async function main() {
   const cluster = CLUSTER ? startCluster() : undefined;
   try {
-    await bench(cluster?.url ?? process.env.AMQP__URL ?? 'amqp://localhost:5672');
+    const single = process.env.BROKER ? broker().url : (process.env.AMQP__URL ?? 'amqp://localhost:5672');
+    await bench(cluster?.url ?? single);
   } finally {
     cluster?.stop();
   }

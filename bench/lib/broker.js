@@ -4,7 +4,11 @@
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 
-const MANAGEMENT_URL = process.env.RABBITMQ_MANAGEMENT_URL || 'http://127.0.0.1:15672';
+const { broker } = require('../../scripts/brokers');
+
+// With BROKER set (scripts/brokers.js), that version's node and its management port.
+const MANAGEMENT_URL =
+  process.env.RABBITMQ_MANAGEMENT_URL || `http://127.0.0.1:${process.env.BROKER ? broker().managementPort : 15672}`;
 const MANAGEMENT_AUTH = `Basic ${Buffer.from(process.env.RABBITMQ_MANAGEMENT_USER || 'guest:guest').toString('base64')}`;
 // The broker emits queue statistics every 5 s (collect_statistics_interval).
 const STATS_INTERVAL_MS = 5_000;
