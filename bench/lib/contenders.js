@@ -117,10 +117,10 @@ async function moAmqp(url, exchange) {
 /**
  * Two consumers of the same messages in one app: `@MoEventSubscribe` (parses and
  * validates each message into a typed event) and a plain `@RabbitSubscribe`
- * (golevelup's JSON.parse only), both at the default prefetch of 10. Each counts
+ * (golevelup's JSON.parse only), both at the default prefetch of 10, on queues of one type. Each counts
  * what it handled; `expect(n)` resolves with the handling rate once n have arrived.
  */
-async function consumers(url, exchange, moQueue, plainQueue) {
+async function consumers(url, exchange, moQueue, plainQueue, queueType = 'classic') {
   const counters = new Map();
   const counter = (name) => {
     const c = { count: 0, first: 0n, last: 0n, target: Infinity, done: undefined };
@@ -145,8 +145,13 @@ async function consumers(url, exchange, moQueue, plainQueue) {
     }
   }
   const method = (name) => Object.getOwnPropertyDescriptor(Consumers.prototype, name);
-  MoEventSubscribe({ queue: moQueue })(Consumers.prototype, 'typed', method('typed'));
-  RabbitSubscribe({ exchange, routingKey: '#', queue: plainQueue })(Consumers.prototype, 'plain', method('plain'));
+  MoEventSubscribe({ queue: moQueue, queueType })(Consumers.prototype, 'typed', method('typed'));
+  const queueOptions = queueType === 'quorum' ? { durable: true, arguments: { 'x-queue-type': 'quorum' } } : {};
+  RabbitSubscribe({ exchange, routingKey: '#', queue: plainQueue, queueOptions })(
+    Consumers.prototype,
+    'plain',
+    method('plain'),
+  );
   Injectable()(Consumers);
 
   class ConsumeModule {}

@@ -6,17 +6,18 @@ const { consumers } = require('../lib/contenders');
 
 const COUNT = 10_000;
 
-module.exports = [
-  {
-    title: 'consume, prefetch 10',
+/** The consume scenario on queues of one type: @MoEventSubscribe against @RabbitSubscribe. */
+function consume(queueType) {
+  return {
+    title: `consume, prefetch 10${queueType === 'quorum' ? ', quorum queues' : ''}`,
     async run({ url, rounds }) {
-      const exchange = `bench.consume.${process.pid}`;
+      const exchange = `bench.consume.${process.pid}.${queueType}`;
       const connection = await amqp.connect(url);
       connection.on('error', () => undefined);
       const channel = await connection.createConfirmChannel();
       const moQueue = `${exchange}.mo`;
       const plainQueue = `${exchange}.plain`;
-      const both = await consumers(url, exchange, moQueue, plainQueue);
+      const both = await consumers(url, exchange, moQueue, plainQueue, queueType);
       try {
         const body = Buffer.from(
           '{"uuid": "c390b9a2-7202-48e6-972b-ce36a90065c4", "time": "2021-07-27T00:00:00+02:00"}',
@@ -41,5 +42,8 @@ module.exports = [
     },
     ours: '@MoEventSubscribe',
     targets: [{ figure: 'msg/s', baseline: '@RabbitSubscribe', atLeast: 0.8 }],
-  },
-];
+  };
+}
+
+// Classic, the default, and quorum (replicated; RabbitMQ's advice for what must survive a node).
+module.exports = [consume('classic'), consume('quorum')];

@@ -508,6 +508,19 @@ const burst = {
   targets: [{ figure: 'msg/s', baseline: 'raw amqplib to one queue', atLeast: 0.5 }],
 };
 
-module.exports = [steady, burst];
+// The same steady run with AMQP__DELAY_QUEUE_TYPE=quorum, against the plain path on a quorum queue.
+const steadyQuorum = steadyScenario({
+  title: `delay agent, steady ${STEADY_RATE}/s, quorum queues, due 0-60 s`,
+  rate: STEADY_RATE,
+  count: STEADY_COUNT,
+  queueType: 'quorum',
+  absolute: [
+    { figure: 'early', atMost: 0 },
+    { figure: 'lost', atMost: 0 },
+  ],
+  info: ['delivered', 'lateness p50 ms', 'lateness p99 ms', 'lateness max ms', 'agent peak RSS MB'],
+});
+
+module.exports = [steady, steadyQuorum, burst];
 module.exports.maxRate = maxRate;
 module.exports.steadyScenario = steadyScenario;
