@@ -380,7 +380,7 @@ async function agentRun(url, n, { connection, channel }, meter, { rate, count, m
 }
 
 /** The steady run as a scenario: the agent against the plain path, figures and targets as given. */
-function steadyScenario({ title, rate, count, queueType = 'classic', absolute, targets, info }) {
+function steadyScenario({ title, rate, count, queueType = 'classic', absolute, targets, info, compare }) {
   return {
     title,
     async run({ url }) {
@@ -391,6 +391,7 @@ function steadyScenario({ title, rate, count, queueType = 'classic', absolute, t
     absolute,
     targets,
     info,
+    compare,
   };
 }
 
@@ -519,6 +520,7 @@ const steadyQuorum = steadyScenario({
     { figure: 'lost', atMost: 0 },
   ],
   info: ['delivered', 'lateness p50 ms', 'lateness p99 ms', 'lateness max ms', 'agent peak RSS MB'],
+  compare: [{ figure: 'broker cpu µs/msg', baseline: PLAIN }],
 });
 
 module.exports = [steady, steadyQuorum, burst];
