@@ -159,12 +159,12 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           else this.logger.error(`Delay agent channel error: ${messageOf(err)}`);
         },
         onReady: () => {
-          if (!ready) this.startSlots(amqpConnection);
-          const { connection } = amqpConnection.managedConnection;
-          const warning = ready
-            ? undefined
-            : classicAgentWarning(connection, this.options.queueType, this.amqp, this.topology);
-          if (warning) this.logger.warn(warning);
+          if (!ready) {
+            this.startSlots(amqpConnection);
+            const { connection } = amqpConnection.managedConnection;
+            const warning = classicAgentWarning(connection, this.options.queueType, this.amqp, this.topology);
+            if (warning) this.logger.warn(warning);
+          }
           ready = true;
           resolve();
         },
