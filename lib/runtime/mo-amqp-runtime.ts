@@ -25,7 +25,7 @@ import { BrokerContext, BrokerWait, waitForBroker } from './broker-wait';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { setUpExchange } from './exchanges';
 import { CountedHere, MoEventCounters, MoSpoolStats, zeroCounters } from './mo-amqp-stats';
-import { Outbox } from './outbox';
+import { SpooledPublisher } from './spooled-publisher';
 import { publishFailureText } from './publish-failure';
 import { checkSpool, recoverSpool } from './spool-start';
 import { MoOutboxWriter } from '../outbox/transaction-writer';
@@ -36,7 +36,7 @@ import { recordSendDuration, sendClock } from '../telemetry/metrics';
 
 /**
  * Not public. Owns this package's use of the application's RabbitMQ connection:
- * the confirm publisher, the outbox and its spool, the wait for the broker at
+ * the confirm publisher, the spooled publisher, the wait for the broker at
  * start-up, and the order of shutdown (consumers first, then confirms, then the
  * connection). `MoEventsService` is its public face; the consumers and the delay
  * agent use it to forward messages and to be stopped in order.
@@ -53,7 +53,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   /** Undefined when AMQP is disabled. */
   private readonly publisher: ConfirmPublisher | undefined;
   /** The publish path: the publisher with the spool around it. */
-  private readonly outbox: Outbox | undefined;
+  private readonly spooledPublisher: SpooledPublisher | undefined;
   private readonly spool: DiskSpool | undefined;
   private readonly amqpConnection: AmqpConnection | undefined;
   private readonly counts: Record<CountedHere, number> = zeroCounters();
@@ -96,13 +96,13 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
         this.wait?.publisherFailed(err);
       },
       // Not before start-up has adopted what is left: the two would race over the spool directory.
-      onOpen: () => this.started && this.outbox?.kick(),
+      onOpen: () => this.started && this.spooledPublisher?.kick(),
     });
     this.spool =
       options.spoolDir === 'off'
         ? undefined
         : new DiskSpool(resolve(options.spoolDir), options.spoolMaxBytes, (message) => this.logger.error(message));
-    this.outbox = new Outbox(this.publisher, this.spool, options.maxInFlight, this.logger);
+    this.spooledPublisher = new SpooledPublisher(this.publisher, this.spool, options.maxInFlight, this.logger);
   }
 
   /** True when AMQP is enabled: events go to the broker. */
@@ -112,7 +112,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
 
   /** What has happened to the events of this process so far (a copy). */
   get counters(): MoEventCounters {
-    return { ...this.counts, resent: this.outbox?.resent ?? 0 };
+    return { ...this.counts, resent: this.spooledPublisher?.resent ?? 0 };
   }
 
   /** The spool now: bytes, records and when the oldest was spooled; undefined without one. */
@@ -127,7 +127,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
 
   /** True when an event sent now would be written to the outbox in the current transaction. */
   get inOutboxTransaction(): boolean {
-    return this.outbox !== undefined && (this.outboxWriter?.inTransaction ?? false);
+    return this.spooledPublisher !== undefined && (this.outboxWriter?.inTransaction ?? false);
   }
 
   count(what: CountedHere): void {
@@ -145,7 +145,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    * `MoPublishError`. The testing module records here instead.
    */
   async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed' | 'spooled' | 'outboxed' | 'disabled'> {
-    if (!this.outbox) {
+    if (!this.spooledPublisher) {
       this.counts.disabled++;
       return 'disabled';
     }
@@ -159,7 +159,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
       // The body is ASCII (validated), where latin1 is the same bytes as UTF-8, and cheaper to encode.
       const content = Buffer.from(event.body, 'latin1');
       const properties = moEventProperties(messageId, sending.headers);
-      status = await this.outbox.send(exchange, event.routingKey, content, properties);
+      status = await this.spooledPublisher.send(exchange, event.routingKey, content, properties);
     } catch (err) {
       this.counts.failed++;
       const failure = err instanceof PublishFailure ? err : new PublishFailure('rejected', err);
@@ -240,7 +240,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
         if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
       }
       this.started = true;
-      this.outbox?.kick();
+      this.spooledPublisher?.kick();
       this.unobserve = observeRuntime(this);
     } catch (err) {
       await this.abortStart();
@@ -253,7 +253,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    * `shutdownTimeoutMs`), then refuses new publishes: the connection closes next.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    if (!this.publisher || !this.outbox || !this.amqpConnection) return;
+    if (!this.publisher || !this.spooledPublisher || !this.amqpConnection) return;
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     const left = () => Math.max(0, deadline - Date.now());
     // Consumers first, while publishing still works: they take nothing new and
@@ -263,7 +263,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     if (this.publisher.size > 0) {
       this.logger.log(`Waiting up to ${left()} ms for ${this.publisher.size} publish confirm(s)`);
     }
-    await this.outbox.close(left());
+    await this.spooledPublisher.close(left());
     const spooled = this.spool?.stats;
     if (spooled && spooled.bytes > 0) {
       this.logger.warn(`${spooled.records} event(s) wait in the spool for the next start`);
@@ -283,13 +283,13 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   async abortStart(): Promise<void> {
     this.wait?.cancel(new Error('start-up failed'));
     // Stops the spool's timers at once; what is in flight is spooled for the next start.
-    const outboxClosed = this.outbox?.close(0);
+    const publisherClosed = this.spooledPublisher?.close(0);
     await this.publisher?.close();
     // Bounded: close() first waits for a connection attempt in progress.
     if (this.amqpConnection) {
       await settlesWithin(this.amqpConnection.managedConnection.close(), BROKER_ANSWER_WAIT_MS);
     }
     // Bounded too: the spool's directory may be on a mount that hangs.
-    await settlesWithin(outboxClosed, SPOOL_START_BOUND_MS);
+    await settlesWithin(publisherClosed, SPOOL_START_BOUND_MS);
   }
 }

@@ -41,7 +41,7 @@ describe('the built package, required from the repository root', () => {
       );
     expect(await probe('nestjs-mo-amqp')).toBe('ok');
     expect(await probe('nestjs-mo-amqp/testing')).toBe('ok');
-    expect(await probe('nestjs-mo-amqp/dist/runtime/outbox')).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
+    expect(await probe('nestjs-mo-amqp/dist/runtime/spooled-publisher')).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const testing = require(join(ROOT, 'dist', 'testing'));
     expect(Object.keys(testing).sort()).toEqual(['MoAmqpTestingModule', 'MoEventsRecorder']);

@@ -22,7 +22,7 @@ function refusedForGood(err: unknown): boolean {
   return code === 403 || code === 406;
 }
 
-export interface OutboxLogger {
+export interface SpooledPublisherLogger {
   warn(message: string): void;
   error(message: string): void;
 }
@@ -34,7 +34,7 @@ export interface OutboxLogger {
  * many wait, or when the spool already holds events (so they keep their order).
  * The spool is drained in order whenever a channel is open.
  */
-export class Outbox {
+export class SpooledPublisher {
   private draining: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Looks for spools other processes abandoned (another host's, once its lease ran out). */
@@ -48,7 +48,7 @@ export class Outbox {
     private readonly publisher: ConfirmPublisher,
     private readonly spool: DiskSpool | undefined,
     private readonly maxInFlight: number,
-    private readonly logger: OutboxLogger,
+    private readonly logger: SpooledPublisherLogger,
   ) {}
 
   /**

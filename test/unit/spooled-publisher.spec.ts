@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfirmPublisher } from '../../lib/runtime/confirm-publisher';
-import { Outbox } from '../../lib/runtime/outbox';
+import { SpooledPublisher } from '../../lib/runtime/spooled-publisher';
 import { DiskSpool } from '../../lib/spool/disk-spool';
 
 /** A publisher that is connected and confirms everything at once, remembering what it sent. */
@@ -23,11 +23,11 @@ const until = async (condition: () => boolean) => {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
 };
 
-describe('Outbox', () => {
+describe('SpooledPublisher', () => {
   let dir: string;
 
   beforeEach(() => {
-    dir = fs.mkdtempSync(join(tmpdir(), 'outbox-spec-'));
+    dir = fs.mkdtempSync(join(tmpdir(), 'spooled-publisher-spec-'));
   });
 
   afterEach(() => {
@@ -52,7 +52,7 @@ describe('Outbox', () => {
       if (failures-- > 0) throw new Error('EIO: i/o error, scandir');
       return take();
     };
-    const outbox = new Outbox(fakePublisher(sent), spool, 10, { warn: () => undefined, error: (m) => errors.push(m) });
+    const outbox = new SpooledPublisher(fakePublisher(sent), spool, 10, { warn: () => undefined, error: (m) => errors.push(m) });
     outbox.kick();
     await until(() => sent.length > 0); // the retry comes 2 s later
     expect(errors).toEqual(['Reading the spool failed (EIO: i/o error, scandir); retrying']);
