@@ -63,7 +63,7 @@ export {
 export { MoDelayAgentModule } from './delay/mo-delay-agent.module';
 export { MoDelayAgent } from './delay/mo-delay-agent.service';
 export type { MoDelayAgentStats } from './delay/mo-delay-agent.stats';
-export type { MoDelayAgentOptions } from './delay/mo-delay-agent.options';
+export type { MoDelayAgentOptions, ResolvedMoDelayAgentOptions } from './delay/mo-delay-agent.options';
 export { loadMoDelayAgentOptionsFromEnv } from './delay/mo-delay-agent.config';
 export { MoAmqpHealthIndicator } from './health/mo-amqp-health.indicator';
 export type { MoAmqpHealthResult } from './health/mo-amqp-health.indicator';

@@ -19,4 +19,5 @@ export interface MoDelayAgentOptions {
   holdMs?: number;
 }
 
+/** The agent's options with every default filled in, checked and frozen: what `loadMoDelayAgentOptionsFromEnv()` returns. */
 export type ResolvedMoDelayAgentOptions = Readonly<Required<MoDelayAgentOptions>>;

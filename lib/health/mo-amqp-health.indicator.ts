@@ -26,6 +26,7 @@ interface HealthIndicatorServiceLike {
  */
 @Injectable()
 export class MoAmqpHealthIndicator {
+  /** @internal Nest builds it (the outbox relay is not public): inject it beside terminus's `HealthCheckService`. */
   constructor(
     private readonly events: MoEventsService,
     private readonly moduleRef: ModuleRef,

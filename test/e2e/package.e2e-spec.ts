@@ -47,6 +47,117 @@ describe('the built package, required from the repository root', () => {
     expect(Object.keys(testing).sort()).toEqual(['MoAmqpTestingModule', 'MoEventsRecorder']);
   });
 
+  // The public face written out: a name added, renamed or dropped fails here and shows in review.
+  // The values are what require() gives; the types are what the .d.ts adds (ResolvedMoDelayAgentOptions:
+  // what loadMoDelayAgentOptionsFromEnv returns, as ResolvedMoAmqpOptions is loadMoAmqpOptionsFromEnv's).
+  it('exports exactly these names, at runtime and in its declarations', () => {
+    const entries = { main: join(ROOT, 'dist', 'index'), testing: join(ROOT, 'dist', 'testing', 'index') };
+    const program = ts.createProgram(
+      Object.values(entries).map((entry) => `${entry}.d.ts`),
+      { noEmit: true, skipLibCheck: true, types: [] },
+    );
+    const checker = program.getTypeChecker();
+    const face = (entry: string) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const values = Object.keys(require(entry)).sort();
+      const module = checker.getSymbolAtLocation(program.getSourceFile(`${entry}.d.ts`)!)!;
+      const declared = checker.getExportsOfModule(module).map((s) => s.name);
+      return {
+        values,
+        types: declared.filter((name) => !values.includes(name)).sort(),
+        undeclaredValues: values.filter((name) => !declared.includes(name)),
+      };
+    };
+    expect(face(entries.main)).toEqual({
+      values: [
+        'AmqpConnection',
+        'IsMoTime',
+        'MO_ACTIONS',
+        'MO_AMQP_OPTIONS',
+        'MO_HEADER_ATTEMPT',
+        'MO_HEADER_EXCHANGE',
+        'MO_HEADER_QUEUE',
+        'MO_HEADER_REASON',
+        'MO_HEADER_REQUEUED',
+        'MO_HEADER_ROUTING_KEY',
+        'MO_OBJECT_TYPES',
+        'MO_OS2MO_ACTIONS',
+        'MO_OS2MO_OBJECT_TYPES',
+        'MO_SEED_ACTIONS',
+        'MO_SEED_OBJECT_TYPES',
+        'MO_SERVICES',
+        'MO_VOCABULARIES',
+        'MoAmqpConfigError',
+        'MoAmqpConnectionError',
+        'MoAmqpHealthIndicator',
+        'MoAmqpModule',
+        'MoDelayAgent',
+        'MoDelayAgentModule',
+        'MoEvent',
+        'MoEventDecoratorError',
+        'MoEventParseError',
+        'MoEventSubscribe',
+        'MoEventValidationError',
+        'MoEventsService',
+        'MoPublishError',
+        'Nack',
+        'RabbitSubscribe',
+        'allMoRoutingKeys',
+        'formatMoTime',
+        'isMoAction',
+        'isMoObjectType',
+        'isMoService',
+        'loadMoAmqpOptionsFromEnv',
+        'loadMoDelayAgentOptionsFromEnv',
+        'moAmqpConfig',
+        'moRoutingKey',
+        'normalizeMoTime',
+        'outboxMigrationSql',
+        'parseMoEvent',
+        'parseMoRoutingKey',
+        'parseMoTime',
+      ],
+      types: [
+        'ConsumeMessage',
+        'MoAction',
+        'MoActionOf',
+        'MoAmqpConfigProblem',
+        'MoAmqpHealthResult',
+        'MoAmqpModuleExtras',
+        'MoAmqpModuleOptions',
+        'MoAmqpOptionsFactory',
+        'MoDelayAgentOptions',
+        'MoDelayAgentStats',
+        'MoEventCounters',
+        'MoEventMessage',
+        'MoEventMethodDecorator',
+        'MoEventOptions',
+        'MoEventSelectors',
+        'MoEventSubscribeOptions',
+        'MoObjectType',
+        'MoObjectTypeOf',
+        'MoPublishFailure',
+        'MoPublishResult',
+        'MoPublishVocabulary',
+        'MoRoutingKey',
+        'MoRoutingKeyParts',
+        'MoService',
+        'MoSpoolStats',
+        'MoVocabulary',
+        'MoVocabularyRegister',
+        'ParsedMoTime',
+        'ResolvedMoAmqpOptions',
+        'ResolvedMoDelayAgentOptions',
+      ],
+      undeclaredValues: [],
+    });
+    expect(face(entries.testing)).toEqual({
+      values: ['MoAmqpTestingModule', 'MoEventsRecorder'],
+      types: ['RecordedMoEvent'],
+      undeclaredValues: [],
+    });
+  });
+
   it("declares MoEventsService's public face only: the runtime behind it is in no public type", () => {
     const file = join(ROOT, 'dist', 'publishing', 'mo-events.service.d.ts');
     const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
@@ -57,7 +168,7 @@ describe('the built package, required from the repository root', () => {
       .filter((m) => !ts.getModifiers(m as ts.HasModifiers)?.some((k) => k.kind === ts.SyntaxKind.PrivateKeyword))
       .map((m) => (ts.isConstructorDeclaration(m) ? 'constructor' : (m.name as ts.Identifier).text));
     expect(visible.sort()).toEqual(['connected', 'counters', 'enabled', 'publish', 'spoolStats']);
-    // Nothing that reaches the runtime: its types appear in no declaration a user can import.
+    // Nothing that reaches the runtime or the outbox relay: their types appear in no declaration a user can import.
     const reachable = new Map<string, string>();
     const follow = (path: string) => {
       if (reachable.has(path)) return;
@@ -74,7 +185,9 @@ describe('the built package, required from the repository root', () => {
     for (const [path, text] of reachable) {
       expect({
         path,
-        internal: publicText(text).match(/\bMoAmqpRuntime\b|\b(?:abortStart|onShutdown|forward|count)\(/g),
+        internal: publicText(text).match(
+          /\b(?:MoAmqpRuntime|MoOutboxRelay\w*)\b|\b(?:abortStart|onShutdown|forward|count)\(/g,
+        ),
       }).toEqual({
         path,
         internal: null,
