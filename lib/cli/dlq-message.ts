@@ -8,6 +8,7 @@ import {
   MO_HEADER_REQUEUED,
   MO_HEADER_ROUTING_KEY,
 } from '../mo-amqp.constants';
+import { normalizeUuid } from '../events/uuid';
 import { describeValue } from '../util/describe-value';
 import { publishPropertiesOf } from '../util/publish-properties';
 import { printable } from './cli-broker';
@@ -113,6 +114,35 @@ export function headerText(value: unknown): string {
   return printable(typeof value === 'string' ? value : describeValue(value));
 }
 
+/** A body over this is not parsed for `dlq list` (OS2mo's are about 100 bytes; `dlq show` prints any). */
+const LIST_BODY_MAX = 64 * 1024;
+
+/**
+ * `uuid=… object_uuid=…` of a `dlq list` line, from a body that came from outside:
+ * each a UUID (lower case, as the consumer reads it), else a marker: `-` the body
+ * has none, `invalid` it has one that is not a UUID, `not-json` the body is not a
+ * UTF-8 JSON object, `too-large` it is over 64 KiB. Nothing else of the body is printed.
+ */
+function bodyUuidsText(content: Buffer): string {
+  const body = moJsonOf(content);
+  const text = (field: string) =>
+    typeof body === 'string' ? body : !Object.hasOwn(body, field) ? '-' : (normalizeUuid(body[field]) ?? 'invalid');
+  return `uuid=${text('uuid')} object_uuid=${text('object_uuid')}`;
+}
+
+function moJsonOf(content: Buffer): Record<string, unknown> | 'not-json' | 'too-large' {
+  if (content.length > LIST_BODY_MAX) return 'too-large';
+  let body: unknown;
+  try {
+    body = JSON.parse(UTF8.decode(content));
+  } catch {
+    return 'not-json';
+  }
+  return body !== null && typeof body === 'object' && !Array.isArray(body)
+    ? (body as Record<string, unknown>)
+    : 'not-json';
+}
+
 /** One line of `dlq list`. */
 export function listLine(index: number, message: GetMessage): string {
   const { properties } = message;
@@ -123,12 +153,20 @@ export function listLine(index: number, message: GetMessage): string {
       ? 'origin unknown'
       : `[${printable(origin.routingKey)}] from "${printable(origin.exchange)}"`;
   return (
-    `#${index} message_id=${headerText(properties.messageId)} ${where} attempt=${headerText(headers[MO_HEADER_ATTEMPT])} ` +
+    `#${index} message_id=${oneWord(headerText(properties.messageId))} ${bodyUuidsText(message.content)} ${where} attempt=${headerText(headers[MO_HEADER_ATTEMPT])} ` +
     `queue=${headerText(headers[MO_HEADER_QUEUE] ?? firstDeathQueue(headers))} ` +
     (headers[MO_HEADER_REQUEUED] === undefined ? '' : `requeued=${headerText(headers[MO_HEADER_REQUEUED])} `) +
     'reason: ' +
     headerText(headers[MO_HEADER_REASON] ?? firstDeathReason(headers))
   );
+}
+
+/** Spaces and invisible format characters (bidi overrides) escaped: a hostile message_id cannot pose as the fields after it. */
+function oneWord(text: string): string {
+  return text.replace(/[\s\p{Cf}]/gu, (c) => {
+    const code = c.codePointAt(0)!.toString(16);
+    return code.length > 4 ? `\\u{${code}}` : `\\u${code.padStart(4, '0')}`;
+  });
 }
 
 function firstDeath(headers: Record<string, unknown>): Record<string, unknown> | undefined {

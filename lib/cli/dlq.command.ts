@@ -13,8 +13,9 @@ Dead-lettered messages. <queue> is an @MoEventSubscribe queue, whose failures
 wait in <queue>.dlq, or that .dlq queue itself (a name ending in .dlq is taken
 as the dead-letter queue); the delay agent's is <AMQP__DELAY_PREFIX>.dlq.
 
-  list <queue> [--limit N]         the first N messages (default 100): message id, routing
-                                   key and exchange it came from, attempt, queue, reason
+  list <queue> [--limit N]         the first N messages (default 100): message id, the body's
+                                   uuid and object_uuid (- none, invalid, not-json, too-large),
+                                   routing key and exchange it came from, attempt, queue, reason
   show <queue> <index|message_id>  one message whole, as JSON; an index is its number in list
   requeue <queue> [--limit N] [--message-id ID] [--to-queue]
                                    puts up to N messages (default 100) back where they came

@@ -128,7 +128,7 @@ describe('mo-amqp dlq', () => {
     expect(listed.code).toBe(0);
     expect(listed.stdout).toBe(
       `"${failing}.dlq" holds 1 message(s):\n` +
-        `#1 message_id=${first.messageId} [employee.engagement.create] from "${exchange}" attempt=2 ` +
+        `#1 message_id=${first.messageId} uuid=${UUID} object_uuid=- [employee.engagement.create] from "${exchange}" attempt=2 ` +
         `queue=${failing} reason: the handler failed 2 times; last error: Error: downstream is down\n`,
     );
     const shown = await cli(['dlq', 'show', `${failing}.dlq`, first.messageId]);
@@ -214,7 +214,7 @@ describe('mo-amqp dlq', () => {
     await until(async () => (await broker.depth(`${queue}.dlq`)) === 2, 'both dead-lettered by the broker');
     const listed = await cli(['dlq', 'list', queue]);
     expect(listed.stdout).toContain(
-      `#1 message_id=q-0 [employee.it.create] from "${exchange}" attempt=- queue=${queue}`,
+      `#1 message_id=q-0 uuid=${UUID} object_uuid=- [employee.it.create] from "${exchange}" attempt=- queue=${queue}`,
     );
     expect(listed.stdout).toContain('reason: RabbitMQ: delivery_limit');
 
@@ -270,7 +270,7 @@ describe('mo-amqp dlq', () => {
     expect(listed.code).toBe(0);
     expect(listed.stdout).toContain('queue=payroll requeued=2 reason: bad\\n\\u001b[31mred');
     expect(listed.stdout).not.toContain('\u001b');
-    expect(listed.stdout).toContain('#2 message_id=number-exchange origin unknown');
+    expect(listed.stdout).toContain(`#2 message_id=number-exchange uuid=${UUID} object_uuid=- origin unknown`);
 
     const result = await cli(['dlq', 'requeue', queue]);
     expect(result.code).toBe(0);
@@ -300,6 +300,64 @@ describe('mo-amqp dlq', () => {
     expect(arrived[1].properties.headers).toEqual({ [MO_HEADER_REQUEUED]: 1 });
     // What was left is still there, in its order.
     expect(await idsIn(broker, dlq)).toEqual(cases.map(([id]) => id));
+  });
+
+  it("lists the body's uuid and object_uuid: OS2mo's own message (no message_id), hostile bodies only as markers", async () => {
+    const { queue, dlq } = await dlqFor('dlq-bodies');
+    const object = '8ecdb8d5-8d0a-4d51-9c4c-4b5e0a1f2a3b';
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+    // [message_id, body, what the line shows of it]; OS2mo's first, as it sends them: no message_id.
+    const cases: [string | undefined, Buffer, string][] = [
+      [
+        undefined,
+        Buffer.from(
+          `{"uuid": "${UUID.toUpperCase()}", "object_uuid": "${object}", "time": "2021-07-27T00:00:00+02:00"}`,
+        ),
+        `uuid=${UUID} object_uuid=${object}`,
+      ],
+      ['not-json', Buffer.from(`uuid=${UUID} object_uuid=${object}`), 'uuid=not-json object_uuid=not-json'],
+      [
+        'not-utf8',
+        Buffer.concat([Buffer.from(`{"uuid": "${UUID}"`), Buffer.from([0xff]), Buffer.from('}')]),
+        'uuid=not-json object_uuid=not-json',
+      ],
+      ['array', json([{ uuid: UUID }]), 'uuid=not-json object_uuid=not-json'],
+      ['string', json(UUID), 'uuid=not-json object_uuid=not-json'],
+      ['empty', Buffer.alloc(0), 'uuid=not-json object_uuid=not-json'],
+      [
+        'huge',
+        json({ uuid: UUID, object_uuid: object, pad: 'x'.repeat(70_000) }),
+        'uuid=too-large object_uuid=too-large',
+      ],
+      ['not-strings', Buffer.from('{"uuid": 42, "object_uuid": null}'), 'uuid=invalid object_uuid=invalid'],
+      ['nested', json({ uuid: { uuid: UUID }, object_uuid: [object] }), 'uuid=invalid object_uuid=invalid'],
+      ['not-uuids', json({ uuid: 'c390b9a2', object_uuid: `{${object}}` }), 'uuid=invalid object_uuid=invalid'],
+      [
+        'escapes',
+        json({ uuid: `\u001b[2K\r${UUID}`, object_uuid: `${object}\n#9 message_id=spoofed uuid=${UUID}` }),
+        'uuid=invalid object_uuid=invalid',
+      ],
+      ['proto', Buffer.from(`{"__proto__": {"uuid": "${UUID}"}, "constructor": "x"}`), 'uuid=- object_uuid=-'],
+      ['none', json({ time: '2021-07-27' }), 'uuid=- object_uuid=-'],
+      // A message_id posing as the fields after it, or reversing the line with a bidi override.
+      [`x uuid=${object}\u202e`, json({ uuid: UUID }), `uuid=${UUID} object_uuid=-`],
+    ];
+    for (const [messageId, body] of cases) {
+      broker.channel.sendToQueue(dlq, body, { persistent: true, ...(messageId && { messageId }), headers: ours() });
+    }
+    await until(async () => (await broker.depth(dlq)) === cases.length, 'the dead-letters');
+
+    const listed = await cli(['dlq', 'list', queue]);
+    expect(listed.code).toBe(0);
+    const rest = `[employee.engagement.create] from "${exchange}" attempt=4 queue=payroll reason: the handler failed 4 times; last error: Error: boom`;
+    const shownId = (id = '-') => (id.startsWith('x ') ? `x\\u0020uuid=${object}\\u202e` : id);
+    expect(listed.stdout.split('\n')).toEqual([
+      `"${dlq}" holds ${cases.length} message(s):`,
+      ...cases.map(([id, , uuids], i) => `#${i + 1} message_id=${shownId(id)} ${uuids} ${rest}`),
+      '',
+    ]);
+    expect(listed.stdout.replaceAll('\n', ' ')).not.toMatch(/[\p{Cc}\p{Cf}]/u);
+    expect(await broker.depth(dlq)).toBe(cases.length); // listing took nothing
   });
 
   it('purges only with --yes; without it says how many would go and exits 2', async () => {
