@@ -49,7 +49,7 @@ export async function outboxCommand(args: string[], io: CliIo): Promise<number> 
   }
   if (options.outboxUrl === undefined) {
     throw new MoAmqpConfigError([
-      { name: OUTBOX_FIELDS.outboxUrl.env, received: 'undefined', allowed: OUTBOX_FIELDS.outboxUrl.allowed },
+      { name: OUTBOX_FIELDS.outboxUrl.env, received: 'undefined', allowed: OUTBOX_FIELDS.outboxUrl.rule.allowed },
     ]);
   }
   const where = `PostgreSQL at ${redactPostgresUrl(options.outboxUrl)}`;

@@ -4,7 +4,7 @@
  * and the CLI all check against these.
  */
 
-/** A name the broker will take: the pattern, and how a message says what is allowed. */
+/** A name the broker will take (or other text a pattern describes): the pattern, and how a message says what is allowed. */
 export interface NameRule {
   readonly pattern: RegExp;
   readonly allowed: string;
@@ -29,6 +29,24 @@ function nameRule(maxLength: number): NameRule {
 /** `wholeNumberRule(0, 100)`; with a unit, `a whole number of milliseconds from 0 to …`. */
 export function wholeNumberRule(min: number, max: number, unit?: string): WholeNumberRule {
   return { min, max, allowed: `a whole number ${unit ? `of ${unit} ` : ''}from ${min} to ${max}` };
+}
+
+/** `wholeNumberFrom(1024, 'bytes')`: a whole number of bytes from 1024 up, without a ceiling. */
+export function wholeNumberFrom(min: number, unit?: string): WholeNumberRule {
+  return { min, max: Infinity, allowed: `a whole number ${unit ? `of ${unit} ` : ''}from ${min} up` };
+}
+
+/** A switch: how an environment variable says yes or no (`ENABLE_AMQP`'s words, Python's `True` too). */
+export const BOOLEAN = { allowed: 'true, false, 1, 0, yes or no (any case)' } as const;
+
+/** A path: not blank, and without the NUL byte no file system takes. */
+export function pathRule(allowed: string): NameRule {
+  return { pattern: /^(?!\s*$)[^\0]+$/, allowed };
+}
+
+/** Any text but the empty one, without a NUL byte (a passphrase, a connection name). */
+export function textRule(allowed: string): NameRule {
+  return { pattern: /^[^\0]+$/, allowed };
 }
 
 export const EXCHANGE_NAME = nameRule(255);

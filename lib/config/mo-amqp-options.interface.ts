@@ -20,8 +20,9 @@ export interface MoAmqpModuleOptions {
    */
   exchangeDurable?: boolean;
   /**
-   * Default `true`. `false` only checks that the exchanges exist (start-up fails,
-   * naming the one missing), for a RabbitMQ user without `configure` permission.
+   * Whether the exchanges are declared at start, or only checked. Default `true`;
+   * `false` only checks that they exist (start-up fails, naming the one missing),
+   * for a RabbitMQ user without `configure` permission.
    */
   declareExchanges?: boolean;
   /**
@@ -75,7 +76,7 @@ export interface MoAmqpModuleOptions {
   tlsKeyFile?: string;
   /** The passphrase of an encrypted `tlsKeyFile`. A secret: never logged or shown. */
   tlsKeyPassphrase?: string;
-  /** Default `true`. `false` accepts any broker certificate (a warning is logged at every start): tests only. */
+  /** Whether the broker's certificate is verified. Default `true`; `false` accepts any (a warning is logged at every start): tests only. */
   tlsVerify?: boolean;
   /**
    * How to log in: `plain` (default; the user and password of `url`) or
@@ -83,16 +84,16 @@ export interface MoAmqpModuleOptions {
    */
   auth?: 'plain' | 'external';
   /**
-   * `off` (default), or `postgres`: an event produced inside a transaction of
-   * `@nestjs-cls/transactional` is written to `outboxTable` in that transaction,
-   * and the relay publishes it once committed. See docs/outbox.md.
+   * Where an event produced inside a transaction of `@nestjs-cls/transactional` goes:
+   * `off` (default), or `postgres`: it is written to `outboxTable` in that
+   * transaction, and the relay publishes it once committed. See docs/outbox.md.
    */
   outbox?: 'off' | 'postgres';
   /** `postgres://user:password@host:5432/database` of the outbox table; required with `outbox: 'postgres'`. */
   outboxUrl?: string;
   /** The outbox table (`name` or `schema.name`). Default `mo_amqp_outbox`. */
   outboxTable?: string;
-  /** Default `true`: this process relays committed rows to RabbitMQ. `false` when another process does. */
+  /** Whether this process relays committed rows to RabbitMQ. Default `true`; `false` when another process does. */
   outboxRelay?: boolean;
   /** The `connectionName` of the `@nestjs-cls/transactional` plugin whose transactions hold the rows; default its unnamed one. */
   outboxConnection?: string;

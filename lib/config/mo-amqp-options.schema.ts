@@ -1,23 +1,24 @@
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Min, ValidateBy, isFQDN, isIP } from 'class-validator';
+import { isFQDN, isIP } from 'class-validator';
 import { MoAmqpConfigError, MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
 import { MO_VOCABULARY_NAMES } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
 import { redactUrl } from './redact';
-import { EXCHANGE_NAME, PORT, isIanaTimeZone, wholeNumberRule } from './amqp-rules';
+import { BOOLEAN, EXCHANGE_NAME, PORT, isIanaTimeZone, pathRule, wholeNumberFrom, wholeNumberRule } from './amqp-rules';
 import { PERCENT_ENCODE_HINT, frameLimitProblem, parseAmqpUrl, splitUrls } from './amqp-url';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
+import { givenOptions, unknownOptions } from './option-schema';
 import {
+  Assert,
   FieldNaming,
-  FieldSpec,
-  IsName,
-  IsWholeNumber,
+  OptionsOf,
+  ResolvedOptionsOf,
+  Same,
   fieldProblems,
-  givenOptions,
-  unknownOptions,
+  optionTable,
   withDefaults,
-} from './option-schema';
+} from './option-table';
 import { TLS_FIELDS, tlsProblems } from './tls-options';
-import { OUTBOX_FIELDS, OUTBOX_TABLE, isPostgresUrl, outboxProblems, redactPostgresUrl } from './outbox-options';
+import { OUTBOX_FIELDS, outboxProblems, redactPostgresUrl } from './outbox-options';
 
 // setTimeout's ceiling; a larger delay fires at once.
 const MAX_TIMER_MS = 2_147_483_647;
@@ -36,179 +37,154 @@ function isAmqpUrlList(value: unknown): boolean {
   return typeof value === 'string' && splitUrls(value).every((url) => parseAmqpUrl(url) !== undefined);
 }
 
-/** The rules; `FIELDS` below holds the words users see for each. */
-class MoAmqpOptionsSchema {
-  @IsBoolean()
-  enabled!: boolean;
-
-  @IsName(EXCHANGE_NAME)
-  exchange!: string;
-
-  @IsName(EXCHANGE_NAME)
-  delayedExchange!: string;
-
-  @IsBoolean()
-  exchangeDurable!: boolean;
-
-  @IsBoolean()
-  declareExchanges!: boolean;
-
-  @IsIn(MO_VOCABULARY_NAMES)
-  vocabulary!: string;
-
-  @ValidateBy({ name: 'isBrokerHost', validator: { validate: isBrokerHost } })
-  host!: string;
-
-  @IsWholeNumber(PORT)
-  port!: number;
-
-  @IsOptional()
-  @ValidateBy({ name: 'isAmqpUrlList', validator: { validate: isAmqpUrlList } })
-  url?: string;
-
-  @ValidateBy({ name: 'isIanaTimeZone', validator: { validate: isIanaTimeZone } })
-  timeZone!: string;
-
-  @IsWholeNumber(TIMEOUT_MS)
-  publishTimeoutMs!: number;
-
-  @IsWholeNumber(TIMEOUT_MS)
-  connectTimeoutMs!: number;
-
-  @IsInt()
-  @Min(1)
-  maxInFlight!: number;
-
-  @IsIn(['log', 'throw'])
-  eventFailures!: 'log' | 'throw';
-
-  @IsString()
-  @Matches(/^(?!\s*$)[^\0]+$/)
-  spoolDir!: string;
-
-  @IsInt()
-  @Min(1024)
-  spoolMaxBytes!: number;
-
-  @IsWholeNumber(SHUTDOWN_TIMEOUT_MS)
-  shutdownTimeoutMs!: number;
-
-  @IsOptional()
-  @IsString()
-  @Matches(/^(?!\s*$)[^\0]+$/)
-  tlsCaFile?: string;
-
-  @IsOptional()
-  @IsString()
-  @Matches(/^(?!\s*$)[^\0]+$/)
-  tlsCertFile?: string;
-
-  @IsOptional()
-  @IsString()
-  @Matches(/^(?!\s*$)[^\0]+$/)
-  tlsKeyFile?: string;
-
-  @IsOptional()
-  @IsString()
-  @Matches(/^[^\0]+$/)
-  tlsKeyPassphrase?: string;
-
-  @IsBoolean()
-  tlsVerify!: boolean;
-
-  @IsIn(['plain', 'external'])
-  auth!: 'plain' | 'external';
-
-  @IsIn(['off', 'postgres'])
-  outbox!: 'off' | 'postgres';
-
-  @IsOptional()
-  @ValidateBy({ name: 'isPostgresUrl', validator: { validate: isPostgresUrl } })
-  outboxUrl?: string;
-
-  @IsString()
-  @Matches(OUTBOX_TABLE)
-  outboxTable!: string;
-
-  @IsBoolean()
-  outboxRelay!: boolean;
-
-  @IsOptional()
-  @IsString()
-  @Matches(/^[^\0]+$/)
-  outboxConnection?: string;
-}
-
-type OptionKey = keyof MoAmqpModuleOptions;
-
-/** Every option: its environment variable, what it accepts and its default. */
-export const FIELDS: Readonly<Record<OptionKey, FieldSpec>> = {
-  enabled: { env: 'ENABLE_AMQP', allowed: 'true, false, 1, 0, yes or no (any case)', defaultValue: false },
-  exchange: { env: 'AMQP__EXCHANGE', allowed: EXCHANGE_NAME.allowed, defaultValue: 'os2mo' },
-  delayedExchange: { env: 'AMQP__DELAYED_EXCHANGE', allowed: EXCHANGE_NAME.allowed, defaultValue: 'os2mo_delayed' },
+/**
+ * @internal Every option of `MoAmqpModule`, in the order errors list them: its variable,
+ * kind, rule, default and a line of doc (`OptionSpec`). README.md's table of
+ * variables lists each (test/unit/env-table.spec.ts).
+ */
+export const MO_AMQP_FIELDS = optionTable({
+  enabled: {
+    env: 'ENABLE_AMQP',
+    kind: 'bool',
+    rule: BOOLEAN,
+    default: false,
+    doc: 'Off by default: nothing connects and `publish()` reports `disabled`.',
+  },
+  exchange: {
+    env: 'AMQP__EXCHANGE',
+    kind: 'string',
+    rule: EXCHANGE_NAME,
+    default: 'os2mo',
+    doc: 'The topic exchange events go to.',
+  },
+  delayedExchange: {
+    env: 'AMQP__DELAYED_EXCHANGE',
+    kind: 'string',
+    rule: EXCHANGE_NAME,
+    default: 'os2mo_delayed',
+    doc: 'The topic exchange the delay agent republishes due events on.',
+  },
   exchangeDurable: {
     env: 'AMQP__EXCHANGE_DURABLE',
-    allowed: 'true, false, 1, 0, yes or no (any case)',
-    defaultValue: true,
+    kind: 'bool',
+    rule: BOOLEAN,
+    default: true,
+    doc: 'The durability both exchanges are declared with.',
   },
   declareExchanges: {
     env: 'AMQP__DECLARE_EXCHANGES',
-    allowed: 'true, false, 1, 0, yes or no (any case)',
-    defaultValue: true,
+    kind: 'bool',
+    rule: BOOLEAN,
+    default: true,
+    doc: 'Whether the exchanges are declared at start, or only checked.',
   },
   vocabulary: {
     env: 'AMQP__VOCABULARY',
-    allowed: `${MO_VOCABULARY_NAMES.join(' or ')}`,
-    defaultValue: 'seed',
+    kind: 'enum',
+    rule: { values: MO_VOCABULARY_NAMES, allowed: MO_VOCABULARY_NAMES.join(' or ') },
+    default: 'seed',
+    doc: 'The words `publish()` and `@MoEvent` accept',
   },
-  host: { env: 'AMQP__HOST', allowed: 'a host name or IP address', defaultValue: 'localhost' },
-  port: { env: 'AMQP__PORT', allowed: PORT.allowed, defaultValue: 5672 },
+  host: {
+    env: 'AMQP__HOST',
+    kind: 'string',
+    rule: { test: isBrokerHost, allowed: 'a host name or IP address' },
+    default: 'localhost',
+    doc: 'Broker host, default `localhost`; ignored when `url` is given.',
+  },
+  port: {
+    env: 'AMQP__PORT',
+    kind: 'int',
+    rule: PORT,
+    default: 5672,
+    doc: 'Broker port, default 5672; ignored when `url` is given.',
+  },
   url: {
     env: 'AMQP__URL',
-    allowed:
-      'an amqp:// or amqps:// URL such as amqp://user:password@host:5672/vhost, or several separated by commas (a cluster)',
-    defaultValue: undefined,
+    kind: 'string',
+    rule: {
+      test: isAmqpUrlList,
+      allowed:
+        'an amqp:// or amqps:// URL such as amqp://user:password@host:5672/vhost, or several separated by commas (a cluster)',
+    },
+    default: undefined,
+    doc: '`amqp://user:password@host:port/vhost` or `amqps://…`; wins over host and port.',
   },
   timeZone: {
     env: 'AMQP__TIME_ZONE',
-    allowed: 'an IANA time zone such as UTC or Europe/Copenhagen',
-    defaultValue: 'UTC',
+    kind: 'string',
+    rule: { test: isIanaTimeZone, allowed: 'an IANA time zone such as UTC or Europe/Copenhagen' },
+    default: 'UTC',
+    doc: 'IANA zone in which a `Date` is written and a naive time is read.',
   },
   publishTimeoutMs: {
     env: 'AMQP__PUBLISH_TIMEOUT_MS',
-    allowed: TIMEOUT_MS.allowed,
-    defaultValue: 10_000,
+    kind: 'int',
+    rule: TIMEOUT_MS,
+    default: 10_000,
+    doc: "How long a publish may wait for the broker's confirm.",
   },
   connectTimeoutMs: {
     env: 'AMQP__CONNECT_TIMEOUT_MS',
-    allowed: TIMEOUT_MS.allowed,
-    defaultValue: 10_000,
+    kind: 'int',
+    rule: TIMEOUT_MS,
+    default: 10_000,
+    doc: 'How long start-up may wait for the broker.',
   },
-  maxInFlight: { env: 'AMQP__MAX_IN_FLIGHT', allowed: 'a whole number from 1 up', defaultValue: 10_000 },
-  eventFailures: { env: 'AMQP__EVENT_FAILURES', allowed: 'log or throw', defaultValue: 'log' },
-  spoolDir: { env: 'AMQP__SPOOL_DIR', allowed: 'a directory path, or off', defaultValue: '.mo-amqp-spool' },
+  maxInFlight: {
+    env: 'AMQP__MAX_IN_FLIGHT',
+    kind: 'int',
+    rule: wholeNumberFrom(1),
+    default: 10_000,
+    doc: 'Publishes waiting for a confirm at once',
+  },
+  eventFailures: {
+    env: 'AMQP__EVENT_FAILURES',
+    kind: 'enum',
+    rule: { values: ['log', 'throw'], allowed: 'log or throw' },
+    default: 'log',
+    doc: 'When an `@MoEvent` method has resolved but its event cannot be published',
+  },
+  spoolDir: {
+    env: 'AMQP__SPOOL_DIR',
+    kind: 'string',
+    rule: pathRule('a directory path, or off'),
+    default: '.mo-amqp-spool',
+    doc: 'Directory of the durable spool',
+  },
   spoolMaxBytes: {
     env: 'AMQP__SPOOL_MAX_BYTES',
-    allowed: 'a whole number of bytes from 1024 up',
-    defaultValue: 100 * 1024 * 1024,
+    kind: 'int',
+    rule: wholeNumberFrom(1024, 'bytes'),
+    default: 100 * 1024 * 1024,
+    doc: "The spool's limit; beyond it `publish()` fails with reason `spool-full`.",
   },
   shutdownTimeoutMs: {
     env: 'AMQP__SHUTDOWN_TIMEOUT_MS',
-    allowed: SHUTDOWN_TIMEOUT_MS.allowed,
-    defaultValue: 5_000,
+    kind: 'int',
+    rule: SHUTDOWN_TIMEOUT_MS,
+    default: 5_000,
+    doc: 'Bounds shutdown',
   },
   ...TLS_FIELDS,
   ...OUTBOX_FIELDS,
-};
+});
 
-const OPTION_KEYS = Object.keys(FIELDS) as OptionKey[];
+// The public types are written out, so their .d.ts reads as documented options; these
+// stop the build when one drifts from the table (a key, a type, or a default, added or dropped).
+type _OptionsMatchTable = Assert<Same<MoAmqpModuleOptions, OptionsOf<typeof MO_AMQP_FIELDS>>>;
+type _ResolvedMatchesTable = Assert<Same<ResolvedMoAmqpOptions, ResolvedOptionsOf<typeof MO_AMQP_FIELDS>>>;
+
+type OptionKey = keyof MoAmqpModuleOptions;
+
+const OPTION_KEYS = Object.keys(MO_AMQP_FIELDS) as OptionKey[];
 
 /** What a field allows; for a URL that looks like one but breaks the grammar, how to write it. */
 export function allowedFor(key: OptionKey, value: unknown): string {
   if (key === 'url' && typeof value === 'string' && /^amqps?:\/\//i.test(value.trim())) {
-    return `${FIELDS.url.allowed}; ${PERCENT_ENCODE_HINT}`;
+    return `${MO_AMQP_FIELDS.url.rule.allowed}; ${PERCENT_ENCODE_HINT}`;
   }
-  return FIELDS[key].allowed;
+  return MO_AMQP_FIELDS[key].rule.allowed;
 }
 
 export function showReceived(key: string, value: unknown): string {
@@ -230,32 +206,32 @@ export function resolveMoAmqpOptions(
   const problems = [...earlierProblems];
   const given = givenOptions(options, 'MoAmqpModule options');
   problems.push(...unknownOptions(given, OPTION_KEYS));
-  const merged: Record<string, unknown> = withDefaults(FIELDS, given);
-  const checked = fieldProblems(MoAmqpOptionsSchema, FIELDS, merged, naming, {
+  const merged: Record<string, unknown> = withDefaults(MO_AMQP_FIELDS, given);
+  const checked = fieldProblems(MO_AMQP_FIELDS, merged, naming, {
     received: showReceived,
     allowed: allowedFor,
   });
   problems.push(...checked.problems);
   const { failed } = checked;
+  const nameOf = (key: OptionKey) => (naming === 'env' ? MO_AMQP_FIELDS[key].env : key);
   if (!failed.has('url') && typeof merged.url === 'string') {
     for (const url of splitUrls(merged.url)) {
       const allowed = frameLimitProblem(url);
-      const name = naming === 'env' ? FIELDS.url.env : 'url';
-      if (allowed) problems.push({ name, received: describeValue(redactUrl(url)), allowed });
+      if (allowed) problems.push({ name: nameOf('url'), received: describeValue(redactUrl(url)), allowed });
     }
   }
   if (!failed.has('exchange') && !failed.has('delayedExchange') && merged.exchange === merged.delayedExchange) {
     problems.push({
-      name: naming === 'env' ? FIELDS.delayedExchange.env : 'delayedExchange',
+      name: nameOf('delayedExchange'),
       received: describeValue(merged.delayedExchange),
-      allowed: `a name other than ${naming === 'env' ? FIELDS.exchange.env : 'exchange'}'s: the delay agent would republish every event into its own input, for ever`,
+      allowed: `a name other than ${nameOf('exchange')}'s: the delay agent would republish every event into its own input, for ever`,
     });
   }
   if (!(['url', ...Object.keys(TLS_FIELDS)] as OptionKey[]).some((key) => failed.has(key))) {
-    problems.push(...tlsProblems(merged, (key) => (naming === 'env' ? FIELDS[key].env : key)));
+    problems.push(...tlsProblems(merged, nameOf));
   }
   if (!failed.has('outbox') && !failed.has('outboxUrl')) {
-    problems.push(...outboxProblems(merged, (key) => (naming === 'env' ? FIELDS[key].env : key)));
+    problems.push(...outboxProblems(merged, nameOf));
   }
   if (problems.length > 0) throw new MoAmqpConfigError(problems);
   return Object.freeze({

@@ -1,11 +1,8 @@
 import { MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
 import { describeValue } from '../util/describe-value';
+import { BOOLEAN, textRule } from './amqp-rules';
 import type { ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
-
-/** The options of the PostgreSQL outbox. */
-export type OutboxKey = 'outbox' | 'outboxUrl' | 'outboxTable' | 'outboxRelay' | 'outboxConnection';
-
-export type MoAmqpOutboxOptions = Pick<ResolvedMoAmqpOptions, OutboxKey>;
+import { optionTable } from './option-table';
 
 /** A lower-case SQL identifier PostgreSQL keeps as written (63 bytes at most), optionally after a schema. */
 export const OUTBOX_TABLE = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
@@ -43,32 +40,55 @@ export function outboxSecrets(options: Pick<MoAmqpOutboxOptions, 'outboxUrl'>): 
   }
 }
 
-const BOOLEAN = 'true, false, 1, 0, yes or no (any case)';
-
-/** The outbox's part of `FIELDS`: environment variable, what is allowed, default. */
-export const OUTBOX_FIELDS = {
+/** The outbox's part of the module's option table (`MO_AMQP_FIELDS`). */
+export const OUTBOX_FIELDS = optionTable({
   outbox: {
     env: 'AMQP__OUTBOX',
-    allowed: 'off, or postgres (events produced in a transaction are written to a table in it)',
-    defaultValue: 'off',
+    kind: 'enum',
+    rule: {
+      values: ['off', 'postgres'],
+      allowed: 'off, or postgres (events produced in a transaction are written to a table in it)',
+    },
+    default: 'off',
+    doc: 'Where an event produced inside a transaction of `@nestjs-cls/transactional` goes',
   },
   outboxUrl: {
     env: 'AMQP__OUTBOX_URL',
-    allowed: 'a postgres:// URL such as postgres://user:password@host:5432/database',
-    defaultValue: undefined,
+    kind: 'string',
+    rule: { test: isPostgresUrl, allowed: 'a postgres:// URL such as postgres://user:password@host:5432/database' },
+    default: undefined,
+    doc: '`postgres://user:password@host:5432/database` of the outbox table',
   },
   outboxTable: {
     env: 'AMQP__OUTBOX_TABLE',
-    allowed: 'a lower-case SQL name (letters, digits, _; at most 63), optionally schema.name',
-    defaultValue: 'mo_amqp_outbox',
+    kind: 'string',
+    rule: {
+      pattern: OUTBOX_TABLE,
+      allowed: 'a lower-case SQL name (letters, digits, _; at most 63), optionally schema.name',
+    },
+    default: 'mo_amqp_outbox',
+    doc: 'The outbox table (`name` or `schema.name`).',
   },
-  outboxRelay: { env: 'AMQP__OUTBOX_RELAY', allowed: BOOLEAN, defaultValue: true },
+  outboxRelay: {
+    env: 'AMQP__OUTBOX_RELAY',
+    kind: 'bool',
+    rule: BOOLEAN,
+    default: true,
+    doc: 'Whether this process relays committed rows to RabbitMQ.',
+  },
   outboxConnection: {
     env: 'AMQP__OUTBOX_CONNECTION',
-    allowed: 'the connectionName of a @nestjs-cls/transactional plugin',
-    defaultValue: undefined,
+    kind: 'string',
+    rule: textRule('the connectionName of a @nestjs-cls/transactional plugin'),
+    default: undefined,
+    doc: 'The `connectionName` of the `@nestjs-cls/transactional` plugin whose transactions hold the rows',
   },
-} as const;
+});
+
+/** The options of the PostgreSQL outbox. */
+export type OutboxKey = keyof typeof OUTBOX_FIELDS;
+
+export type MoAmqpOutboxOptions = Pick<ResolvedMoAmqpOptions, OutboxKey>;
 
 /** Combinations the outbox cannot work in. `nameOf` names a field as the user set it. */
 export function outboxProblems(
@@ -81,7 +101,7 @@ export function outboxProblems(
     {
       name: nameOf('outboxUrl'),
       received: describeValue(undefined),
-      allowed: `${OUTBOX_FIELDS.outboxUrl.allowed}, required when ${nameOf('outbox')} is postgres (the relay and the table check use it)`,
+      allowed: `${OUTBOX_FIELDS.outboxUrl.rule.allowed}, required when ${nameOf('outbox')} is postgres (the relay and the table check use it)`,
     },
   ];
 }

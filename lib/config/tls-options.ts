@@ -1,45 +1,64 @@
 import { MoAmqpConfigProblem } from '../errors/mo-amqp-config.error';
 import { describeValue } from '../util/describe-value';
+import { BOOLEAN, pathRule, textRule } from './amqp-rules';
 import { splitUrls } from './amqp-url';
 import type { ResolvedMoAmqpOptions } from './mo-amqp-options.interface';
+import { optionTable } from './option-table';
 
-/** The options that concern TLS and the login by client certificate. */
-export type TlsKey = 'tlsCaFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsKeyPassphrase' | 'tlsVerify' | 'auth';
-
-/** What TLS needs of the options (the resolved options have it all). */
-export type MoAmqpTlsOptions = Pick<ResolvedMoAmqpOptions, 'url' | TlsKey>;
-
-const BOOLEAN = 'true, false, 1, 0, yes or no (any case)';
-
-/** The TLS options' part of `FIELDS`: environment variable, what is allowed, default. */
-export const TLS_FIELDS = {
+/** The TLS options' part of the module's option table (`MO_AMQP_FIELDS`). */
+export const TLS_FIELDS = optionTable({
   tlsCaFile: {
     env: 'AMQP__TLS_CA_FILE',
-    allowed: "the path of a PEM file of the CA certificate(s) that sign the broker's certificate",
-    defaultValue: undefined,
+    kind: 'string',
+    rule: pathRule("the path of a PEM file of the CA certificate(s) that sign the broker's certificate"),
+    default: undefined,
+    doc: "PEM file of the CA certificate(s) that sign the broker's certificate",
   },
   tlsCertFile: {
     env: 'AMQP__TLS_CERT_FILE',
-    allowed: "the path of a PEM file of this client's certificate",
-    defaultValue: undefined,
+    kind: 'string',
+    rule: pathRule("the path of a PEM file of this client's certificate"),
+    default: undefined,
+    doc: "PEM file of this client's certificate",
   },
   tlsKeyFile: {
     env: 'AMQP__TLS_KEY_FILE',
-    allowed: "the path of a PEM file of the client certificate's private key",
-    defaultValue: undefined,
+    kind: 'string',
+    rule: pathRule("the path of a PEM file of the client certificate's private key"),
+    default: undefined,
+    doc: "PEM file of the client certificate's private key",
   },
   tlsKeyPassphrase: {
     env: 'AMQP__TLS_KEY_PASSPHRASE',
-    allowed: 'the passphrase of the encrypted key in AMQP__TLS_KEY_FILE',
-    defaultValue: undefined,
+    kind: 'string',
+    rule: textRule('the passphrase of the encrypted key in AMQP__TLS_KEY_FILE'),
+    default: undefined,
+    doc: 'The passphrase of an encrypted `tlsKeyFile`.',
   },
-  tlsVerify: { env: 'AMQP__TLS_VERIFY', allowed: BOOLEAN, defaultValue: true },
+  tlsVerify: {
+    env: 'AMQP__TLS_VERIFY',
+    kind: 'bool',
+    rule: BOOLEAN,
+    default: true,
+    doc: "Whether the broker's certificate is verified.",
+  },
   auth: {
     env: 'AMQP__AUTH',
-    allowed: 'plain (the user and password of AMQP__URL) or external (the client certificate)',
-    defaultValue: 'plain',
+    kind: 'enum',
+    rule: {
+      values: ['plain', 'external'],
+      allowed: 'plain (the user and password of AMQP__URL) or external (the client certificate)',
+    },
+    default: 'plain',
+    doc: 'How to log in',
   },
-} as const;
+});
+
+/** The options that concern TLS and the login by client certificate. */
+export type TlsKey = keyof typeof TLS_FIELDS;
+
+/** What TLS needs of the options (the resolved options have it all). */
+export type MoAmqpTlsOptions = Pick<ResolvedMoAmqpOptions, 'url' | TlsKey>;
 
 /** What the passphrase is shown as, wherever it would appear. */
 export const MASK = '***';

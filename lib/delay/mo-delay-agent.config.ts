@@ -1,15 +1,16 @@
-import { IsIn } from 'class-validator';
 import { DELAY_AGENT_PREFIX, PREFETCH, QUEUE_TYPE, wholeNumberRule } from '../config/amqp-rules';
+import { givenOptions, unknownOptions } from '../config/option-schema';
 import {
+  Assert,
   FieldNaming,
-  FieldSpec,
-  IsName,
-  IsWholeNumber,
+  OptionsOf,
+  ResolvedOptionsOf,
+  Same,
   fieldProblems,
-  givenOptions,
-  unknownOptions,
+  optionTable,
+  readEnv,
   withDefaults,
-} from '../config/option-schema';
+} from '../config/option-table';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MAX_HOLD_MS } from './delay-ladder';
 import { MoDelayAgentOptions, ResolvedMoDelayAgentOptions } from './mo-delay-agent.options';
@@ -17,28 +18,41 @@ import { MoDelayAgentOptions, ResolvedMoDelayAgentOptions } from './mo-delay-age
 /** Up to a minute: the hold queues cover 64 seconds. */
 const HOLD_MS = wholeNumberRule(0, MAX_HOLD_MS, 'milliseconds');
 
-/** The rules; `FIELDS` below holds the words users see for each. */
-class MoDelayAgentOptionsSchema {
-  @IsName(DELAY_AGENT_PREFIX)
-  prefix!: string;
+/** @internal Every option of the agent: its variable, kind, rule, default and a line of doc (`OptionSpec`). */
+export const DELAY_AGENT_FIELDS = optionTable({
+  prefix: {
+    env: 'AMQP__DELAY_PREFIX',
+    kind: 'string',
+    rule: DELAY_AGENT_PREFIX,
+    default: 'mo-delay-agent',
+    doc: "Names the agent's queues and exchanges",
+  },
+  queueType: {
+    env: 'AMQP__DELAY_QUEUE_TYPE',
+    kind: 'enum',
+    rule: QUEUE_TYPE,
+    default: 'classic',
+    doc: "The type of the agent's queues",
+  },
+  prefetch: {
+    env: 'AMQP__DELAY_PREFETCH',
+    kind: 'int',
+    rule: PREFETCH,
+    default: 2000,
+    doc: 'Messages the agent handles at once per queue (incoming, due).',
+  },
+  holdMs: {
+    env: 'AMQP__DELAY_HOLD_MS',
+    kind: 'int',
+    rule: HOLD_MS,
+    default: 60_000,
+    doc: 'A message due within this many milliseconds (at most 60000) waits in the hold queue of its due second',
+  },
+});
 
-  @IsIn(QUEUE_TYPE.values)
-  queueType!: string;
-
-  @IsWholeNumber(PREFETCH)
-  prefetch!: number;
-
-  @IsWholeNumber(HOLD_MS)
-  holdMs!: number;
-}
-
-/** Every option of the agent: its environment variable, what it accepts and its default. */
-const FIELDS: Readonly<Record<keyof MoDelayAgentOptions, FieldSpec>> = {
-  prefix: { env: 'AMQP__DELAY_PREFIX', allowed: DELAY_AGENT_PREFIX.allowed, defaultValue: 'mo-delay-agent' },
-  queueType: { env: 'AMQP__DELAY_QUEUE_TYPE', allowed: QUEUE_TYPE.allowed, defaultValue: 'classic' },
-  prefetch: { env: 'AMQP__DELAY_PREFETCH', allowed: PREFETCH.allowed, defaultValue: 2000 },
-  holdMs: { env: 'AMQP__DELAY_HOLD_MS', allowed: HOLD_MS.allowed, defaultValue: 60_000 },
-};
+// The public types are written out (documented in their .d.ts); these stop the build when they drift from the table.
+type _OptionsMatchTable = Assert<Same<MoDelayAgentOptions, OptionsOf<typeof DELAY_AGENT_FIELDS>>>;
+type _ResolvedMatchesTable = Assert<Same<ResolvedMoDelayAgentOptions, ResolvedOptionsOf<typeof DELAY_AGENT_FIELDS>>>;
 
 /** Defaults and checks for the agent's options; one error lists every bad value. */
 export function resolveMoDelayAgentOptions(
@@ -46,10 +60,10 @@ export function resolveMoDelayAgentOptions(
   naming: FieldNaming = 'option',
 ): ResolvedMoDelayAgentOptions {
   const given = givenOptions(options, 'MoDelayAgentModule options');
-  const merged = withDefaults(FIELDS, given);
+  const merged = withDefaults(DELAY_AGENT_FIELDS, given);
   const problems = [
-    ...unknownOptions(given, Object.keys(FIELDS)),
-    ...fieldProblems(MoDelayAgentOptionsSchema, FIELDS, merged, naming).problems,
+    ...unknownOptions(given, Object.keys(DELAY_AGENT_FIELDS)),
+    ...fieldProblems(DELAY_AGENT_FIELDS, merged, naming).problems,
   ];
   if (problems.length > 0) throw new MoAmqpConfigError(problems);
   return Object.freeze(merged) as unknown as ResolvedMoDelayAgentOptions;
@@ -57,21 +71,7 @@ export function resolveMoDelayAgentOptions(
 
 /** Reads AMQP__DELAY_PREFIX, AMQP__DELAY_QUEUE_TYPE, AMQP__DELAY_PREFETCH and AMQP__DELAY_HOLD_MS (unset or empty: the default). */
 export function loadMoDelayAgentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ResolvedMoDelayAgentOptions {
-  const read = (name: string) => {
-    const value = env[name]?.trim();
-    return value === undefined || value === '' ? undefined : value;
-  };
-  const wholeNumber = (name: string) => {
-    const value = read(name);
-    return value === undefined ? undefined : /^\d+$/.test(value) ? Number(value) : (value as never);
-  };
-  return resolveMoDelayAgentOptions(
-    {
-      prefix: read(FIELDS.prefix.env),
-      queueType: read(FIELDS.queueType.env) as MoDelayAgentOptions['queueType'],
-      prefetch: wholeNumber(FIELDS.prefetch.env),
-      holdMs: wholeNumber(FIELDS.holdMs.env),
-    },
-    'env',
-  );
+  const { values, unread } = readEnv(DELAY_AGENT_FIELDS, env);
+  // A number that is not digits goes to its rule as text, which refuses it in the table's order.
+  return resolveMoDelayAgentOptions({ ...values, ...unread } as MoDelayAgentOptions, 'env');
 }

@@ -3,9 +3,9 @@ export interface MoDelayAgentOptions {
   /** Names the agent's queues and exchanges: `<prefix>.incoming`, `.hold.NN`, `.wait.NN`, `.due`, `.dlq`. Default `mo-delay-agent`. */
   prefix?: string;
   /**
-   * `quorum` for clusters: replicated, at-least-once dead-lettering along the ladder,
-   * and a message handed out 20 times from `.incoming` or `.due` (agents dying on it)
-   * goes to `.dlq`. Default `classic`.
+   * The type of the agent's queues: `classic` (default), or `quorum` for clusters:
+   * replicated, at-least-once dead-lettering along the ladder, and a message handed
+   * out 20 times from `.incoming` or `.due` (agents dying on it) goes to `.dlq`.
    */
   queueType?: 'classic' | 'quorum';
   /** Messages the agent handles at once per queue (incoming, due). Default 2000. */

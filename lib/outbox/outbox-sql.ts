@@ -51,7 +51,11 @@ function notifyFunction(table: string): string {
 export function outboxMigrationSql(table = 'mo_amqp_outbox'): string {
   if (typeof table !== 'string' || !OUTBOX_TABLE.test(table)) {
     throw new MoAmqpConfigError([
-      { name: 'outboxMigrationSql(table)', received: describeValue(table), allowed: OUTBOX_FIELDS.outboxTable.allowed },
+      {
+        name: 'outboxMigrationSql(table)',
+        received: describeValue(table),
+        allowed: OUTBOX_FIELDS.outboxTable.rule.allowed,
+      },
     ]);
   }
   const t = quotedTable(table);
