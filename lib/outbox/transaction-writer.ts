@@ -1,10 +1,17 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, OnModuleInit, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { createRequire } from 'node:module';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { OUTBOX_FIELDS } from '../config/outbox-options';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
+import { OUTBOX_FIELDS, outboxSecrets } from '../config/outbox-options';
+import { errorRedactor } from '../config/redact';
+import { tlsSecrets } from '../config/tls';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
+import { MoPublishError } from '../errors/mo-publish.error';
+import { MoOutgoingEvent } from '../events/mo-event';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
+import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
+import { startSending } from '../telemetry/tracing';
 import { insertSql } from './outbox-sql';
 import { SqlRunner, sqlRunnerFor } from './sql-runners';
 
@@ -40,7 +47,9 @@ const SETUP =
 /**
  * Not public. Writes an event into the outbox table through the transaction
  * that `@nestjs-cls/transactional` holds for the current call, so it commits
- * or rolls back with the change. Inert with `outbox: 'off'`.
+ * or rolls back with the change. Inert with `outbox: 'off'` or AMQP disabled.
+ * The publishing side (`MoEventsService`, `@MoEvent`'s transaction point)
+ * decides: in a transaction, `send` here; otherwise the runtime sends.
  */
 @Injectable()
 export class MoOutboxWriter implements OnModuleInit {
@@ -51,6 +60,8 @@ export class MoOutboxWriter implements OnModuleInit {
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     private readonly moduleRef: ModuleRef,
+    /** Keeps the counts (`outboxed`, `failed`); absent only where a test builds the writer alone. */
+    @Optional() private readonly runtime?: MoAmqpRuntime,
   ) {}
 
   /** Finds the transaction host; without one the outbox cannot work, and start-up says so. */
@@ -77,9 +88,45 @@ export class MoOutboxWriter implements OnModuleInit {
     }
   }
 
-  /** True when the current call runs inside a transaction of the outbox's connection. */
+  /** True when the current call runs inside a transaction of the outbox's connection (and AMQP is on). */
   get inTransaction(): boolean {
     return this.host?.isTransactionActive() ?? false;
+  }
+
+  /**
+   * The event becomes a row of the current transaction, and the relay publishes it once
+   * committed. Rejects with `MoPublishError` (`outbox-failed`) when the row cannot be written:
+   * the transaction then cannot commit.
+   */
+  async send(event: MoOutgoingEvent, messageId: string): Promise<'outboxed'> {
+    const { exchange } = this.options;
+    // The producer span; its trace headers go into the row, so the relayed message carries them.
+    const sending = startSending(exchange, event.routingKey, messageId, event.body.length);
+    const timestamp = Math.floor(Date.now() / 1000);
+    try {
+      await this.write({
+        messageId,
+        exchange,
+        routingKey: event.routingKey,
+        body: event.body,
+        headers: sending.headers,
+        timestamp,
+      });
+    } catch (err) {
+      this.runtime?.count('failed');
+      sending.end('failed', 'outbox-failed');
+      const redact = errorRedactor(brokerUrlsOf(this.options), [
+        ...tlsSecrets(this.options),
+        ...outboxSecrets(this.options),
+      ]);
+      const text =
+        `${event.routingKey} (message_id ${messageId}) could not be written to the outbox table ` +
+        `"${this.options.outboxTable}" in the current transaction, which cannot commit now: ${redact(err)}`;
+      throw new MoPublishError(text, 'outbox-failed', event.routingKey, messageId, { cause: err });
+    }
+    this.runtime?.count('outboxed');
+    sending.end('outboxed');
+    return 'outboxed';
   }
 
   /**

@@ -1,9 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-event';
 import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
+import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { MoEventCounters, MoSpoolStats } from '../runtime/mo-amqp-stats';
 import { MoPublishResult } from './mo-publish-result';
@@ -21,6 +22,7 @@ export class MoEventsService {
   constructor(
     private readonly runtime: MoAmqpRuntime,
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
+    @Optional() private readonly outbox?: MoOutboxWriter,
   ) {}
 
   /** True when AMQP is enabled: events go to the broker. */
@@ -68,7 +70,10 @@ export class MoEventsService {
       throw err;
     }
     const messageId = randomUUID();
-    const status = await this.runtime.send(event, messageId);
+    // Inside a transaction of the outbox's connection the event becomes a row of it, committed with the change.
+    const status = this.outbox?.inTransaction
+      ? await this.outbox.send(event, messageId)
+      : await this.runtime.send(event, messageId);
     return { status, exchange: this.options.exchange, routingKey: event.routingKey, messageId, body: event.body };
   }
 }

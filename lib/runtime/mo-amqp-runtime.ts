@@ -20,7 +20,13 @@ import { DiskSpool, SPOOL_START_BOUND_MS } from '../spool/disk-spool';
 import { moEventProperties } from '../util/publish-properties';
 import { errorRedactor, redactUrl } from '../config/redact';
 import { BROKER_ANSWER_WAIT_MS, settlesWithin } from '../util/settles-within';
-import { batchSocketWrites, boundClose, internalsMissing, stopGolevelupConsumers } from './amqp-internals';
+import {
+  batchSocketWrites,
+  boundClose,
+  internalsMissing,
+  reclaimGolevelupConnection,
+  stopGolevelupConsumers,
+} from './amqp-internals';
 import { BrokerContext, BrokerWait, waitForBroker } from './broker-wait';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { setUpExchange } from './exchanges';
@@ -28,9 +34,8 @@ import { CountedHere, MoEventCounters, MoSpoolStats, zeroCounters } from './mo-a
 import { SpooledPublisher } from './spooled-publisher';
 import { publishFailureText } from './publish-failure';
 import { checkSpool, recoverSpool } from './spool-start';
-import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { outboxSecrets } from '../config/outbox-options';
-import { Sending, startSending } from '../telemetry/tracing';
+import { startSending } from '../telemetry/tracing';
 import { observeRuntime } from '../telemetry/observed';
 import { recordSendDuration, sendClock } from '../telemetry/metrics';
 
@@ -69,7 +74,6 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   constructor(
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     @Optional() amqpConnection?: AmqpConnection,
-    @Optional() private readonly outboxWriter?: MoOutboxWriter,
   ) {
     const urls = brokerUrlsOf(options);
     this.broker = urls.map(redactUrl).join(', ');
@@ -125,11 +129,6 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     return this.publisher?.ready ?? false;
   }
 
-  /** True when an event sent now would be written to the outbox in the current transaction. */
-  get inOutboxTransaction(): boolean {
-    return this.spooledPublisher !== undefined && (this.outboxWriter?.inTransaction ?? false);
-  }
-
   count(what: CountedHere): void {
     this.counts[what]++;
   }
@@ -144,15 +143,14 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    * durably spooled, `disabled` at once when AMQP is off; rejects with
    * `MoPublishError`. The testing module records here instead.
    */
-  async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed' | 'spooled' | 'outboxed' | 'disabled'> {
+  async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed' | 'spooled' | 'disabled'> {
     if (!this.spooledPublisher) {
       this.counts.disabled++;
       return 'disabled';
     }
     const { exchange } = this.options;
-    // The producer span, and the trace headers every copy of the event carries (spool and outbox too).
+    // The producer span, and the trace headers every copy of the event carries (the spool's too).
     const sending = startSending(exchange, event.routingKey, messageId, event.body.length);
-    if (this.outboxWriter?.inTransaction) return this.writeToOutbox(event, messageId, sending);
     this.counts.published++;
     let status: 'confirmed' | 'spooled';
     try {
@@ -171,32 +169,6 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     this.counts[status]++;
     sending.end(status);
     return status;
-  }
-
-  /** Inside a transaction: the event becomes a row of it, and the relay publishes it once committed. */
-  private async writeToOutbox(event: MoOutgoingEvent, messageId: string, sending: Sending): Promise<'outboxed'> {
-    const { exchange } = this.options;
-    const timestamp = Math.floor(Date.now() / 1000);
-    try {
-      await this.outboxWriter!.write({
-        messageId,
-        exchange,
-        routingKey: event.routingKey,
-        body: event.body,
-        headers: sending.headers,
-        timestamp,
-      });
-    } catch (err) {
-      this.counts.failed++;
-      sending.end('failed', 'outbox-failed');
-      const text =
-        `${event.routingKey} (message_id ${messageId}) could not be written to the outbox table ` +
-        `"${this.options.outboxTable}" in the current transaction, which cannot commit now: ${this.redact(err)}`;
-      throw new MoPublishError(text, 'outbox-failed', event.routingKey, messageId, { cause: err });
-    }
-    this.counts.outboxed++;
-    sending.end('outboxed');
-    return 'outboxed';
   }
 
   /**
@@ -254,6 +226,8 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    */
   async beforeApplicationShutdown(): Promise<void> {
     if (!this.publisher || !this.spooledPublisher || !this.amqpConnection) return;
+    // golevelup's shutdown then closes this application's connection, not another's.
+    reclaimGolevelupConnection(this.amqpConnection);
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     const left = () => Math.max(0, deadline - Date.now());
     // Consumers first, while publishing still works: they take nothing new and
