@@ -1,6 +1,6 @@
 import { RabbitMQConfig, RabbitMQModule } from '@golevelup/nestjs-rabbitmq';
 import { DynamicModule, Logger, Module } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { ConfigModule } from '@nestjs/config';
 import { MoAmqpModuleOptions, ResolvedMoAmqpOptions } from './config/mo-amqp-options.interface';
 import { brokerUrlsOf, resolveMoAmqpOptions } from './config/mo-amqp-options.schema';
@@ -18,7 +18,7 @@ import { MoEventExplorer } from './publishing/mo-event.explorer';
 import { MoEventsService } from './publishing/mo-events.service';
 import { MoAmqpRuntime } from './runtime/mo-amqp-runtime';
 import { MoEventSubscriberExplorer } from './subscribing/mo-event-subscriber.explorer';
-import { golevelupSubscriberConfig } from './subscribing/subscriptions';
+import { MoEventSubscription, discoverSubscriptions, golevelupSubscriberConfig } from './subscribing/subscriptions';
 import { RabbitMqLogger } from './runtime/rabbitmq-logger';
 import { secretsOf } from './config/redact';
 import { MoOutboxRelay } from './outbox/outbox-relay';
@@ -81,10 +81,12 @@ function assemble(definition: DynamicModule): DynamicModule {
     exports: [MO_AMQP_OPTIONS],
   };
   const rabbitMqModule = RabbitMQModule.forRootAsync({
-    imports: [optionsModule],
-    inject: [MO_AMQP_OPTIONS],
+    imports: [optionsModule, DiscoveryModule],
+    inject: [MO_AMQP_OPTIONS, DiscoveryService, MetadataScanner],
+    // The application's modules are scanned by now: its @MoEventSubscribe methods are known.
     // golevelup's type omits it, but an undefined config is its documented "no connection".
-    useFactory: toRabbitMqConfig as (options: ResolvedMoAmqpOptions) => RabbitMQConfig,
+    useFactory: (options: ResolvedMoAmqpOptions, discovery: DiscoveryService, scanner: MetadataScanner) =>
+      toRabbitMqConfig(options, discoverSubscriptions(discovery, scanner)) as RabbitMQConfig,
   });
   return {
     ...definition,
@@ -103,7 +105,10 @@ function assemble(definition: DynamicModule): DynamicModule {
 }
 
 /** Disabled means no config at all: golevelup then opens no connection and registers no handler. */
-function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | undefined {
+function toRabbitMqConfig(
+  options: ResolvedMoAmqpOptions,
+  subscriptions: readonly MoEventSubscription[],
+): RabbitMQConfig | undefined {
   if (!options.enabled) return undefined;
   return {
     uri: brokerUrlsOf(options),
@@ -120,7 +125,7 @@ function toRabbitMqConfig(options: ResolvedMoAmqpOptions): RabbitMQConfig | unde
       },
     },
     logger: new RabbitMqLogger([...secretsOf(brokerUrlsOf(options)), ...tlsSecrets(options)]),
-    // The channels and exchanges the @MoEventSubscribe handlers ask for (decorators have run by now).
-    ...golevelupSubscriberConfig(options),
+    // The channels and exchanges the application's @MoEventSubscribe handlers ask for.
+    ...golevelupSubscriberConfig(options, subscriptions),
   };
 }

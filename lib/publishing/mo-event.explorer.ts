@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
@@ -7,7 +8,8 @@ import { MO_VOCABULARIES, MoVocabulary, describeAllowedWords, findBadMoWord } fr
 import { MO_AMQP_OPTIONS, MO_EVENT_METADATA, MO_EVENT_POINT } from '../mo-amqp.constants';
 import { decoratedPrototypes } from './mo-event.decorator';
 import { MoEventDefinition } from './mo-event-definition';
-import { MoEventBinding, WrappedMethodState, wrapMethod, wrappedState } from './mo-event.wrapper';
+import { MoEventBinding, OutboxCall, isWrapped, setBinding, wrapMethod } from './mo-event.wrapper';
+import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { MoEventsService } from './mo-events.service';
 
@@ -22,7 +24,8 @@ const SELECTORS = new Set(['uuid', 'time', 'objectUuid']);
 @Injectable()
 export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('MoEvent');
-  private readonly bound: WrappedMethodState[] = [];
+  /** The instances and prototypes this application's binding hangs on, to take it off at shutdown. */
+  private readonly bound = new Set<object>();
   private binding: MoEventBinding | undefined;
 
   constructor(
@@ -31,6 +34,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     private readonly events: MoEventsService,
     private readonly runtime: MoAmqpRuntime,
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
+    @Optional() private readonly outboxWriter?: MoOutboxWriter,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -62,17 +66,20 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
       recordDecoratorFailure: () => this.runtime.count('decoratorFailures'),
       logger: this.logger,
       failures: this.options.eventFailures,
-      outbox: this.options.enabled && this.options.outbox === 'postgres',
-      inTransaction: () => this.runtime.inOutboxTransaction,
+      outboxCalls:
+        this.options.enabled && this.options.outbox === 'postgres' ? new AsyncLocalStorage<OutboxCall>() : undefined,
+      inTransaction: () => this.outboxWriter?.inTransaction ?? false,
     });
     const seen = new Set<object>();
     for (const wrapper of this.discovery.getProviders()) {
       const prototype = prototypeOf(wrapper);
       if (!prototype || seen.has(prototype)) continue;
       seen.add(prototype);
-      for (const method of this.decoratedMethods(prototype)) {
-        this.bind(method.owner, method.name, method.definitions, binding);
-      }
+      const methods = this.decoratedMethods(prototype);
+      for (const method of methods) this.bind(method.owner, method.name, method.definitions, binding);
+      // Each instance this application made publishes through this application's module.
+      const instance: unknown = wrapper.isDependencyTreeStatic() ? wrapper.instance : undefined;
+      if (methods.length > 0 && instance && typeof instance === 'object') this.hang(instance, binding);
     }
 
     for (const prototype of decoratedPrototypes) {
@@ -87,27 +94,30 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
 
   /** Hands the methods back: calls after shutdown publish nothing (and say so once). */
   onApplicationShutdown(): void {
-    // Another app started later may have rebound a method: leave those alone.
-    for (const state of this.bound) if (state.binding === this.binding) state.binding = undefined;
-    this.bound.length = 0;
+    // Another app started later may have bound a class's prototype since: leave those alone.
+    for (const target of this.bound) setBinding(target, undefined, this.binding);
+    this.bound.clear();
+  }
+
+  private hang(target: object, binding: MoEventBinding): void {
+    setBinding(target, binding);
+    this.bound.add(target);
   }
 
   private bind(owner: object, name: string, definitions: MoEventDefinition[], binding: MoEventBinding): void {
     const label = `${owner.constructor.name}.${name}`;
     definitions.forEach((definition) => validate(label, definition, this.options.vocabulary));
     const current = (owner as Record<string, unknown>)[name];
-    // Wrapped once per process: a later app (a test's next one) rebinds the same wrapper.
-    let state = wrappedState(current);
-    if (!state) {
+    // Wrapped once per process, from the metadata alone: every application shares the wrapper,
+    // and each call finds its application's binding on `this`.
+    if (!isWrapped(current)) {
       const point: object | undefined = Reflect.getOwnMetadata(MO_EVENT_POINT, owner, name);
-      const wrapped = wrapMethod(current as (...args: unknown[]) => unknown, label, definitions, point);
+      const wrapper = wrapMethod(current as (...args: unknown[]) => unknown, owner, { label, point, definitions });
       const descriptor = Object.getOwnPropertyDescriptor(owner, name) as PropertyDescriptor;
-      Object.defineProperty(owner, name, { ...descriptor, value: wrapped.wrapper });
-      state = wrapped.state;
+      Object.defineProperty(owner, name, { ...descriptor, value: wrapper });
     }
-    state.binding = binding;
-    state.warnedUnbound = false;
-    this.bound.push(state);
+    // For instances made later (request-scoped, transient) and calls without `this`: the last application bound.
+    this.hang(owner, binding);
   }
 
   /** Methods with `@MoEvent` on `prototype` and its ancestors, each on the prototype that declares it. */

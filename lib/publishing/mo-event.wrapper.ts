@@ -10,7 +10,7 @@ import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
 import { MoEventDefinition } from './mo-event-definition';
 import { MoPublishResult } from './mo-publish-result';
 
-/** What a wrapped method needs from the running module. */
+/** What a wrapped method needs from the running module (one per application: `MoEventExplorer` makes it). */
 export interface MoEventBinding {
   publish(
     service: MoService,
@@ -24,39 +24,57 @@ export interface MoEventBinding {
   readonly logger: Pick<Logger, 'error' | 'warn'>;
   /** `log`: a failed event is logged and the method's result returned; `throw`: the call rejects. */
   readonly failures: 'log' | 'throw';
-  /** True with the outbox on: calls then look for a transaction at the `@MoEvent` point. */
-  readonly outbox: boolean;
+  /** Set with the outbox on: the calls in flight, so the `@MoEvent` point finds its call's transaction. */
+  readonly outboxCalls: AsyncLocalStorage<OutboxCall> | undefined;
   /** True when the current call runs in a transaction the outbox writes through. */
   inTransaction(): boolean;
 }
 
 /** One call of a method wrapped with the outbox on: whether its events were written at the point already. */
-interface OutboxCall {
+export interface OutboxCall {
   readonly point: object | undefined;
-  readonly state: WrappedMethodState;
+  readonly method: WrappedMethod;
   handled: boolean;
 }
 
-const outboxCalls = new AsyncLocalStorage<OutboxCall>();
-/** Set once a binding with the outbox on exists; until then the point costs one comparison. */
-let outboxInUse = false;
-
-/** A method wrapped by `@MoEvent`: which events it owes, and the module it publishes through. */
-export interface WrappedMethodState {
+/** A method wrapped by `@MoEvent`: which events it owes (read from its metadata, the same in every application). */
+export interface WrappedMethod {
   readonly label: string;
   /** The transaction point `@MoEvent` left inside the method (undefined when none was left). */
   readonly point: object | undefined;
   readonly definitions: readonly MoEventDefinition[];
-  binding: MoEventBinding | undefined;
-  warnedUnbound: boolean;
 }
 
-const states = new WeakMap<object, WrappedMethodState>();
+/**
+ * Where an application's binding hangs: on each provider instance it made (so two
+ * applications in one process each publish through their own), and on the
+ * prototype that declares the method, for instances made later (request-scoped,
+ * transient) and calls without `this`.
+ */
+export const MO_EVENT_BINDING = Symbol('mo-amqp:@MoEvent binding');
+/** Marks a function `wrapMethod` made. */
+const WRAPPED = Symbol('mo-amqp:@MoEvent wrapper');
+
 const fallbackLogger = new Logger('MoEvent');
 
-/** The state of a function `wrapMethod` made, or undefined for any other function. */
-export function wrappedState(fn: unknown): WrappedMethodState | undefined {
-  return typeof fn === 'function' ? states.get(fn) : undefined;
+/** The binding of the application that made `target` (or that last bound its class), if any. */
+export function bindingOf(target: unknown): MoEventBinding | undefined {
+  if (target === null || (typeof target !== 'object' && typeof target !== 'function')) return undefined;
+  return (target as { [MO_EVENT_BINDING]?: MoEventBinding })[MO_EVENT_BINDING];
+}
+
+/** Hangs `binding` on `target` (an instance or a prototype); `undefined` takes it off if it is still `owner`'s. */
+export function setBinding(target: object, binding: MoEventBinding | undefined, owner?: MoEventBinding): void {
+  if (binding) {
+    Object.defineProperty(target, MO_EVENT_BINDING, { value: binding, configurable: true, writable: true });
+  } else if (Object.prototype.hasOwnProperty.call(target, MO_EVENT_BINDING) && bindingOf(target) === owner) {
+    delete (target as { [MO_EVENT_BINDING]?: MoEventBinding })[MO_EVENT_BINDING];
+  }
+}
+
+/** True for a function `wrapMethod` made. */
+export function isWrapped(fn: unknown): boolean {
+  return typeof fn === 'function' && (fn as { [WRAPPED]?: boolean })[WRAPPED] === true;
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -68,49 +86,52 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 }
 
 /**
- * Wraps `original` so that each call whose result fulfils publishes the events.
+ * Wraps `original` (declared on `owner`) so that each call whose result fulfils
+ * publishes the events, through the binding of the application that made `this`.
  * The wrapper keeps `this`, the name, the sync or async shape, the very result
  * value, and every reflect metadata entry of the original.
  */
 export function wrapMethod(
   original: (...args: unknown[]) => unknown,
-  label: string,
-  definitions: readonly MoEventDefinition[],
-  point?: object,
-): { wrapper: (...args: unknown[]) => unknown; state: WrappedMethodState } {
-  const state: WrappedMethodState = { label, point, definitions, binding: undefined, warnedUnbound: false };
+  owner: object,
+  method: WrappedMethod,
+): (...args: unknown[]) => unknown {
+  let warnedUnbound = false;
 
   const wrapper = function (this: unknown, ...args: unknown[]): unknown {
-    const binding = state.binding;
+    const binding = bindingOf(this) ?? bindingOf(owner);
+    const calls = binding?.outboxCalls;
     let call: OutboxCall | undefined;
-    if (binding?.outbox) outboxInUse = true;
-    const result = binding?.outbox
-      ? outboxCalls.run((call = { point: state.point, state, handled: false }), () => original.apply(this, args))
+    const result = calls
+      ? calls.run((call = { point: method.point, method, handled: false }), () => original.apply(this, args))
       : original.apply(this, args);
     if (!binding) {
-      if (!state.warnedUnbound) {
-        state.warnedUnbound = true;
-        fallbackLogger.warn(`@MoEvent on ${label} ran with no MoAmqpModule started: its events are not published`);
+      if (!warnedUnbound) {
+        warnedUnbound = true;
+        fallbackLogger.warn(
+          `@MoEvent on ${method.label} ran with no MoAmqpModule started: its events are not published`,
+        );
       }
       return result;
     }
+    warnedUnbound = false;
     if (isPromiseLike(result)) {
       return Promise.resolve(result).then((value) => {
         // Written into the transaction at the point already: not again.
         if (call?.handled) return value;
-        const sent = publishEvents(state, binding, binding.failures, value, args);
+        const sent = publishEvents(method, binding, binding.failures, value, args);
         return sent === undefined ? value : sent.then(() => value);
       });
     }
     // A synchronous method stays synchronous: its events go in the background,
     // and a failure can only be logged.
-    void publishEvents(state, binding, 'log', result, args, 'sync');
+    void publishEvents(method, binding, 'log', result, args, 'sync');
     return result;
   };
 
   keepIdentity(original, wrapper);
-  states.set(wrapper, state);
-  return { wrapper, state };
+  Object.defineProperty(wrapper, WRAPPED, { value: true });
+  return wrapper;
 }
 
 /** The wrapper keeps the original's name and every reflect metadata entry. */
@@ -136,14 +157,14 @@ export function wrapAtTransactionPoint(
 ): (...args: unknown[]) => unknown {
   const wrapper = function (this: unknown, ...args: unknown[]): unknown {
     const result = original.apply(this, args);
-    if (!outboxInUse) return result;
-    const call = outboxCalls.getStore();
-    if (!call || call.point !== point || call.handled || !isPromiseLike(result)) return result;
+    // Its `this` is the outer wrapper's: the instance (or, inherited, the prototype) carries the binding.
+    const binding = bindingOf(this);
+    const call = binding?.outboxCalls?.getStore();
+    if (!binding || !call || call.point !== point || call.handled || !isPromiseLike(result)) return result;
     return Promise.resolve(result).then((value) => {
-      const binding = call.state.binding;
-      if (!binding?.inTransaction()) return value;
+      if (!binding.inTransaction()) return value;
       call.handled = true;
-      const sent = publishEvents(call.state, binding, binding.failures, value, args);
+      const sent = publishEvents(call.method, binding, binding.failures, value, args);
       return sent === undefined ? value : sent.then(() => value);
     });
   };
@@ -162,7 +183,7 @@ interface Problem {
  * common case allocates no arrays and adds no promise hops.
  */
 function publishEvents(
-  state: WrappedMethodState,
+  state: WrappedMethod,
   binding: MoEventBinding,
   failures: 'log' | 'throw',
   result: unknown,
@@ -210,7 +231,7 @@ function publishEvents(
 }
 
 function reportProblems(
-  state: WrappedMethodState,
+  state: WrappedMethod,
   binding: MoEventBinding,
   failures: 'log' | 'throw',
   problems: Problem[],

@@ -1,4 +1,4 @@
-import type { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import { type AmqpConnection, RabbitMQModule } from '@golevelup/nestjs-rabbitmq';
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { settlesWithin } from '../util/settles-within';
@@ -189,4 +189,33 @@ export function batchSocketWrites(manager: AmqpConnectionManager): boolean {
 export async function stopGolevelupConsumers(amqpConnection: AmqpConnection): Promise<void> {
   for (const tag of amqpConnection.consumerTags) await amqpConnection.cancelConsumer(tag).catch(() => undefined);
   await Promise.allSettled(handlersInProgress(amqpConnection));
+}
+
+/**
+ * golevelup's RabbitMQModule registers handlers in the first application of a process only: a
+ * static `bootstrapped` flag, set at its bootstrap and cleared at its shutdown (checked: 9.0.2).
+ * A second application started beside the first (a worker, a test) would then not consume at
+ * all. Cleared here just before this application's golevelup bootstrap runs (the subscriber
+ * explorer's bootstrap hook comes first), so each application registers its own handlers.
+ * Returns false when the flag is not there (a golevelup without it needs nothing).
+ */
+export function letGolevelupRegisterHandlers(): boolean {
+  const module = RabbitMQModule as unknown as { bootstrapped?: unknown };
+  if (typeof module.bootstrapped !== 'boolean') return false;
+  module.bootstrapped = false;
+  return true;
+}
+
+/**
+ * golevelup keeps the connections of every application in the process in one static map, by
+ * connection name, and its shutdown hook closes (and forgets) all the map holds (checked: 9.0.2).
+ * A second application's connection replaces the first's there under the same name: closing the
+ * first would close the second's and leave its own open. Put back just before this
+ * application's shutdown, so it closes its own; the other's returns at its own shutdown.
+ */
+export function reclaimGolevelupConnection(amqpConnection: AmqpConnection): boolean {
+  const manager = (RabbitMQModule as unknown as { connectionManager?: { connections?: unknown } }).connectionManager;
+  if (!(manager?.connections instanceof Map)) return false;
+  manager.connections.set(amqpConnection.configuration.name, amqpConnection);
+  return true;
 }

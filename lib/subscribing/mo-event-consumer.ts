@@ -40,9 +40,32 @@ export interface ConsumerBinding {
   count(what: 'retried' | 'deadLettered'): void;
 }
 
+/** One delivery's method and its application's binding (undefined: not started, or shut down). */
 export interface ConsumerState {
   readonly method: string | symbol;
-  binding: ConsumerBinding | undefined;
+  readonly binding: ConsumerBinding | undefined;
+}
+
+/** Where an application hangs its bindings: on each consuming instance it made, by method. */
+const CONSUMER_BINDINGS = Symbol('mo-amqp:@MoEventSubscribe bindings');
+
+type Bound = { [CONSUMER_BINDINGS]?: Map<string | symbol, ConsumerBinding> };
+
+export function consumerBindingOf(instance: unknown, method: string | symbol): ConsumerBinding | undefined {
+  if (instance === null || typeof instance !== 'object') return undefined;
+  return (instance as Bound)[CONSUMER_BINDINGS]?.get(method);
+}
+
+/** Hangs `binding` for `method` on `instance`; `undefined` takes it off. */
+export function setConsumerBinding(instance: object, method: string | symbol, binding?: ConsumerBinding): void {
+  let bindings = (instance as Bound)[CONSUMER_BINDINGS];
+  if (!bindings) {
+    if (!binding) return;
+    bindings = new Map();
+    Object.defineProperty(instance, CONSUMER_BINDINGS, { value: bindings, configurable: true });
+  }
+  if (binding) bindings.set(method, binding);
+  else bindings.delete(method);
 }
 
 /**

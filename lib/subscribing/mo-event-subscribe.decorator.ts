@@ -1,9 +1,9 @@
 import { RabbitSubscribe } from '@golevelup/nestjs-rabbitmq';
 import type { ConsumeMessage } from 'amqplib';
 import { MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
-import { ConsumerState, consumeDelivery } from './mo-event-consumer';
+import { consumeDelivery, consumerBindingOf } from './mo-event-consumer';
 import { DEFAULT_PREFETCH, MoEventSubscribeOptions } from './mo-event-subscribe.options';
-import { prefetchChannel, queueArguments, recordSubscription } from './subscriptions';
+import { MoEventSubscription, configNameOf, prefetchChannel, queueArguments } from './subscriptions';
 
 /**
  * Consumes MO events with a typed, validated message, on golevelup's
@@ -19,13 +19,18 @@ import { prefetchChannel, queueArguments, recordSubscription } from './subscript
 export function MoEventSubscribe(options: MoEventSubscribeOptions): MethodDecorator {
   return (target, key) => {
     const handlerName = `${String(key)} (MoEventSubscribe)`;
-    const state: ConsumerState = { method: key, binding: undefined };
-    const subscription = recordSubscription((name) => ({ options, handlerName, configName: name, state }));
+    const subscription: MoEventSubscription = {
+      options,
+      method: key,
+      handlerName,
+      configName: configNameOf(options?.queue),
+    };
     const prefetch = options?.prefetch ?? DEFAULT_PREFETCH;
 
-    // golevelup calls this, with the raw bytes; it parses, then calls the method itself.
+    // golevelup calls this, with the raw bytes; it parses, then calls the method itself. The
+    // instance carries its application's binding (MoEventSubscriberExplorer hangs it there).
     const handler = function (this: object, content: Buffer, message: ConsumeMessage) {
-      return consumeDelivery(state, this, content, message);
+      return consumeDelivery({ method: key, binding: consumerBindingOf(this, key) }, this, content, message);
     };
     Object.defineProperty(target, handlerName, { value: handler, configurable: true, writable: true });
     RabbitSubscribe({

@@ -9,28 +9,23 @@ import {
   Optional,
 } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
-import { MO_AMQP_OPTIONS, MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
+import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { explainExchangeRefusal } from '../runtime/exchanges';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { brokerVersionOf, classicOnClusterWarning } from '../runtime/broker-version';
 import { GiveBacks } from '../runtime/give-backs';
+import { letGolevelupRegisterHandlers } from '../runtime/amqp-internals';
 import { declareConsumerQueues } from './consumer-queues';
 import { subscribeOptionsProblem } from './mo-event-subscribe.schema';
-import { ConsumerBinding } from './mo-event-consumer';
+import { ConsumerBinding, setConsumerBinding } from './mo-event-consumer';
 import { DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS } from './mo-event-subscribe.options';
-import { MoEventSubscription, deadLetterQueueOf, retryQueueOf } from './subscriptions';
-
-interface Found {
-  readonly label: string;
-  readonly subscription: MoEventSubscription;
-}
+import { FoundSubscription, deadLetterQueueOf, retryQueueOf, subscriptionsOn } from './subscriptions';
 
 /**
  * Makes `@MoEventSubscribe` methods consume: checks their options at start-up,
@@ -41,7 +36,9 @@ interface Found {
 @Injectable()
 export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('MoEventSubscribe');
-  private found: Found[] = [];
+  private found: FoundSubscription[] = [];
+  /** The instances this application's bindings hang on, to take them off at shutdown. */
+  private readonly bound: { instance: object; method: string | symbol }[] = [];
   private declarations: ChannelWrapper | undefined;
 
   constructor(
@@ -63,7 +60,9 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
 
   /** Runs before golevelup's own bootstrap (this module is global), so the queues exist when it consumes. */
   async onApplicationBootstrap(): Promise<void> {
-    if (!this.options.enabled || this.found.length === 0 || !this.amqpConnection) return;
+    if (!this.options.enabled || !this.amqpConnection) return;
+    letGolevelupRegisterHandlers();
+    if (this.found.length === 0) return;
     try {
       await this.declareQueues(this.amqpConnection);
     } catch (err) {
@@ -74,7 +73,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
 
   private prepare(): void {
     for (const wrapper of this.discovery.getControllers()) {
-      const [found] = this.subscriptionsOf(wrapper);
+      const [found] = subscriptionsOn(wrapper, this.scanner);
       if (found)
         throw new MoEventDecoratorError(
           found.label,
@@ -84,7 +83,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     }
     const queues = new Map<string, string>();
     for (const wrapper of this.discovery.getProviders()) {
-      for (const found of this.subscriptionsOf(wrapper)) {
+      for (const found of subscriptionsOn(wrapper, this.scanner)) {
         if (!wrapper.isDependencyTreeStatic()) {
           throw new MoEventDecoratorError(
             found.label,
@@ -115,21 +114,28 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     if (!this.options.enabled) return;
 
     const configured = this.amqpConnection?.configuration.handlers ?? {};
-    for (const { label, subscription } of this.found) {
-      const { options, configName, state } = subscription;
+    for (const { label, subscription, wrapper } of this.found) {
+      const { options, configName, method } = subscription;
       if (!Object.prototype.hasOwnProperty.call(configured, configName)) {
         throw new MoEventDecoratorError(
           label,
-          'its class was declared after MoAmqpModule configured golevelup, which would not consume for it; import the class before the application is created',
+          'its provider is made by a factory (useFactory), whose class MoAmqpModule cannot see when it configures ' +
+            'golevelup, which would not consume for it; provide the class itself (useClass)',
           '@MoEventSubscribe',
         );
       }
-      state.binding = this.bindingFor(
-        label,
-        options.queue,
-        options.retries ?? DEFAULT_RETRIES,
-        options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
+      const instance = wrapper.instance as object;
+      setConsumerBinding(
+        instance,
+        method,
+        this.bindingFor(
+          label,
+          options.queue,
+          options.retries ?? DEFAULT_RETRIES,
+          options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
+        ),
       );
+      this.bound.push({ instance, method });
     }
   }
 
@@ -187,7 +193,8 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
   }
 
   async onApplicationShutdown(): Promise<void> {
-    for (const { subscription } of this.found) subscription.state.binding = undefined;
+    for (const { instance, method } of this.bound) setConsumerBinding(instance, method, undefined);
+    this.bound.length = 0;
     await this.declarations?.close().catch(() => undefined);
   }
 
@@ -206,25 +213,5 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
       count: (what) => this.runtime.count(what),
       giveBacks: new GiveBacks(),
     };
-  }
-
-  private subscriptionsOf(wrapper: InstanceWrapper): Found[] {
-    if (wrapper.isAlias) return [];
-    const prototype: object | undefined = wrapper.isDependencyTreeStatic()
-      ? wrapper.instance && Object.getPrototypeOf(wrapper.instance)
-      : !wrapper.inject && typeof wrapper.metatype === 'function'
-        ? wrapper.metatype.prototype
-        : undefined;
-    if (!prototype) return [];
-    const found: Found[] = [];
-    for (const name of this.scanner.getAllMethodNames(prototype)) {
-      const subscription: MoEventSubscription | undefined = Reflect.getMetadata(
-        MO_EVENT_SUBSCRIBE_METADATA,
-        prototype,
-        name,
-      );
-      if (subscription) found.push({ label: `${prototype.constructor.name}.${name}`, subscription });
-    }
-    return found;
   }
 }

@@ -1,29 +1,67 @@
 import { RabbitMQConfig } from '@golevelup/nestjs-rabbitmq';
+import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { ConsumerState } from './mo-event-consumer';
+import { MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
 import { DEFAULT_PREFETCH, MoEventSubscribeOptions } from './mo-event-subscribe.options';
 
 /** Quorum queues dead-letter a message the broker has delivered this often (consumers crashing on it). */
 export const QUORUM_DELIVERY_LIMIT = 10;
 
-/** The recorded subscription of one method. */
+/** The subscription of one method, as `@MoEventSubscribe` leaves it in the method's metadata. */
 export interface MoEventSubscription {
   readonly options: MoEventSubscribeOptions;
+  /** The decorated method (the one the handler calls with the parsed event). */
+  readonly method: string | symbol;
   /** The method golevelup calls (it carries the `@RabbitSubscribe` metadata). */
   readonly handlerName: string;
   /** Its key in golevelup's `handlers` option, which supplies the exchange known only at start-up. */
   readonly configName: string;
-  readonly state: ConsumerState;
 }
 
-/** Every `@MoEventSubscribe` so far, in order: the module configures golevelup's channels and handlers from it. */
-const subscriptions: MoEventSubscription[] = [];
+/** The key of a subscription in golevelup's `handlers`: one per queue (an application consumes a queue once). */
+export function configNameOf(queue: unknown): string {
+  return `mo-amqp:subscription:${String(queue)}`;
+}
 
-/** Keeps a subscription that a decorator has just made; its `configName` is unique in the process. */
-export function recordSubscription(make: (configName: string) => MoEventSubscription): MoEventSubscription {
-  const subscription = make(`mo-amqp:subscription:${subscriptions.length}`);
-  subscriptions.push(subscription);
-  return subscription;
+/** One `@MoEventSubscribe` on a provider (or controller) of the application. */
+export interface FoundSubscription {
+  /** `Class.method`, for messages. */
+  readonly label: string;
+  readonly subscription: MoEventSubscription;
+  readonly wrapper: InstanceWrapper;
+}
+
+/**
+ * The `@MoEventSubscribe` methods on one provider's class, read from their
+ * metadata: the instance's prototype, or for a provider not made yet the class's
+ * (a factory provider's class cannot be known before it runs).
+ */
+export function subscriptionsOn(wrapper: InstanceWrapper, scanner: MetadataScanner): FoundSubscription[] {
+  if (wrapper.isAlias) return [];
+  const instance: unknown = wrapper.isDependencyTreeStatic() ? wrapper.instance : undefined;
+  const prototype: object | undefined =
+    instance && typeof instance === 'object'
+      ? Object.getPrototypeOf(instance)
+      : !wrapper.inject && typeof wrapper.metatype === 'function'
+        ? wrapper.metatype.prototype
+        : undefined;
+  if (!prototype) return [];
+  const found: FoundSubscription[] = [];
+  for (const name of scanner.getAllMethodNames(prototype)) {
+    const subscription: MoEventSubscription | undefined = Reflect.getMetadata(
+      MO_EVENT_SUBSCRIBE_METADATA,
+      prototype,
+      name,
+    );
+    if (subscription) found.push({ label: `${prototype.constructor.name}.${name}`, subscription, wrapper });
+  }
+  return found;
+}
+
+/** Every `@MoEventSubscribe` on the application's providers (its modules are scanned before any is made). */
+export function discoverSubscriptions(discovery: DiscoveryService, scanner: MetadataScanner): MoEventSubscription[] {
+  return discovery.getProviders().flatMap((wrapper) => subscriptionsOn(wrapper, scanner).map((f) => f.subscription));
 }
 
 export function prefetchChannel(prefetch: number): string {
@@ -40,12 +78,13 @@ export function subscriptionExchange(
 }
 
 /**
- * golevelup's supported options for every `@MoEventSubscribe` declared so far
- * (the decorators have run once the app's modules are imported): one channel
- * per prefetch asked for, and under `handlers` the exchange each binds to.
+ * golevelup's supported options for the application's `@MoEventSubscribe`
+ * methods: one channel per prefetch asked for, and under `handlers` the
+ * exchange each binds to.
  */
 export function golevelupSubscriberConfig(
   amqp: Pick<ResolvedMoAmqpOptions, 'exchange' | 'delayedExchange'>,
+  subscriptions: readonly MoEventSubscription[],
 ): Pick<RabbitMQConfig, 'channels' | 'handlers'> {
   const prefetches = new Set(subscriptions.map(({ options }) => options?.prefetch ?? DEFAULT_PREFETCH));
   return {

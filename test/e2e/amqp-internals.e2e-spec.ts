@@ -1,4 +1,4 @@
-import { AmqpConnection, RabbitSubscribe } from '@golevelup/nestjs-rabbitmq';
+import { AmqpConnection, RabbitMQModule, RabbitSubscribe } from '@golevelup/nestjs-rabbitmq';
 import { Injectable } from '@nestjs/common';
 import { TestingModule } from '@nestjs/testing';
 import * as amqp from 'amqplib';
@@ -13,6 +13,8 @@ import {
   cutSocket,
   handlersInProgress,
   internalsMissing,
+  letGolevelupRegisterHandlers,
+  reclaimGolevelupConnection,
   withdrawConfirm,
 } from '../../lib/runtime/amqp-internals';
 import { bootApp } from '../support/app';
@@ -77,6 +79,16 @@ describe('the golevelup, amqp-connection-manager and amqplib internals this pack
 
   it('are all there in this installation', () => {
     expect(internalsMissing(app!.get(AmqpConnection))).toEqual([]);
+  });
+
+  it('golevelup: the flag that lets one application per process register handlers is there, and cleared', () => {
+    // An application is up (this spec's), so golevelup has set it: without the clearing a
+    // second application would not consume (test/e2e/two-apps.e2e-spec.ts shows it does).
+    expect((RabbitMQModule as unknown as { bootstrapped: unknown }).bootstrapped).toBe(true);
+    expect(letGolevelupRegisterHandlers()).toBe(true);
+    expect((RabbitMQModule as unknown as { bootstrapped: unknown }).bootstrapped).toBe(false);
+    // And the static map of connections golevelup closes at shutdown, by name.
+    expect(reclaimGolevelupConnection(app!.get(AmqpConnection))).toBe(true);
   });
 
   it('names what is missing when they are not', () => {
