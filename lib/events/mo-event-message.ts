@@ -13,6 +13,7 @@ import {
   MoService,
 } from './vocabulary';
 import { MO_HEADER_ATTEMPT, MO_HEADER_ROUTING_KEY } from '../mo-amqp.constants';
+import { MAX_ATTEMPT } from './retry-policy';
 
 /** A received MO event, validated. */
 export interface MoEventMessage {
@@ -65,9 +66,6 @@ export function parseMoEvent(
     payload === undefined || typeof payload === 'string' || Buffer.isBuffer(payload) ? message.content : payload;
   return readMoDelivery(body, message, timeZone, 'any').event;
 }
-
-/** The largest `x-mo-amqp-attempt` a copy of ours carries: 100 retries (the most allowed) and the first try. */
-export const MAX_ATTEMPT = 101;
 
 /**
  * Whose copies a consumer trusts the `x-mo-amqp-*` headers of: those put on

@@ -2,7 +2,7 @@ import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { DeadLetterQueueNotice, assertDeadLetterQueue } from '../runtime/dead-letter-queue';
 import { setUpExchange } from '../runtime/exchanges';
-import { DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS } from './mo-event-subscribe.options';
+import { resolveRetryPolicy } from '../events/retry-policy';
 import { MoEventSubscription, deadLetterQueueOf, queueArguments, retryQueueOf } from './subscriptions';
 
 /**
@@ -33,7 +33,7 @@ export async function declareConsumerQueues(
       options.queueType === 'quorum',
       notice,
     );
-    if ((options.retries ?? DEFAULT_RETRIES) > 0 && (options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS) > 0) {
+    if (resolveRetryPolicy(options).usesRetryQueue) {
       // No consumer: each message expires after its own wait and goes back to the queue.
       await channel.assertQueue(retryQueueOf(options.queue), {
         durable: true,

@@ -12,15 +12,8 @@ import {
 import { publishPropertiesOf } from '../util/publish-properties';
 import { MoDelivery, MoEventMessage, readMoDelivery } from '../events/mo-event-message';
 import { GiveBacks, MAX_GIVE_BACKS, giveBackPauseMs } from '../runtime/give-backs';
+import { retryDelayOf } from '../events/retry-policy';
 import { Received, processing } from '../telemetry/tracing';
-
-/** The longest a failed message waits for its next try. */
-export const MAX_RETRY_DELAY_MS = 86_400_000;
-
-/** The wait before the try after failed attempt `attempt` (1 = the first delivery): doubling, capped. */
-export function retryDelayOf(retryDelayMs: number, attempt: number): number {
-  return Math.min(retryDelayMs * 2 ** Math.min(attempt - 1, 30), MAX_RETRY_DELAY_MS);
-}
 
 /** What a running module gives a subscription. */
 export interface ConsumerBinding {

@@ -28,5 +28,3 @@ export interface MoEventSubscribeOptions {
 }
 
 export const DEFAULT_PREFETCH = 10;
-export const DEFAULT_RETRIES = 3;
-export const DEFAULT_RETRY_DELAY_MS = 5_000;

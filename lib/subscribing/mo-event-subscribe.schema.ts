@@ -1,14 +1,13 @@
 import { IsBoolean, IsIn, ValidateBy, ValidateIf, ValidationArguments } from 'class-validator';
 import { EXCHANGE_NAME, PREFETCH, QUEUE_NAME, QUEUE_TYPE, wholeNumberRule } from '../config/amqp-rules';
 import { IsName, IsWholeNumber, brokenRules, unknownOptions } from '../config/option-schema';
-import { MAX_ATTEMPT } from '../events/mo-event-message';
+import { MAX_RETRIES, MAX_RETRY_DELAY_MS } from '../events/retry-policy';
 import { MoWordProblem, describeAllowedWords, findBadMoWord } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
-import { MAX_RETRY_DELAY_MS } from './mo-event-consumer';
 import type { MoEventSubscribeOptions } from './mo-event-subscribe.options';
 
 // The attempt header of a retried copy counts up to MAX_ATTEMPT: the first try and every retry.
-const RETRIES = wholeNumberRule(0, MAX_ATTEMPT - 1);
+const RETRIES = wholeNumberRule(0, MAX_RETRIES);
 const RETRY_DELAY_MS = wholeNumberRule(0, MAX_RETRY_DELAY_MS, 'milliseconds');
 
 const NOT_WITH_EXCHANGE = 'notWithExchange';

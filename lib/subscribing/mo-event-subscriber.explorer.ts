@@ -24,7 +24,7 @@ import { letGolevelupRegisterHandlers } from '../runtime/amqp-internals';
 import { declareConsumerQueues } from './consumer-queues';
 import { subscribeOptionsProblem } from './mo-event-subscribe.schema';
 import { ConsumerBinding, setConsumerBinding } from './mo-event-consumer';
-import { DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS } from './mo-event-subscribe.options';
+import { RetryPolicy, resolveRetryPolicy } from '../events/retry-policy';
 import { FoundSubscription, deadLetterQueueOf, retryQueueOf, subscriptionsOn } from './subscriptions';
 
 /**
@@ -125,16 +125,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
         );
       }
       const instance = wrapper.instance as object;
-      setConsumerBinding(
-        instance,
-        method,
-        this.bindingFor(
-          label,
-          options.queue,
-          options.retries ?? DEFAULT_RETRIES,
-          options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
-        ),
-      );
+      setConsumerBinding(instance, method, this.bindingFor(label, options.queue, resolveRetryPolicy(options)));
       this.bound.push({ instance, method });
     }
   }
@@ -198,7 +189,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     await this.declarations?.close().catch(() => undefined);
   }
 
-  private bindingFor(label: string, queue: string, retries: number, retryDelayMs: number): ConsumerBinding {
+  private bindingFor(label: string, queue: string, { retries, retryDelayMs }: RetryPolicy): ConsumerBinding {
     return {
       label,
       queue,

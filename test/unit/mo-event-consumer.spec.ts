@@ -7,13 +7,8 @@ import {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
 } from '../../lib';
-import {
-  ConsumerBinding,
-  ConsumerState,
-  MAX_RETRY_DELAY_MS,
-  consumeDelivery,
-  retryDelayOf,
-} from '../../lib/subscribing/mo-event-consumer';
+import { ConsumerBinding, ConsumerState, consumeDelivery } from '../../lib/subscribing/mo-event-consumer';
+import { MAX_RETRY_DELAY_MS, retryDelayOf } from '../../lib/events/retry-policy';
 import { GiveBacks, MAX_GIVE_BACKS, giveBackPauseMs } from '../../lib/runtime/give-backs';
 
 const UUID = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
@@ -231,8 +226,7 @@ describe('consumeDelivery', () => {
 
   it('puts the message back when the module is shutting down', async () => {
     const { state, instance } = setup(() => undefined);
-    state.binding = undefined;
-    const outcome = await consumeDelivery(state, instance, GOOD, delivery(GOOD));
+    const outcome = await consumeDelivery({ ...state, binding: undefined }, instance, GOOD, delivery(GOOD));
     expect(outcome).toBeInstanceOf(Nack);
     expect(instance.onEvent).not.toHaveBeenCalled();
   });

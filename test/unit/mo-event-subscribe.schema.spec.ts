@@ -1,6 +1,6 @@
 import { DELAY_AGENT_PREFIX, EXCHANGE_NAME, QUEUE_NAME } from '../../lib/config/amqp-rules';
 import { delayTopology } from '../../lib/delay/delay-ladder';
-import { MAX_RETRY_DELAY_MS } from '../../lib/subscribing/mo-event-consumer';
+import { MAX_RETRY_DELAY_MS } from '../../lib/events/retry-policy';
 import { deadLetterQueueOf, retryQueueOf } from '../../lib/subscribing/subscriptions';
 import { subscribeOptionsProblem } from '../../lib/subscribing/mo-event-subscribe.schema';
 
