@@ -1,58 +1,15 @@
-import type { AmqpConnectionManager } from 'amqp-connection-manager';
-import type { ChannelModel, ConfirmChannel } from 'amqplib';
-import { EventEmitter } from 'node:events';
+import type { ConfirmChannel } from 'amqplib';
 import { ConfirmPublisher, PublishFailure } from '../../lib/runtime/confirm-publisher';
+import { FakeBroker, FakeChannel, FakeConnection, flush } from '../support/fake-channel';
 
-/** An amqplib confirm channel that records writes; the test confirms or fails them. */
-class FakeChannel extends EventEmitter {
-  readonly written: { routingKey: string; cb: (err: unknown) => void }[] = [];
-  roomLeft = Number.POSITIVE_INFINITY;
-  closed = false;
-
-  publish(_exchange: string, routingKey: string, _content: Buffer, _options: unknown, cb: (err: unknown) => void) {
-    if (this.closed) throw new Error('Channel closed');
-    this.written.push({ routingKey, cb });
-    return --this.roomLeft > 0;
-  }
-
-  async assertExchange() {}
-
-  async close() {
-    this.serverClose();
-  }
-
-  /** What amqplib does when the broker closes the channel: unconfirmed callbacks fail, then 'close'. */
-  serverClose() {
-    if (this.closed) return;
-    this.closed = true;
-    for (const w of this.written.splice(0)) w.cb(new Error('channel closed'));
-    this.emit('close');
-  }
-
-  confirmAll() {
-    for (const w of this.written.splice(0)) w.cb(null);
-  }
-}
-
-class FakeModel {
-  readonly channels: FakeChannel[] = [];
-  async createConfirmChannel() {
-    const channel = new FakeChannel();
-    this.channels.push(channel);
-    return channel;
-  }
-}
-
-class FakeManager extends EventEmitter {
-  connection: FakeModel | undefined;
-}
-
-const flush = () => new Promise((resolve) => setImmediate(resolve));
+/** The routing keys written on a channel and not confirmed yet, in order. */
+const written = (channel: FakeChannel) => channel.unconfirmed.map((u) => u.published.routingKey);
 
 function setup(timeoutMs = 1_000) {
-  const manager = new FakeManager();
+  const broker = new FakeBroker();
+  broker.confirms = 'manual'; // the test confirms or fails each write
   const errors: unknown[] = [];
-  const publisher = new ConfirmPublisher(manager as unknown as AmqpConnectionManager, {
+  const publisher = new ConfirmPublisher(broker.manager.asManager, {
     timeoutMs,
     setup: async (channel: ConfirmChannel) => channel.assertExchange('x', 'topic', { durable: true }),
     declareExchange: async (channel: ConfirmChannel, name: string) => {
@@ -60,14 +17,13 @@ function setup(timeoutMs = 1_000) {
     },
     onError: (err) => errors.push(err),
   });
-  const connect = async (model = new FakeModel()) => {
-    manager.connection = model;
-    manager.emit('connect', { connection: model as unknown as ChannelModel });
+  const connect = async (): Promise<FakeConnection> => {
+    const model = broker.connect();
     await publisher.whenReady();
     return model;
   };
   const send = (key: string) => publisher.publish('x', key, Buffer.from(key), {});
-  return { manager, publisher, errors, connect, send };
+  return { broker, publisher, errors, connect, send };
 }
 
 afterEach(() => {
@@ -79,22 +35,21 @@ describe('ConfirmPublisher', () => {
     const { connect, send } = setup();
     const settled = ['a', 'b', 'c'].map(send);
     const model = await connect();
-    expect(model.channels[0].written.map((w) => w.routingKey)).toEqual(['a', 'b', 'c']);
-    model.channels[0].confirmAll();
+    expect(written(model.channels[0])).toEqual(['a', 'b', 'c']);
+    model.channels[0].confirmPublishes();
     await expect(Promise.all(settled)).resolves.toEqual([undefined, undefined, undefined]);
   });
 
   it('writes everything unconfirmed again, in order, on the next connection after one is lost', async () => {
-    const { manager, connect, send, publisher } = setup();
+    const { connect, send, publisher } = setup();
     const first = await connect();
     const settled = ['a', 'b'].map(send);
-    first.channels[0].written[0].cb(null); // 'a' confirmed before the connection dies
-    manager.connection = undefined;
-    first.channels[0].serverClose();
+    first.channels[0].confirmPublishes(1); // 'a' confirmed before the connection dies
+    first.drop();
     const c = send('c'); // published during the outage
     const second = await connect();
-    expect(second.channels[0].written.map((w) => w.routingKey)).toEqual(['b', 'c']);
-    second.channels[0].confirmAll();
+    expect(written(second.channels[0])).toEqual(['b', 'c']);
+    second.channels[0].confirmPublishes();
     await Promise.all([...settled, c]);
     expect(publisher.size).toBe(0);
   });
@@ -109,8 +64,8 @@ describe('ConfirmPublisher', () => {
     jest.advanceTimersByTime(1_000);
     await flush();
     expect(model.channels).toHaveLength(2);
-    expect(model.channels[1].written.map((w) => w.routingKey)).toEqual(['a']);
-    model.channels[1].confirmAll();
+    expect(written(model.channels[1])).toEqual(['a']);
+    model.channels[1].confirmPublishes();
     await expect(settled).resolves.toBeUndefined();
   });
 
@@ -118,7 +73,7 @@ describe('ConfirmPublisher', () => {
     const { connect, send } = setup();
     const model = await connect();
     const settled = send('a');
-    model.channels[0].written[0].cb(new Error('message nacked'));
+    model.channels[0].failConfirms(new Error('message nacked'));
     const failure = (await settled.catch((e: unknown) => e)) as PublishFailure;
     expect(failure).toBeInstanceOf(PublishFailure);
     expect(failure.reason).toBe('rejected');
@@ -135,7 +90,7 @@ describe('ConfirmPublisher', () => {
     jest.advanceTimersByTime(500);
     expect(await first).toBe('timeout');
     expect(publisher.size).toBe(1);
-    model.channels[0].written[0].cb(null); // the late confirm of 'a' changes nothing
+    model.channels[0].unconfirmed[0].cb(null); // the late confirm of 'a' changes nothing
     jest.advanceTimersByTime(500);
     expect(await second).toBe('timeout');
     expect(publisher.size).toBe(0);
@@ -150,8 +105,8 @@ describe('ConfirmPublisher', () => {
     expect(publisher.size).toBe(1);
     expect((publisher as unknown as { queue: unknown[]; head: number }).queue.length).toBe(1);
     const model = await connect();
-    expect(model.channels[0].written.map((w) => w.routingKey)).toEqual(['fresh']);
-    model.channels[0].confirmAll();
+    expect(written(model.channels[0])).toEqual(['fresh']);
+    model.channels[0].confirmPublishes();
     await fresh;
   });
 
@@ -161,27 +116,24 @@ describe('ConfirmPublisher', () => {
     const channel = model.channels[0];
     channel.roomLeft = 2;
     const settled = ['a', 'b', 'c', 'd'].map(send);
-    expect(channel.written.map((w) => w.routingKey)).toEqual(['a', 'b']);
+    expect(written(channel)).toEqual(['a', 'b']);
     channel.roomLeft = Number.POSITIVE_INFINITY;
     channel.emit('drain');
-    expect(channel.written.map((w) => w.routingKey)).toEqual(['a', 'b', 'c', 'd']);
-    channel.confirmAll();
+    expect(written(channel)).toEqual(['a', 'b', 'c', 'd']);
+    channel.confirmPublishes();
     await Promise.all(settled);
   });
 
   it('tells about a failed set-up and keeps the messages for the next channel', async () => {
-    const { manager, publisher, errors, send } = setup();
-    const model = new FakeModel();
-    jest.spyOn(model, 'createConfirmChannel').mockImplementationOnce(async () => {
-      const channel = new FakeChannel();
+    const { broker, publisher, errors, send } = setup();
+    broker.onChannel = (channel) => {
+      broker.onChannel = () => undefined; // the first channel only
       channel.assertExchange = async () => {
         throw new Error('PRECONDITION_FAILED');
       };
-      return channel;
-    });
+    };
     const settled = send('a');
-    manager.connection = model;
-    manager.emit('connect', { connection: model });
+    broker.connect();
     await flush();
     expect(errors.map((e) => (e as Error).message)).toEqual(['PRECONDITION_FAILED']);
     expect(publisher.size).toBe(1);
@@ -206,7 +158,7 @@ describe('ConfirmPublisher', () => {
     void publisher.whenIdle().then(() => (idle = true));
     await flush();
     expect(idle).toBe(false);
-    model.channels[0].confirmAll();
+    model.channels[0].confirmPublishes();
     await flush();
     expect(idle).toBe(true);
   });

@@ -9,6 +9,7 @@ import {
 } from '../../lib/delay/delay-ladder';
 import { loadMoDelayAgentOptionsFromEnv, resolveMoDelayAgentOptions } from '../../lib/delay/mo-delay-agent.config';
 import { MoAmqpConfigError } from '../../lib';
+import { seededRandom } from '../support/seeded-random';
 
 /**
  * What RabbitMQ's headers exchange does with x-match: all: every binding argument
@@ -68,9 +69,11 @@ describe('the delay ladder', () => {
     },
   );
 
-  it('sends every random delay to exactly one place from every router, the one intended', () => {
+  // The seed is in the test's name: a failure is replayed with TEST_SEED=<seed>.
+  const random = seededRandom();
+  it(`sends every random delay to exactly one place from every router, the one intended (TEST_SEED=${random.seed})`, () => {
     for (let i = 0; i < 2_000; i++) {
-      const headers = secondsToBitHeaders(Math.floor(Math.random() * MAX_PASS_SECONDS) + 1);
+      const headers = secondsToBitHeaders(random.int(1, MAX_PASS_SECONDS));
       for (let from = 0; from <= LEVELS; from++) {
         const targets = routerBindings(from).filter((b) => matches(b.args, headers));
         expect(targets.map((t) => t.to)).toEqual([route(from, headers)]);

@@ -339,17 +339,39 @@ describe('DiskSpool', () => {
     expect(problems.join('\n')).toMatch(/00000000\.spool is not a file: set aside in .*damaged/);
   });
 
-  it('fails, quickly, to create a directory where the file system refuses one (Node’s own mkdir -p spins there)', async () => {
-    const started = Date.now();
-    await expect(new DiskSpool('/proc/mo-amqp-nope/spool', 1_000_000).check()).rejects.toMatchObject({
-      code: 'ENOENT',
+  it('fails, in a few steps, to create a directory where the file system refuses one (Node’s own mkdir -p spins there)', async () => {
+    // Bounded by the steps, not the clock: never Node's recursive mkdir (which spins under /proc),
+    // and each level of the path tried at most twice.
+    const original = fs.promises.mkdir.bind(fs.promises);
+    const recursive = (options: unknown) => (options as { recursive?: unknown } | undefined)?.recursive === true;
+    const mkdir = jest.spyOn(fs.promises, 'mkdir').mockImplementation(async (path, options) => {
+      // Refused here rather than let it spin: the test then fails on this, not on its timeout.
+      if (recursive(options)) throw new Error(`mkdir ${String(path)} with ${JSON.stringify(options)}`);
+      return original(path, options);
     });
-    await expect(new DiskSpool(join(dir, 'file', 'spool'), 1_000_000).check()).resolves.toBeUndefined();
-    fs.writeFileSync(join(dir, 'plain'), '');
-    await expect(new DiskSpool(join(dir, 'plain', 'spool'), 1_000_000).check()).rejects.toThrow(
-      /ENOTDIR|not a directory/,
-    );
-    expect(Date.now() - started).toBeLessThan(2_000);
+    const made = () => mkdir.mock.calls.splice(0).map(([path, options]) => ({ path: String(path), options }));
+    try {
+      await expect(new DiskSpool('/proc/mo-amqp-nope/spool', 1_000_000).check()).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
+      expect(made()).toEqual([
+        { path: '/proc/mo-amqp-nope/spool', options: undefined },
+        { path: '/proc/mo-amqp-nope', options: undefined },
+        { path: '/proc', options: undefined },
+        { path: '/proc/mo-amqp-nope', options: undefined },
+      ]);
+      await expect(new DiskSpool(join(dir, 'file', 'spool'), 1_000_000).check()).resolves.toBeUndefined();
+      expect(made().filter(({ options }) => recursive(options))).toEqual([]);
+      fs.writeFileSync(join(dir, 'plain'), '');
+      await expect(new DiskSpool(join(dir, 'plain', 'spool'), 1_000_000).check()).rejects.toThrow(
+        /ENOTDIR|not a directory/,
+      );
+      const plain = made();
+      expect(plain.filter(({ options }) => recursive(options))).toEqual([]);
+      expect(plain.length).toBeLessThanOrEqual(2 * join(dir, 'plain', 'spool').split('/').length);
+    } finally {
+      mkdir.mockRestore();
+    }
   });
 
   it('writes its owner file whole, and again when it went missing', async () => {

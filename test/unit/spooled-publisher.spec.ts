@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfirmPublisher } from '../../lib/runtime/confirm-publisher';
 import { SpooledPublisher } from '../../lib/runtime/spooled-publisher';
 import { DiskSpool } from '../../lib/spool/disk-spool';
+import { until } from '../support/until';
 
 /** A publisher that is connected and confirms everything at once, remembering what it sent. */
 function fakePublisher(sent: string[]): ConfirmPublisher {
@@ -19,10 +20,6 @@ function fakePublisher(sent: string[]): ConfirmPublisher {
   } as unknown as ConfirmPublisher;
 }
 
-const until = async (condition: () => boolean) => {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-};
-
 describe('SpooledPublisher', () => {
   let dir: string;
 
@@ -31,10 +28,11 @@ describe('SpooledPublisher', () => {
   });
 
   afterEach(() => {
+    jest.useRealTimers();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('logs a spool it cannot read and tries again, instead of an unhandled rejection', async () => {
+  it('logs a spool it cannot read and tries again 2 s later, not before, instead of an unhandled rejection', async () => {
     const errors: string[] = [];
     const sent: string[] = [];
     const left = new DiskSpool(dir, 1_000_000);
@@ -46,17 +44,31 @@ describe('SpooledPublisher', () => {
     });
     await left.close();
     const spool = new DiskSpool(dir, 1_000_000);
-    let failures = 1;
+    let reads = 0;
     const take = spool.takeSegments.bind(spool);
     spool.takeSegments = async () => {
-      if (failures-- > 0) throw new Error('EIO: i/o error, scandir');
+      // The first read fails; called synchronously when a drain starts, so `reads` counts drains.
+      if (reads++ === 0) throw new Error('EIO: i/o error, scandir');
       return take();
     };
-    const outbox = new SpooledPublisher(fakePublisher(sent), spool, 10, { warn: () => undefined, error: (m) => errors.push(m) });
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    const outbox = new SpooledPublisher(fakePublisher(sent), spool, 10, {
+      warn: () => undefined,
+      error: (m) => errors.push(m),
+    });
     outbox.kick();
-    await until(() => sent.length > 0); // the retry comes 2 s later
+    await jest.advanceTimersByTimeAsync(0);
     expect(errors).toEqual(['Reading the spool failed (EIO: i/o error, scandir); retrying']);
+    expect(reads).toBe(1);
+    await jest.advanceTimersByTimeAsync(1_999);
+    expect(reads).toBe(1); // not before 2 s
+    await jest.advanceTimersByTimeAsync(1);
+    expect(reads).toBe(2); // at 2 s
+    // The second drain reads the real files: real timers for the disk's time.
+    jest.useRealTimers();
+    await until(() => sent.length > 0, 'the spooled event to be sent again');
     expect(sent).toEqual(['kept']);
+    expect(errors).toHaveLength(1);
     await outbox.close(100);
   });
 });
