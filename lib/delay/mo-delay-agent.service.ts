@@ -151,7 +151,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
           {
             queue: this.topology.due,
             prefetch: this.options.prefetch,
-            onMessage: (m, d) => void this.take(m, d, 'due'),
+            onMessage: (m, d) => this.track(this.take(m, d, 'due')),
           },
         ],
         onError: (err) => {
