@@ -1,9 +1,10 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as ts from 'typescript';
 import { MO_AMQP_FIELDS } from '../../lib/config/mo-amqp-options.schema';
 import { OptionSpec } from '../../lib/config/option-table';
 import { DELAY_AGENT_FIELDS } from '../../lib/delay/mo-delay-agent.config';
+import { sourceFiles } from '../support/source-files';
 
 // The option tables are the one declaration of each environment variable; README.md's
 // table of variables is written by hand. These keep the two, and the code, in step.
@@ -36,14 +37,6 @@ function readmeRows(readme: string): Map<string, string> {
   const section = readme.split(/^## /m).find((part) => part.startsWith('Configuration\n')) ?? '';
   const rows = [...section.matchAll(/^\| `([A-Z][A-Z0-9_]*)` +\| ([^|]*)\|/gm)];
   return new Map(rows.map(([, name, option]) => [name, option.trim()]));
-}
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
-    return entry.name.endsWith('.ts') ? [path] : [];
-  });
 }
 
 /**

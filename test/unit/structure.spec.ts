@@ -1,19 +1,12 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { sourceFiles } from '../support/source-files';
 
 // The shape lib/ keeps: files small enough to read at once, and imports that
 // run one way (a cycle makes load order matter and hides what depends on what).
 
 const LIB = resolve(__dirname, '../../lib');
 const MAX_LINES = 300;
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
-    return entry.name.endsWith('.ts') ? [path] : [];
-  });
-}
 
 /** The lib/ files a file imports (type-only imports too: they are dependencies of the reader). */
 function localImports(file: string): string[] {
