@@ -59,7 +59,11 @@ export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
     if (!Reflect.hasOwnMetadata(MO_EVENT_POINT, target, key) && typeof descriptor?.value === 'function') {
       const point = {};
       Reflect.defineMetadata(MO_EVENT_POINT, point, target, key);
-      descriptor.value = wrapAtTransactionPoint(descriptor.value as (...args: unknown[]) => unknown, point) as TMethod;
+      descriptor.value = wrapAtTransactionPoint(
+        descriptor.value as (...args: unknown[]) => unknown,
+        point,
+        target,
+      ) as TMethod;
     }
   };
 }

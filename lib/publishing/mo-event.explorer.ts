@@ -70,20 +70,24 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
         this.options.enabled && this.options.outbox === 'postgres' ? new AsyncLocalStorage<OutboxCall>() : undefined,
       inTransaction: () => this.outboxWriter?.inTransaction ?? false,
     });
-    const seen = new Set<object>();
+    // Each prototype is wrapped once; its decorated methods are found once.
+    const seen = new Map<object, boolean>();
     for (const wrapper of this.discovery.getProviders()) {
       const prototype = prototypeOf(wrapper);
-      if (!prototype || seen.has(prototype)) continue;
-      seen.add(prototype);
-      const methods = this.decoratedMethods(prototype);
-      for (const method of methods) this.bind(method.owner, method.name, method.definitions, binding);
-      // Each instance this application made publishes through this application's module.
+      if (!prototype) continue;
+      let decorated = seen.get(prototype);
+      if (decorated === undefined) {
+        const methods = this.decoratedMethods(prototype);
+        for (const method of methods) this.bind(method.owner, method.name, method.definitions, binding);
+        seen.set(prototype, (decorated = methods.length > 0));
+      }
+      // Every instance this application made publishes through this application's module.
       const instance: unknown = wrapper.isDependencyTreeStatic() ? wrapper.instance : undefined;
-      if (methods.length > 0 && instance && typeof instance === 'object') this.hang(instance, binding);
+      if (decorated && instance && typeof instance === 'object') this.hang(instance, binding);
     }
 
     for (const prototype of decoratedPrototypes) {
-      if (!seen.has(prototype) && ![...seen].some((p) => Object.prototype.isPrototypeOf.call(prototype, p))) {
+      if (!seen.has(prototype) && ![...seen.keys()].some((p) => Object.prototype.isPrototypeOf.call(prototype, p))) {
         this.logger.warn(
           `${prototype.constructor.name} has @MoEvent methods but is not a provider of this application: ` +
             'calling them publishes nothing',

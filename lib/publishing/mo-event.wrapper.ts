@@ -46,12 +46,14 @@ export interface WrappedMethod {
 }
 
 /**
- * Where an application's binding hangs: on each provider instance it made (so two
- * applications in one process each publish through their own), and on the
- * prototype that declares the method, for instances made later (request-scoped,
- * transient) and calls without `this`.
+ * Which application's binding each object has: each provider instance an
+ * application made (so two applications in one process each publish through
+ * their own), and the prototype that declares the method, for instances made
+ * later (request-scoped, transient) and calls without `this`. Keyed by the
+ * objects themselves, so nothing is shared between applications, and frozen
+ * instances are fine.
  */
-export const MO_EVENT_BINDING = Symbol('mo-amqp:@MoEvent binding');
+const bindings = new WeakMap<object, MoEventBinding>();
 /** Marks a function `wrapMethod` made. */
 const WRAPPED = Symbol('mo-amqp:@MoEvent wrapper');
 
@@ -60,16 +62,13 @@ const fallbackLogger = new Logger('MoEvent');
 /** The binding of the application that made `target` (or that last bound its class), if any. */
 export function bindingOf(target: unknown): MoEventBinding | undefined {
   if (target === null || (typeof target !== 'object' && typeof target !== 'function')) return undefined;
-  return (target as { [MO_EVENT_BINDING]?: MoEventBinding })[MO_EVENT_BINDING];
+  return bindings.get(target);
 }
 
-/** Hangs `binding` on `target` (an instance or a prototype); `undefined` takes it off if it is still `owner`'s. */
+/** Gives `target` (an instance or a prototype) `binding`; `undefined` takes it off if it is still `owner`'s. */
 export function setBinding(target: object, binding: MoEventBinding | undefined, owner?: MoEventBinding): void {
-  if (binding) {
-    Object.defineProperty(target, MO_EVENT_BINDING, { value: binding, configurable: true, writable: true });
-  } else if (Object.prototype.hasOwnProperty.call(target, MO_EVENT_BINDING) && bindingOf(target) === owner) {
-    delete (target as { [MO_EVENT_BINDING]?: MoEventBinding })[MO_EVENT_BINDING];
-  }
+  if (binding) bindings.set(target, binding);
+  else if (bindings.get(target) === owner) bindings.delete(target);
 }
 
 /** True for a function `wrapMethod` made. */
@@ -154,11 +153,13 @@ function keepIdentity(original: (...args: unknown[]) => unknown, wrapper: (...ar
 export function wrapAtTransactionPoint(
   original: (...args: unknown[]) => unknown,
   point: object,
+  /** The prototype that declares the method: its binding serves calls without `this`, as outside. */
+  owner: object,
 ): (...args: unknown[]) => unknown {
   const wrapper = function (this: unknown, ...args: unknown[]): unknown {
     const result = original.apply(this, args);
-    // Its `this` is the outer wrapper's: the instance (or, inherited, the prototype) carries the binding.
-    const binding = bindingOf(this);
+    // Its `this` is the outer wrapper's, and so is the binding it finds.
+    const binding = bindingOf(this) ?? bindingOf(owner);
     const call = binding?.outboxCalls?.getStore();
     if (!binding || !call || call.point !== point || call.handled || !isPromiseLike(result)) return result;
     return Promise.resolve(result).then((value) => {

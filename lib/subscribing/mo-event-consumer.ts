@@ -39,26 +39,23 @@ export interface ConsumerState {
   readonly binding: ConsumerBinding | undefined;
 }
 
-/** Where an application hangs its bindings: on each consuming instance it made, by method. */
-const CONSUMER_BINDINGS = Symbol('mo-amqp:@MoEventSubscribe bindings');
-
-type Bound = { [CONSUMER_BINDINGS]?: Map<string | symbol, ConsumerBinding> };
+/** Each consuming instance's bindings, by method (keyed by the instance: an application's own, and frozen ones fine). */
+const consumerBindings = new WeakMap<object, Map<string | symbol, ConsumerBinding>>();
 
 export function consumerBindingOf(instance: unknown, method: string | symbol): ConsumerBinding | undefined {
   if (instance === null || typeof instance !== 'object') return undefined;
-  return (instance as Bound)[CONSUMER_BINDINGS]?.get(method);
+  return consumerBindings.get(instance)?.get(method);
 }
 
-/** Hangs `binding` for `method` on `instance`; `undefined` takes it off. */
+/** Gives `instance` `binding` for `method`; `undefined` takes it off. */
 export function setConsumerBinding(instance: object, method: string | symbol, binding?: ConsumerBinding): void {
-  let bindings = (instance as Bound)[CONSUMER_BINDINGS];
-  if (!bindings) {
+  let bound = consumerBindings.get(instance);
+  if (!bound) {
     if (!binding) return;
-    bindings = new Map();
-    Object.defineProperty(instance, CONSUMER_BINDINGS, { value: bindings, configurable: true });
+    consumerBindings.set(instance, (bound = new Map()));
   }
-  if (binding) bindings.set(method, binding);
-  else bindings.delete(method);
+  if (binding) bound.set(method, binding);
+  else bound.delete(method);
 }
 
 /**

@@ -254,6 +254,31 @@ describe('@MoEvent', () => {
     expect(publish).toHaveBeenCalledTimes(1);
   });
 
+  it('publishes through the module of the app that made the instance: a second one, a frozen one, a call without this', async () => {
+    const earlier = await boot([EngagementService]);
+    app = undefined;
+    try {
+      const frozen = Object.freeze(new EngagementService());
+      await boot([
+        EngagementService,
+        { provide: 'SECOND', useClass: EngagementService } as never,
+        { provide: 'FROZEN', useValue: frozen } as never,
+      ]);
+      const own = app!.get(MoEventsService);
+      await app!.get(EngagementService).returnsUuid();
+      await app!.get<EngagementService>('SECOND').returnsUuid();
+      await app!.get<EngagementService>('FROZEN').returnsUuid();
+      await earlier.get(EngagementService).returnsUuid();
+      expect(publish.mock.contexts).toEqual([own, own, own, earlier.get(MoEventsService)]);
+      // Without `this`: the app that bound the class last (documented).
+      const detached = app!.get(EngagementService).returnsUuid;
+      await detached();
+      expect(publish.mock.contexts.at(-1)).toBe(own);
+    } finally {
+      await earlier.close();
+    }
+  });
+
   it('works for request-scoped and transient providers', async () => {
     @Injectable({ scope: Scope.REQUEST })
     class PerRequest {
