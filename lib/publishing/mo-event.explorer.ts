@@ -1,7 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import { MO_VOCABULARIES, MoVocabulary, describeAllowedWords, findBadMoWord } from '../events/vocabulary';
@@ -12,6 +11,7 @@ import { MoEventBinding, OutboxCall, isWrapped, setBinding, wrapMethod } from '.
 import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { MoEventsService } from './mo-events.service';
+import { providerPrototype } from '../util/provider-prototype';
 
 const SELECTORS = new Set(['uuid', 'time', 'objectUuid']);
 
@@ -48,7 +48,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
 
   private wrapDecoratedMethods(): void {
     for (const wrapper of this.discovery.getControllers()) {
-      const prototype = prototypeOf(wrapper);
+      const prototype = providerPrototype(wrapper);
       const [method] = prototype ? this.decoratedMethods(prototype) : [];
       if (method) {
         throw new MoEventDecoratorError(
@@ -73,7 +73,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     // Each prototype is wrapped once; its decorated methods are found once.
     const seen = new Map<object, boolean>();
     for (const wrapper of this.discovery.getProviders()) {
-      const prototype = prototypeOf(wrapper);
+      const prototype = providerPrototype(wrapper);
       if (!prototype) continue;
       let decorated = seen.get(prototype);
       if (decorated === undefined) {
@@ -142,18 +142,6 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     }
     return found;
   }
-}
-
-/** The prototype behind a provider or controller, whatever its scope; undefined when unknowable. */
-function prototypeOf(wrapper: InstanceWrapper): object | undefined {
-  if (wrapper.isAlias) return undefined;
-  if (wrapper.isDependencyTreeStatic()) {
-    const instance: unknown = wrapper.instance;
-    return instance && typeof instance === 'object' ? Object.getPrototypeOf(instance) : undefined;
-  }
-  // Request-scoped and transient instances do not exist yet; a class provider's
-  // prototype does. (A factory provider's class cannot be known before it runs.)
-  return !wrapper.inject && typeof wrapper.metatype === 'function' ? wrapper.metatype.prototype : undefined;
 }
 
 function validate(

@@ -3,6 +3,7 @@ import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
+import { providerPrototype } from '../util/provider-prototype';
 import { DEFAULT_PREFETCH, MoEventSubscribeOptions } from './mo-event-subscribe.options';
 
 /** Quorum queues dead-letter a message the broker has delivered this often (consumers crashing on it). */
@@ -38,14 +39,7 @@ export interface FoundSubscription {
  * (a factory provider's class cannot be known before it runs).
  */
 export function subscriptionsOn(wrapper: InstanceWrapper, scanner: MetadataScanner): FoundSubscription[] {
-  if (wrapper.isAlias) return [];
-  const instance: unknown = wrapper.isDependencyTreeStatic() ? wrapper.instance : undefined;
-  const prototype: object | undefined =
-    instance && typeof instance === 'object'
-      ? Object.getPrototypeOf(instance)
-      : !wrapper.inject && typeof wrapper.metatype === 'function'
-        ? wrapper.metatype.prototype
-        : undefined;
+  const prototype = providerPrototype(wrapper);
   if (!prototype) return [];
   const found: FoundSubscription[] = [];
   for (const name of scanner.getAllMethodNames(prototype)) {
