@@ -92,7 +92,7 @@ export function readMoDelivery(
   timeZone: string,
   ownCopies: OwnCopies,
 ): MoDelivery {
-  const { routingKey, attempt } = originOf(message, ownCopies);
+  const { routingKey, attempt } = deliveryOrigin(message, ownCopies);
   const fail = (field: string, value: unknown, allowed: string) =>
     new MoEventParseError(field, value, allowed, routingKey);
 
@@ -130,7 +130,7 @@ export function readMoDelivery(
 }
 
 /** The routing key a delivery stands for and its attempt, from the headers only where they can be believed. */
-function originOf(
+export function deliveryOrigin(
   { fields, properties }: Pick<ConsumeMessage, 'fields' | 'properties'>,
   ownCopies: OwnCopies,
 ): { routingKey: string; attempt: number } {

@@ -33,8 +33,14 @@ export interface MoEventOptions {
 
 const OPTION_KEYS: ReadonlySet<string> = new Set(['time', 'objectUuid']);
 
+/** A validated message of either format, ready to publish: its routing key and exact body. */
+export interface MoOutgoingMessage {
+  readonly routingKey: string;
+  readonly body: string;
+}
+
 /** A validated event, ready to publish. */
-export interface MoOutgoingEvent {
+export interface MoOutgoingEvent extends MoOutgoingMessage {
   readonly routingKey: MoRoutingKey;
   readonly uuid: string;
   readonly time: string;

@@ -19,8 +19,11 @@ export const MO_SEED_OBJECT_TYPES = [
   'role',
 ] as const;
 
-/** OS2mo 2021+ and ramqp: the seed's ten plus `kle` and `owner`. */
-export const MO_OS2MO_OBJECT_TYPES = [...MO_SEED_OBJECT_TYPES, 'kle', 'owner'] as const;
+/**
+ * OS2mo 2021+ and ramqp: the seed's ten plus `kle` and `owner`, and `rolebinding`,
+ * which OS2mo sends where it sent `role` before 2024-03-14 (`role` stays a word).
+ */
+export const MO_OS2MO_OBJECT_TYPES = [...MO_SEED_OBJECT_TYPES, 'kle', 'owner', 'rolebinding'] as const;
 
 export const MO_SEED_ACTIONS = ['create', 'update', 'delete'] as const;
 
@@ -44,6 +47,50 @@ export const MO_VOCABULARIES = {
     objectUuidRequired: true,
   },
 } as const;
+
+/**
+ * The object types of OS2mo's AMQP subsystem (2023-), each one a whole routing
+ * key (`engagement`): OS2mo's list at its head, and `role`, its word for
+ * `rolebinding` before 2024-03-14.
+ */
+export const MO_CHANGE_OBJECT_TYPES = [
+  'address',
+  'association',
+  'class',
+  'engagement',
+  'facet',
+  'itsystem',
+  'ituser',
+  'kle',
+  'leave',
+  'manager',
+  'org_unit',
+  'owner',
+  'person',
+  'related_unit',
+  'rolebinding',
+  'role',
+] as const;
+
+/** An object type of OS2mo's AMQP subsystem, which is also the routing key of its messages. */
+export type MoChangeObjectType = (typeof MO_CHANGE_OBJECT_TYPES)[number];
+
+const CHANGE_WORDS: ReadonlySet<string> = new Set(MO_CHANGE_OBJECT_TYPES);
+
+/** True for an object type of OS2mo's AMQP subsystem (`isMoChangeObjectType('person') === true`). */
+export function isMoChangeObjectType(value: unknown): value is MoChangeObjectType {
+  return typeof value === 'string' && CHANGE_WORDS.has(value);
+}
+
+/**
+ * The subsystem's object type for a legacy one: the same word, except
+ * `employee` (`person`) and `it` (`ituser`), as OS2mo names them.
+ */
+export function moChangeObjectTypeOf(objectType: MoObjectType): MoChangeObjectType {
+  if (objectType === 'employee') return 'person';
+  if (objectType === 'it') return 'ituser';
+  return objectType;
+}
 
 /** `seed` (the default) or `os2mo`. */
 export type MoVocabulary = keyof typeof MO_VOCABULARIES;

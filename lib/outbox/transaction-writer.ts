@@ -8,7 +8,7 @@ import { errorRedactor } from '../config/redact';
 import { tlsSecrets } from '../config/tls';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MoPublishError } from '../errors/mo-publish.error';
-import { MoOutgoingEvent } from '../events/mo-event';
+import { MoOutgoingMessage } from '../events/mo-event';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { startSending } from '../telemetry/tracing';
@@ -98,7 +98,7 @@ export class MoOutboxWriter implements OnModuleInit {
    * committed. Rejects with `MoPublishError` (`outbox-failed`) when the row cannot be written:
    * the transaction then cannot commit.
    */
-  async send(event: MoOutgoingEvent, messageId: string): Promise<'outboxed'> {
+  async send(event: MoOutgoingMessage, messageId: string): Promise<'outboxed'> {
     const { exchange } = this.options;
     // The producer span; its trace headers go into the row, so the relayed message carries them.
     const sending = startSending(exchange, event.routingKey, messageId, event.body.length);

@@ -1,8 +1,16 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { MoEventOptions, MoOutgoingEvent, buildMoEvent } from '../events/mo-event';
-import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../events/vocabulary';
+import { buildMoChange } from '../events/mo-change';
+import { MoEventOptions, MoOutgoingMessage, buildMoEvent } from '../events/mo-event';
+import {
+  MoActionOf,
+  MoChangeObjectType,
+  MoObjectTypeOf,
+  MoPublishVocabulary,
+  MoRoutingKey,
+  MoService,
+} from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
@@ -14,6 +22,7 @@ import { MoPublishResult } from './mo-publish-result';
  *
  * ```ts
  * await events.publish('employee', 'engagement', 'create', personUuid, { time: validFrom });
+ * await events.publishChange('engagement', engagementUuid); // OS2mo's AMQP subsystem (2023-)
  * ```
  */
 @Injectable()
@@ -61,19 +70,40 @@ export class MoEventsService {
     action: MoActionOf<MoPublishVocabulary>,
     uuid: string,
     options?: MoEventOptions,
-  ): Promise<MoPublishResult> {
-    let event: MoOutgoingEvent;
+  ): Promise<MoPublishResult<MoRoutingKey>> {
+    return this.send(() => buildMoEvent(service, objectType, action, uuid, options, this.options));
+  }
+
+  /**
+   * Publishes one message of OS2mo's AMQP subsystem (2023-): routing key the
+   * object type, body the object's UUID as a JSON string, byte for byte what
+   * OS2mo's `json.dumps(str(uuid))` writes. Persistent and confirmed (or
+   * spooled, or outboxed in a transaction) exactly as `publish()` is; rejects
+   * with `MoEventValidationError` for a bad object type or UUID.
+   *
+   * ```ts
+   * await events.publishChange('engagement', 'c390b9a2-7202-48e6-972b-ce36a90065c4');
+   * ```
+   */
+  async publishChange(objectType: MoChangeObjectType, uuid: string): Promise<MoPublishResult<MoChangeObjectType>> {
+    return this.send(() => buildMoChange(objectType, uuid));
+  }
+
+  private async send<K extends string>(
+    build: () => MoOutgoingMessage & { readonly routingKey: K },
+  ): Promise<MoPublishResult<K>> {
+    let message: MoOutgoingMessage & { readonly routingKey: K };
     try {
-      event = buildMoEvent(service, objectType, action, uuid, options, this.options);
+      message = build();
     } catch (err) {
       this.runtime.count('invalid');
       throw err;
     }
     const messageId = randomUUID();
-    // Inside a transaction of the outbox's connection the event becomes a row of it, committed with the change.
+    // Inside a transaction of the outbox's connection the message becomes a row of it, committed with the change.
     const status = this.outbox?.inTransaction
-      ? await this.outbox.send(event, messageId)
-      : await this.runtime.send(event, messageId);
-    return { status, exchange: this.options.exchange, routingKey: event.routingKey, messageId, body: event.body };
+      ? await this.outbox.send(message, messageId)
+      : await this.runtime.send(message, messageId);
+    return { status, exchange: this.options.exchange, routingKey: message.routingKey, messageId, body: message.body };
   }
 }

@@ -1,7 +1,7 @@
 import { MoRoutingKey } from '../events/vocabulary';
 
 /**
- * What became of one event.
+ * What became of one event (or one subsystem message, `MoPublishResult<MoChangeObjectType>`).
  *
  * - `confirmed`: RabbitMQ has confirmed the message (it is in every bound
  *   queue, or no queue was bound to receive it).
@@ -12,10 +12,11 @@ import { MoRoutingKey } from '../events/vocabulary';
  *   (nothing is sent if it rolls back).
  * - `disabled`: AMQP is off (`ENABLE_AMQP`); it was validated but not sent.
  */
-export interface MoPublishResult {
+export interface MoPublishResult<K extends string = MoRoutingKey> {
   readonly status: 'confirmed' | 'spooled' | 'outboxed' | 'disabled';
   readonly exchange: string;
-  readonly routingKey: MoRoutingKey;
+  /** `employee.engagement.create`; a subsystem message's (`publishChange`) is its object type. */
+  readonly routingKey: K;
   /** The AMQP `message_id`; consumers deduplicate on it. */
   readonly messageId: string;
   /** The exact body text that was (or would have been) sent. */

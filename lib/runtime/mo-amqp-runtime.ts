@@ -14,7 +14,7 @@ import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { tlsSecrets } from '../config/tls';
 import { MoPublishError } from '../errors/mo-publish.error';
-import { MoOutgoingEvent } from '../events/mo-event';
+import { MoOutgoingMessage } from '../events/mo-event';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { DiskSpool, SPOOL_START_BOUND_MS } from '../spool/disk-spool';
 import { moEventProperties } from '../util/publish-properties';
@@ -143,7 +143,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    * durably spooled, `disabled` at once when AMQP is off; rejects with
    * `MoPublishError`. The testing module records here instead.
    */
-  async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed' | 'spooled' | 'disabled'> {
+  async send(event: MoOutgoingMessage, messageId: string): Promise<'confirmed' | 'spooled' | 'disabled'> {
     if (!this.spooledPublisher) {
       this.counts.disabled++;
       return 'disabled';

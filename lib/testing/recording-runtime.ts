@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { MoOutgoingEvent } from '../events/mo-event';
+import { MoOutgoingMessage } from '../events/mo-event';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { moEventProperties } from '../util/publish-properties';
@@ -22,7 +22,7 @@ export class RecordingMoAmqpRuntime extends MoAmqpRuntime {
     super(recordingOptions);
   }
 
-  override async send(event: MoOutgoingEvent, messageId: string): Promise<'confirmed'> {
+  override async send(event: MoOutgoingMessage, messageId: string): Promise<'confirmed'> {
     this.recorder.record({
       exchange: this.recordingOptions.exchange,
       routingKey: event.routingKey,
