@@ -13,6 +13,7 @@ export type { MoEventOptions } from './events/mo-event';
 export type {
   MoAction,
   MoActionOf,
+  MoChangeObjectType,
   MoObjectType,
   MoObjectTypeOf,
   MoPublishVocabulary,
@@ -23,6 +24,7 @@ export type {
 } from './events/vocabulary';
 export {
   MO_ACTIONS,
+  MO_CHANGE_OBJECT_TYPES,
   MO_OBJECT_TYPES,
   MO_OS2MO_ACTIONS,
   MO_OS2MO_OBJECT_TYPES,
@@ -31,6 +33,7 @@ export {
   MO_SERVICES,
   MO_VOCABULARIES,
   isMoAction,
+  isMoChangeObjectType,
   isMoObjectType,
   isMoService,
 } from './events/vocabulary';
@@ -48,10 +51,16 @@ export { MoAmqpConnectionError } from './errors/mo-amqp-connection.error';
 export { MoEventDecoratorError } from './errors/mo-event-decorator.error';
 export { MoEventParseError } from './errors/mo-event-parse.error';
 export { outboxMigrationSql } from './outbox/outbox-sql';
-export { MoEventSubscribe } from './subscribing/mo-event-subscribe.decorator';
-export type { MoEventSubscribeOptions } from './subscribing/mo-event-subscribe.options';
+export { MoChangeSubscribe, MoEventSubscribe } from './subscribing/mo-event-subscribe.decorator';
+export type {
+  MoChangeSubscribeOptions,
+  MoConsumerQueueOptions,
+  MoEventSubscribeOptions,
+} from './subscribing/mo-event-subscribe.options';
 export { parseMoEvent } from './events/mo-event-message';
 export type { MoEventMessage } from './events/mo-event-message';
+export { parseMoChange } from './events/mo-change';
+export type { MoChangeMessage } from './events/mo-change';
 export {
   MO_HEADER_ATTEMPT,
   MO_HEADER_EXCHANGE,

@@ -6,6 +6,7 @@ import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { brokerVersionOf, classicOnClusterWarning } from '../runtime/broker-version';
 import { DeadLetterQueueNotice, assertDeadLetterQueue } from '../runtime/dead-letter-queue';
 import { explainExchangeRefusal, setUpExchange } from '../runtime/exchanges';
+import { MO_SERVICES } from '../events/vocabulary';
 import { messageOf } from '../util/error-message';
 import { describeValue } from '../util/describe-value';
 import { DelayTopology, HOLD_SLOTS, LEVELS, routerBindings } from './delay-ladder';
@@ -77,8 +78,17 @@ export async function declareAgentTopology(
   for (let level = 0; level < LEVELS; level++) await bind(t.router(level), level);
   await setUpExchange(channel, amqp.exchange, amqp);
   await setUpExchange(channel, amqp.delayedExchange, amqp);
-  await channel.bindQueue(t.incoming, amqp.exchange, '#');
+  for (const key of AGENT_BINDINGS) await channel.bindQueue(t.incoming, amqp.exchange, key);
+  // Earlier agents bound `#`, which took OS2mo's one-word AMQP-subsystem messages to the DLQ (unbinding is idempotent).
+  await channel.unbindQueue(t.incoming, amqp.exchange, '#');
 }
+
+/**
+ * What the agent takes: three-word keys of each MO service, the only messages it
+ * delays. OS2mo's AMQP-subsystem messages (one word, `engagement`) and foreign
+ * keys are never routed to it, so they are neither delayed nor dead-lettered.
+ */
+export const AGENT_BINDINGS = MO_SERVICES.map((service) => `${service}.*.*`);
 
 /** At start (a failed start closes the connection): the events exchanges must not be the agent's own routers. */
 export function checkPrefix(t: DelayTopology, prefix: string, eventExchanges: readonly string[]): void {

@@ -2,11 +2,19 @@ import type { ConsumeMessage } from 'amqplib';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { readMoDelivery } from '../events/mo-event-message';
 import { parseMoTime } from '../events/mo-time';
+import { ramqpRefusal } from '../events/ramqp-rules';
+import type { MoVocabulary } from '../events/vocabulary';
 import { DELAY_HEADER_PREFIX } from './delay-ladder';
 import { Route, metaOf } from './ladder-headers';
 
-/** A message from the events exchange: the full MO check, and none of the ladder's own headers. */
-export function routeOfIncoming(message: ConsumeMessage, timeZone: string): Route {
+/**
+ * A message from the events exchange: the full MO check (in the `os2mo`
+ * vocabulary also what ramqp reads: `ramqpRefusal`), and none of the ladder's own headers.
+ */
+export function routeOfIncoming(
+  message: ConsumeMessage,
+  { timeZone, vocabulary }: { readonly timeZone: string; readonly vocabulary: MoVocabulary },
+): Route {
   const { routingKey, exchange } = message.fields;
   const headers = message.properties.headers ?? {};
   const steering = Object.keys(headers).find((key) => key.startsWith(DELAY_HEADER_PREFIX));
@@ -20,6 +28,9 @@ export function routeOfIncoming(message: ConsumeMessage, timeZone: string): Rout
   }
   // Only valid events are delayed; the rest go to the DLQ with the reason.
   const { event } = readMoDelivery(message.content, message, timeZone, 'none');
+  // A ramqp consumer of the delayed exchange would requeue such a copy for ever: it is not forwarded.
+  const refused = vocabulary === 'os2mo' ? ramqpRefusal(message.content, event) : undefined;
+  if (refused) throw refused;
   const parsed = parseMoTime(event.timeText, timeZone) as NonNullable<ReturnType<typeof parseMoTime>>;
   return {
     // Never early: a time with microseconds beyond the millisecond is due at the next millisecond.

@@ -42,12 +42,11 @@ const INCOMING_PREFETCH = 200;
 type From = 'incoming' | 'due' | 'hold';
 
 /**
- * The delay agent: takes every message of the events exchange from a durable
- * queue, and republishes it, identical (routing key, body bytes, properties with
- * `message_id`), on the delayed exchange once its `time` is due, never before.
- * Pending messages wait in RabbitMQ: those due within `holdMs` unacknowledged
- * while the agent holds them in memory, the rest in a ladder of queues. So the
- * agent keeps no state: stop it, restart it, run several; a message is
+ * The delay agent: takes every legacy MO event (three words) of the events exchange from a durable
+ * queue, and republishes it, identical (routing key, body bytes, properties with `message_id`), on
+ * the delayed exchange once its `time` is due, never before. Pending messages wait in RabbitMQ:
+ * those due within `holdMs` unacknowledged while the agent holds them in memory, the rest in a
+ * ladder of queues. So the agent keeps no state: stop it, restart it, run several; a message is
  * acknowledged only after its next hop is confirmed (at least once, duplicates possible).
  */
 @Injectable()
@@ -193,7 +192,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
   private async take(message: ConsumeMessage, delivery: Delivery, from: From): Promise<void> {
     let route: Route;
     try {
-      route = from === 'incoming' ? routeOfIncoming(message, this.amqp.timeZone) : readLadderHeaders(message);
+      route = from === 'incoming' ? routeOfIncoming(message, this.amqp) : readLadderHeaders(message);
     } catch (err) {
       // Malformed, or steering headers it may not carry: never requeued, never trusted.
       if (!(err instanceof MoEventParseError)) throw err;

@@ -9,7 +9,7 @@ export class MoEventDecoratorError extends Error {
   constructor(
     readonly method: string,
     problem: string,
-    readonly decorator: '@MoEvent' | '@MoEventSubscribe' = '@MoEvent',
+    readonly decorator: '@MoEvent' | '@MoEventSubscribe' | '@MoChangeSubscribe' = '@MoEvent',
   ) {
     super(`${decorator} on ${method}: ${problem}`);
   }

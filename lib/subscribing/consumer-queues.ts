@@ -21,7 +21,7 @@ export async function declareConsumerQueues(
   // A refused declaration then closes this channel only, not the connection the publisher shares.
   channel.on('error', () => undefined);
   // The delayed exchange is declared only where something uses it: here, and by the agent.
-  if (subscriptions.some(({ options }) => options.delayed && !options.exchange)) {
+  if (subscriptions.some((s) => s.format === 'event' && s.options.delayed && !s.options.exchange)) {
     await setUpExchange(channel, amqp.delayedExchange, amqp);
   }
   for (const { options } of subscriptions) {

@@ -10,7 +10,6 @@ import {
   MO_HEADER_ROUTING_KEY,
 } from '../mo-amqp.constants';
 import { publishPropertiesOf } from '../util/publish-properties';
-import { MoDelivery, MoEventMessage, readMoDelivery } from '../events/mo-event-message';
 import { GiveBacks, MAX_GIVE_BACKS, giveBackPauseMs } from '../runtime/give-backs';
 import { retryDelayOf } from '../events/retry-policy';
 import { Received, processing } from '../telemetry/tracing';
@@ -25,12 +24,19 @@ export interface ConsumerBinding {
   readonly retries: number;
   /** The first wait before a try again; 0: at once, on the queue itself. */
   readonly retryDelayMs: number;
-  readonly timeZone: string;
+  /** Reads and validates a delivery (throws `MoEventParseError`): the legacy or the subsystem format. */
+  read(content: Buffer, message: ConsumeMessage): ReadDelivery;
   readonly logger: Pick<Logger, 'warn' | 'error'>;
   /** How often each message went back to the queue because a copy could not be published. */
   readonly giveBacks: GiveBacks;
   forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void>;
   count(what: 'retried' | 'deadLettered'): void;
+}
+
+/** A delivery read: what the handler is given, and which attempt at handling it this is. */
+export interface ReadDelivery {
+  readonly event: { readonly routingKey: string };
+  readonly attempt: number;
 }
 
 /** One delivery's method and its application's binding (undefined: not started, or shut down). */
@@ -103,9 +109,9 @@ async function settle(
   content: Buffer,
   message: ConsumeMessage,
 ): Promise<void> {
-  let delivery: MoDelivery;
+  let delivery: ReadDelivery;
   try {
-    delivery = readMoDelivery(content, message, binding.timeZone, { queue: binding.queue });
+    delivery = binding.read(content, message);
   } catch (err) {
     return await deadLetter(binding, message, reasonOf(err));
   }
@@ -162,7 +168,7 @@ function originHeaders(message: ConsumeMessage, routingKey = message.fields.rout
 
 async function retry(
   binding: ConsumerBinding,
-  event: MoEventMessage,
+  event: ReadDelivery['event'],
   message: ConsumeMessage,
   attempt: number,
   err: unknown,

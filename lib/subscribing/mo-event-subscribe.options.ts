@@ -1,16 +1,26 @@
-import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+import { MoAction, MoChangeObjectType, MoObjectType, MoService } from '../events/vocabulary';
 
 /** Options of `@MoEventSubscribe`. Only `queue` is required. */
-export interface MoEventSubscribeOptions {
-  /** A durable queue of this name receives the events; `<queue>.dlq` receives the failures. */
-  queue: string;
+export interface MoEventSubscribeOptions extends MoConsumerQueueOptions {
   /** The three words of the binding, from either vocabulary; a missing one binds `*`. */
   service?: MoService;
   objectType?: MoObjectType;
   action?: MoAction;
   /** Bind to the delayed exchange (`AMQP__DELAYED_EXCHANGE`) instead of the events exchange. */
   delayed?: boolean;
-  /** Bind to this exchange by name instead (it must exist). */
+}
+
+/** Options of `@MoChangeSubscribe` (OS2mo's AMQP subsystem). Only `queue` is required. */
+export interface MoChangeSubscribeOptions extends MoConsumerQueueOptions {
+  /** The object type (the whole routing key) or several; left out, every one-word key (`*`). */
+  objectType?: MoChangeObjectType | readonly MoChangeObjectType[];
+}
+
+/** The queue options both consumers share. */
+export interface MoConsumerQueueOptions {
+  /** A durable queue of this name receives the messages; `<queue>.dlq` receives the failures. */
+  queue: string;
+  /** Bind to this exchange by name instead of the events exchange (it must exist). */
   exchange?: string;
   /** `quorum` for clusters (replicated; crash loops end after 10 deliveries). Default `classic`. */
   queueType?: 'classic' | 'quorum';

@@ -4,7 +4,8 @@ import { IsName, IsWholeNumber, brokenRules, unknownOptions } from '../config/op
 import { MAX_RETRIES, MAX_RETRY_DELAY_MS } from '../events/retry-policy';
 import { MoWordProblem, describeAllowedWords, findBadMoWord } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
-import type { MoEventSubscribeOptions } from './mo-event-subscribe.options';
+import { MO_CHANGE_OBJECT_TYPES, isMoChangeObjectType } from '../events/vocabulary';
+import type { MoChangeSubscribeOptions, MoEventSubscribeOptions } from './mo-event-subscribe.options';
 
 // The attempt header of a retried copy counts up to MAX_ATTEMPT: the first try and every retry.
 const RETRIES = wholeNumberRule(0, MAX_RETRIES);
@@ -118,4 +119,40 @@ export function subscribeOptionsProblem(options: unknown): string | undefined {
   const broken = brokenRules(MoEventSubscribeOptionsSchema, values);
   const key = OPTION_KEYS.find((k) => broken.has(k));
   return key && PROBLEMS[key](values[key], broken.get(key) ?? []);
+}
+
+const CHANGE_KEYS: readonly (keyof MoChangeSubscribeOptions)[] = [
+  'queue',
+  'objectType',
+  'exchange',
+  'queueType',
+  'prefetch',
+  'retries',
+  'retryDelayMs',
+];
+
+const CHANGE_WORDS_ALLOWED = `one of ${MO_CHANGE_OBJECT_TYPES.join(', ')} (OS2mo's AMQP subsystem), or a list of them`;
+
+/**
+ * What is wrong with the options of one `@MoChangeSubscribe`, or `undefined`:
+ * its object type (one word, or a list without repeats), and the queue options
+ * as `@MoEventSubscribe` checks them.
+ */
+export function changeSubscribeOptionsProblem(options: unknown): string | undefined {
+  if (options === null || typeof options !== 'object') return 'needs an options object with at least a queue';
+  const given = options as Record<string, unknown>;
+  const [unknown] = unknownOptions(given, CHANGE_KEYS);
+  if (unknown) return `unknown option "${unknown.name}"; the options are ${CHANGE_KEYS.join(', ')}`;
+  const { objectType, ...queueOptions } = given;
+  if (objectType !== undefined) {
+    const words: unknown[] = Array.isArray(objectType) ? objectType : [objectType];
+    const bad = words.find((word) => !isMoChangeObjectType(word));
+    if (words.length === 0 || bad !== undefined) {
+      const what = words.length === 0 ? 'an empty list' : describeValue(bad);
+      return `objectType ${what} is not ${CHANGE_WORDS_ALLOWED}; leave it out for any`;
+    }
+    const twice = words.find((word, i) => words.indexOf(word) !== i);
+    if (twice !== undefined) return `objectType lists ${describeValue(twice)} twice`;
+  }
+  return subscribeOptionsProblem(queueOptions);
 }

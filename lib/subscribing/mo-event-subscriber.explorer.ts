@@ -22,13 +22,23 @@ import { brokerVersionOf, classicOnClusterWarning } from '../runtime/broker-vers
 import { GiveBacks } from '../runtime/give-backs';
 import { letGolevelupRegisterHandlers } from '../runtime/amqp-internals';
 import { declareConsumerQueues } from './consumer-queues';
-import { subscribeOptionsProblem } from './mo-event-subscribe.schema';
-import { ConsumerBinding, setConsumerBinding } from './mo-event-consumer';
+import { changeSubscribeOptionsProblem, subscribeOptionsProblem } from './mo-event-subscribe.schema';
+import { ConsumerBinding, ReadDelivery, setConsumerBinding } from './mo-event-consumer';
+import { readMoDelivery } from '../events/mo-event-message';
+import { readMoChangeDelivery } from '../events/mo-change';
+import { ramqpRefusal } from '../events/ramqp-rules';
 import { RetryPolicy, resolveRetryPolicy } from '../events/retry-policy';
-import { FoundSubscription, deadLetterQueueOf, retryQueueOf, subscriptionsOn } from './subscriptions';
+import {
+  FoundSubscription,
+  MoEventSubscription,
+  deadLetterQueueOf,
+  decoratorOf,
+  retryQueueOf,
+  subscriptionsOn,
+} from './subscriptions';
 
 /**
- * Makes `@MoEventSubscribe` methods consume: checks their options at start-up,
+ * Makes `@MoEventSubscribe` and `@MoChangeSubscribe` methods consume: checks their options at start-up,
  * points their golevelup subscription at the configured exchange, and declares
  * each queue with its dead-letter queue (again after every reconnect) before
  * golevelup starts consuming.
@@ -78,28 +88,32 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
         throw new MoEventDecoratorError(
           found.label,
           'controllers cannot consume; put it on a provider',
-          '@MoEventSubscribe',
+          decoratorOf(found.subscription),
         );
     }
     const queues = new Map<string, string>();
     for (const wrapper of this.discovery.getProviders()) {
       for (const found of subscriptionsOn(wrapper, this.scanner)) {
+        const decorator = decoratorOf(found.subscription);
         if (!wrapper.isDependencyTreeStatic()) {
           throw new MoEventDecoratorError(
             found.label,
             'request-scoped and transient providers cannot consume (golevelup binds one instance at start-up); make the provider a singleton',
-            '@MoEventSubscribe',
+            decorator,
           );
         }
-        const problem = subscribeOptionsProblem(found.subscription.options);
-        if (problem) throw new MoEventDecoratorError(found.label, problem, '@MoEventSubscribe');
+        const problem =
+          found.subscription.format === 'change'
+            ? changeSubscribeOptionsProblem(found.subscription.options)
+            : subscribeOptionsProblem(found.subscription.options);
+        if (problem) throw new MoEventDecoratorError(found.label, problem, decorator);
         const { queue } = found.subscription.options;
         const other = queues.get(queue);
         if (other) {
           throw new MoEventDecoratorError(
             found.label,
             `queue "${queue}" is already consumed by ${other}; give each its own`,
-            '@MoEventSubscribe',
+            decorator,
           );
         }
         queues.set(queue, found.label);
@@ -108,7 +122,8 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     }
     if (this.found.length > 0 && !this.options.enabled) {
       this.logger.log(
-        `AMQP is disabled (ENABLE_AMQP is off): ${this.found.length} @MoEventSubscribe handler(s) do not consume`,
+        `AMQP is disabled (ENABLE_AMQP is off): ${this.found.length} consumer handler(s) ` +
+          '(@MoEventSubscribe, @MoChangeSubscribe) do not consume',
       );
     }
     if (!this.options.enabled) return;
@@ -121,11 +136,11 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
           label,
           'its provider is made by a factory (useFactory), whose class MoAmqpModule cannot see when it configures ' +
             'golevelup, which would not consume for it; provide the class itself (useClass)',
-          '@MoEventSubscribe',
+          decoratorOf(subscription),
         );
       }
       const instance = wrapper.instance as object;
-      setConsumerBinding(instance, method, this.bindingFor(label, options.queue, resolveRetryPolicy(options)));
+      setConsumerBinding(instance, method, this.bindingFor(label, subscription, resolveRetryPolicy(options)));
       this.bound.push({ instance, method });
     }
   }
@@ -189,7 +204,12 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     await this.declarations?.close().catch(() => undefined);
   }
 
-  private bindingFor(label: string, queue: string, { retries, retryDelayMs }: RetryPolicy): ConsumerBinding {
+  private bindingFor(
+    label: string,
+    subscription: MoEventSubscription,
+    { retries, retryDelayMs }: RetryPolicy,
+  ): ConsumerBinding {
+    const { queue } = subscription.options;
     return {
       label,
       queue,
@@ -197,12 +217,25 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
       retryQueue: retryQueueOf(queue),
       retries,
       retryDelayMs,
-      timeZone: this.options.timeZone,
+      read: this.readerFor(subscription.format, queue),
       logger: this.logger,
       forward: (exchange, routingKey, content, properties) =>
         this.runtime.forward(exchange, routingKey, content, properties),
       count: (what) => this.runtime.count(what),
       giveBacks: new GiveBacks(),
+    };
+  }
+
+  /** How a consumer of `queue` reads a delivery: its own copies' headers believed, nobody else's. */
+  private readerFor(format: MoEventSubscription['format'], queue: string): ConsumerBinding['read'] {
+    if (format === 'change') return (content, message) => readMoChangeDelivery(content, message, { queue });
+    const { timeZone, vocabulary } = this.options;
+    return (content, message): ReadDelivery => {
+      const delivery = readMoDelivery(content, message, timeZone, { queue });
+      // Beside ramqp consumers, what they would requeue for ever is dead-lettered here too.
+      const refused = vocabulary === 'os2mo' ? ramqpRefusal(content, delivery.event) : undefined;
+      if (refused) throw refused;
+      return delivery;
     };
   }
 }

@@ -4,14 +4,27 @@ import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
 import { providerPrototype } from '../util/provider-prototype';
-import { DEFAULT_PREFETCH, MoEventSubscribeOptions } from './mo-event-subscribe.options';
+import { DEFAULT_PREFETCH, MoChangeSubscribeOptions, MoEventSubscribeOptions } from './mo-event-subscribe.options';
 
 /** Quorum queues dead-letter a message the broker has delivered this often (consumers crashing on it). */
 export const QUORUM_DELIVERY_LIMIT = 10;
 
-/** The subscription of one method, as `@MoEventSubscribe` leaves it in the method's metadata. */
-export interface MoEventSubscription {
-  readonly options: MoEventSubscribeOptions;
+/**
+ * The subscription of one method, as `@MoEventSubscribe` (format `event`) or
+ * `@MoChangeSubscribe` (format `change`) leaves it in the method's metadata.
+ */
+export type MoEventSubscription =
+  | (SubscriptionBase & { readonly format: 'event'; readonly options: MoEventSubscribeOptions })
+  | (SubscriptionBase & { readonly format: 'change'; readonly options: MoChangeSubscribeOptions });
+
+/** The decorator's name, for messages: `@MoEventSubscribe` or `@MoChangeSubscribe`. */
+export function decoratorOf(
+  subscription: Pick<MoEventSubscription, 'format'>,
+): '@MoEventSubscribe' | '@MoChangeSubscribe' {
+  return subscription.format === 'change' ? '@MoChangeSubscribe' : '@MoEventSubscribe';
+}
+
+interface SubscriptionBase {
   /** The decorated method (the one the handler calls with the parsed event). */
   readonly method: string | symbol;
   /** The method golevelup calls (it carries the `@RabbitSubscribe` metadata). */
@@ -64,11 +77,11 @@ export function prefetchChannel(prefetch: number): string {
 
 /** The exchange a subscription binds to: its own, the delayed one, or the events exchange. */
 export function subscriptionExchange(
-  options: MoEventSubscribeOptions,
+  options: MoEventSubscribeOptions | MoChangeSubscribeOptions,
   amqp: Pick<ResolvedMoAmqpOptions, 'exchange' | 'delayedExchange'>,
 ): string {
   if (options.exchange !== undefined) return options.exchange;
-  return options.delayed ? amqp.delayedExchange : amqp.exchange;
+  return 'delayed' in options && options.delayed ? amqp.delayedExchange : amqp.exchange;
 }
 
 /**

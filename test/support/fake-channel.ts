@@ -126,7 +126,20 @@ export class FakeBroker {
   }
 
   bind(queue: string, exchange: string, pattern: string): void {
-    this.bindings.push({ queue, exchange, pattern });
+    if (!this.bindings.some((b) => b.queue === queue && b.exchange === exchange && b.pattern === pattern)) {
+      this.bindings.push({ queue, exchange, pattern });
+    }
+  }
+
+  /** Idempotent, as RabbitMQ's queue.unbind is. */
+  unbind(queue: string, exchange: string, pattern: string): void {
+    const at = this.bindings.findIndex((b) => b.queue === queue && b.exchange === exchange && b.pattern === pattern);
+    if (at >= 0) this.bindings.splice(at, 1);
+  }
+
+  /** The patterns `queue` is bound with on `exchange`. */
+  bindingsOf(queue: string, exchange: string): string[] {
+    return this.bindings.filter((b) => b.queue === queue && b.exchange === exchange).map((b) => b.pattern);
   }
 
   /** Puts a message in a queue, as a publisher would. */
@@ -192,7 +205,7 @@ export class FakeBroker {
         : this.exchanges.get(exchange) === 'headers'
           ? []
           : this.bindings
-              .filter((b) => b.exchange === exchange && (b.pattern === '#' || b.pattern === routingKey))
+              .filter((b) => b.exchange === exchange && topicMatches(b.pattern, routingKey))
               .map((b) => b.queue);
     for (const queue of targets) {
       if (this.queues.has(queue)) this.enqueue(queue, content, options, { exchange, routingKey });
@@ -380,6 +393,12 @@ export class FakeChannel extends EventEmitter {
     return {};
   }
 
+  async unbindQueue(queue: string, exchange: string, pattern: string): Promise<object> {
+    this.mustBeOpen();
+    this.broker.unbind(queue, exchange, pattern);
+    return {};
+  }
+
   async prefetch(count: number): Promise<object> {
     this.mustBeOpen();
     this.qos = count;
@@ -558,4 +577,15 @@ export class FakeChannel extends EventEmitter {
   private mustBeOpen(): void {
     if (this.closed) throw new Error('Channel closed');
   }
+}
+
+/** A topic exchange's match: `*` one word, `#` any number of words. */
+export function topicMatches(pattern: string, routingKey: string): boolean {
+  const match = (p: string[], k: string[]): boolean => {
+    if (p.length === 0) return k.length === 0;
+    const [head, ...rest] = p;
+    if (head === '#') return k.some((_, i) => match(rest, k.slice(i))) || match(rest, []);
+    return k.length > 0 && (head === '*' || head === k[0]) && match(rest, k.slice(1));
+  };
+  return match(pattern.split('.'), routingKey.split('.'));
 }

@@ -68,7 +68,7 @@ class FakeRuntime {
   }
 }
 
-async function start() {
+async function start(amqpOptions: ResolvedMoAmqpOptions = amqp) {
   jest.useFakeTimers({ now: NOW });
   const logger = new CapturingLogger();
   Logger.overrideLogger(logger);
@@ -77,7 +77,7 @@ async function start() {
   const out = (await connection.createConfirmChannel()) as unknown as FakeChannel;
   const runtime = new FakeRuntime(out);
   const agent = new MoDelayAgent(
-    amqp,
+    amqpOptions,
     options,
     runtime as unknown as MoAmqpRuntime,
     {
@@ -234,6 +234,72 @@ describe('MoDelayAgent', () => {
     expect(broker.of('ack', channelOf(t.incoming))).toHaveLength(1);
     expect(forwarded()).toEqual([]);
     expect(agent.stats.deadLettered).toBe(1);
+  });
+
+  it('takes only three-word keys of the MO services, and drops the "#" binding of earlier agents', async () => {
+    const broker = new FakeBroker();
+    broker.declareExchange(amqp.exchange, 'topic');
+    broker.bind(t.incoming, amqp.exchange, '#');
+    jest.useFakeTimers({ now: NOW });
+    const out = (await broker.connect().createConfirmChannel()) as unknown as FakeChannel;
+    const agent = new MoDelayAgent(
+      amqp,
+      options,
+      new FakeRuntime(out) as unknown as MoAmqpRuntime,
+      {
+        managedConnection: broker.manager,
+      } as unknown as AmqpConnection,
+    );
+    await agent.onApplicationBootstrap();
+    await flush();
+    running = { agent, out, broker };
+    expect(broker.bindingsOf(t.incoming, amqp.exchange)).toEqual(['employee.*.*', 'org_unit.*.*']);
+    // OS2mo's AMQP-subsystem message and a foreign key beside a legacy event: only the event reaches the agent.
+    const publisher = (await broker.connect().createConfirmChannel()) as unknown as FakeChannel;
+    for (const [key, content] of [
+      ['engagement', `"${UUID}"`],
+      ['foo.bar', '{}'],
+      [KEY, body(NOW + 10_000).toString()],
+    ]) {
+      publisher.publish(amqp.exchange, key, Buffer.from(content), {}, () => undefined);
+    }
+    await flush();
+    expect(broker.published.filter((p) => p.routingKey === t.deadLetter)).toEqual([]);
+    expect(agent.stats.parked).toBe(1);
+  });
+
+  it.each([
+    ['a UTF-8 BOM', 'body', `\ufeff{"uuid": "${UUID}", "object_uuid": "${UUID}", "time": "2021-07-27T00:00:00+02:00"}`],
+    ['no object_uuid', 'object_uuid', `{"uuid": "${UUID}", "time": "2021-07-27T00:00:00+02:00"}`],
+    ['a bare date', 'time', `{"uuid": "${UUID}", "object_uuid": "${UUID}", "time": "2021-07-27"}`],
+    [
+      'an offset with seconds',
+      'time',
+      `{"uuid": "${UUID}", "object_uuid": "${UUID}", "time": "1900-01-01T00:00:00+00:50:20"}`,
+    ],
+  ])(
+    'in the os2mo vocabulary dead-letters a body ramqp refuses (%s), naming %s, not forwarding it',
+    async (_what, field, text) => {
+      const { broker, channelOf, forwarded } = await start({ ...amqp, vocabulary: 'os2mo' } as ResolvedMoAmqpOptions);
+      broker.enqueue(t.incoming, text, ORIGINAL, { exchange: amqp.exchange, routingKey: KEY });
+      await flush();
+      const dead = broker.published.filter((p) => p.routingKey === t.deadLetter);
+      expect(dead).toHaveLength(1);
+      expect(String(dead[0].options.headers?.[MO_HEADER_REASON])).toContain(`: ${field}: received`);
+      expect(String(dead[0].options.headers?.[MO_HEADER_REASON])).toContain('AMQP__VOCABULARY=os2mo');
+      expect(broker.of('ack', channelOf(t.incoming))).toHaveLength(1);
+      expect(forwarded()).toEqual([]);
+    },
+  );
+
+  it('in the seed vocabulary forwards those bodies as before (no object_uuid, a bare date)', async () => {
+    const { broker, forwarded } = await start();
+    broker.enqueue(t.incoming, `{"uuid": "${UUID}", "time": "1970-01-01"}`, ORIGINAL, {
+      exchange: amqp.exchange,
+      routingKey: KEY,
+    });
+    await flush();
+    expect(forwarded()).toHaveLength(1);
   });
 
   it('gives back a malformed event whose dead-letter copy was not confirmed, instead of acknowledging it', async () => {

@@ -7,6 +7,7 @@ import {
   MO_HEADER_REASON,
   MO_HEADER_ROUTING_KEY,
 } from '../../lib';
+import { readMoDelivery } from '../../lib/events/mo-event-message';
 import { ConsumerBinding, ConsumerState, consumeDelivery } from '../../lib/subscribing/mo-event-consumer';
 import { MAX_RETRY_DELAY_MS, retryDelayOf } from '../../lib/events/retry-policy';
 import { GiveBacks, MAX_GIVE_BACKS, giveBackPauseMs } from '../../lib/runtime/give-backs';
@@ -49,7 +50,7 @@ function setup(
     retryQueue: 'payroll.retry',
     retries: 2,
     retryDelayMs,
-    timeZone: 'UTC',
+    read: (content, message) => readMoDelivery(content, message, 'UTC', { queue: 'payroll' }),
     logger: { warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) } as never,
     forward: async (exchange, routingKey, content, properties) => {
       if (typeof forwardFails === 'function' ? forwardFails() : forwardFails) throw new Error('broker away');

@@ -125,7 +125,7 @@ describe('parseMoEvent', () => {
     [
       'an unknown object type',
       `{"uuid": "${UUID}", "time": "2021-07-27"}`,
-      'employee.rolebinding.create',
+      'employee.person.create',
       'routing key',
       'either MO vocabulary',
     ],

@@ -60,7 +60,7 @@ describe('@MoEventSubscribe options', () => {
       'objectType',
       '#',
       'object type "#" is not one of address, association, employee, engagement, it, leave, manager, org_unit, ' +
-        'related_unit, role, kle, owner (either vocabulary); leave it out for any',
+        'related_unit, role, kle, owner, rolebinding (either vocabulary); leave it out for any',
     ],
     [
       'action',

@@ -116,9 +116,10 @@ describe('buildMoEvent', () => {
   );
 
   describe('in the os2mo vocabulary', () => {
-    it('publishes all 96 of OS2mo’s routing keys', () => {
+    it('publishes all 104 of OS2mo’s routing keys, rolebinding among them', () => {
       const keys = allMoRoutingKeys('os2mo');
-      expect(keys).toHaveLength(96);
+      expect(keys).toHaveLength(104);
+      expect(keys).toContain('org_unit.rolebinding.terminate');
       for (const key of keys) expect(buildOs2mo(key, UUID, { objectUuid: OBJECT }).routingKey).toBe(key);
     });
 

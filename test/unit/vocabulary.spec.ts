@@ -15,9 +15,11 @@ import {
   isMoAction,
   isMoObjectType,
   isMoService,
+  MO_CHANGE_OBJECT_TYPES,
+  isMoChangeObjectType,
 } from '../../lib';
 import { allMoRoutingKeys, moRoutingKey, parseMoRoutingKey } from '../../lib/events/routing-key';
-import { describeAllowedWords, findBadMoWord } from '../../lib/events/vocabulary';
+import { describeAllowedWords, findBadMoWord, moChangeObjectTypeOf } from '../../lib/events/vocabulary';
 
 const SEED_TEN = [
   'address',
@@ -45,10 +47,31 @@ describe('vocabulary', () => {
     });
   });
 
-  it('holds OS2mo 2021+’s twelve object types and four actions, object_uuid required', () => {
-    expect(MO_OS2MO_OBJECT_TYPES).toEqual([...SEED_TEN, 'kle', 'owner']);
+  it('holds OS2mo 2021+’s thirteen object types (rolebinding since 2024) and four actions, object_uuid required', () => {
+    expect(MO_OS2MO_OBJECT_TYPES).toEqual([...SEED_TEN, 'kle', 'owner', 'rolebinding']);
     expect(MO_OS2MO_ACTIONS).toEqual(['create', 'edit', 'terminate', 'refresh']);
     expect(MO_VOCABULARIES.os2mo.objectUuidRequired).toBe(true);
+  });
+
+  it('holds the sixteen object types of OS2mo’s AMQP subsystem: its fifteen and role, and maps legacy words onto them', () => {
+    expect(MO_CHANGE_OBJECT_TYPES).toHaveLength(16);
+    expect(new Set(MO_CHANGE_OBJECT_TYPES).size).toBe(16);
+    expect(MO_OS2MO_OBJECT_TYPES.map(moChangeObjectTypeOf)).toEqual([
+      'address',
+      'association',
+      'person',
+      'engagement',
+      'ituser',
+      'leave',
+      'manager',
+      'org_unit',
+      'related_unit',
+      'role',
+      'kle',
+      'owner',
+      'rolebinding',
+    ]);
+    for (const word of MO_OS2MO_OBJECT_TYPES) expect(isMoChangeObjectType(moChangeObjectTypeOf(word))).toBe(true);
   });
 
   it('lists every word of either vocabulary for readers', () => {
@@ -80,7 +103,16 @@ describe('vocabulary', () => {
     [isMoObjectType, 'related_unit', true],
     [isMoObjectType, 'kle', true],
     [isMoObjectType, 'owner', true],
-    [isMoObjectType, 'rolebinding', false],
+    [isMoObjectType, 'rolebinding', true],
+    [isMoObjectType, 'role', true],
+    [isMoObjectType, 'person', false],
+    [isMoChangeObjectType, 'person', true],
+    [isMoChangeObjectType, 'rolebinding', true],
+    [isMoChangeObjectType, 'role', true],
+    [isMoChangeObjectType, 'class', true],
+    [isMoChangeObjectType, 'employee', false],
+    [isMoChangeObjectType, 'it', false],
+    [isMoChangeObjectType, 'engagement.create', false],
     [isMoAction, 'delete', true],
     [isMoAction, 'edit', true],
     [isMoAction, 'terminate', true],
@@ -116,14 +148,16 @@ describe('routing keys', () => {
     expect(moRoutingKey('employee', 'it', 'create')).toBe('employee.it.create');
   });
 
-  it('lists the seed’s 60 and OS2mo’s 96 distinct routing keys', () => {
+  it('lists the seed’s 60 and OS2mo’s 104 distinct routing keys', () => {
     const keys = allMoRoutingKeys();
     expect(keys).toHaveLength(60);
     expect(new Set(keys).size).toBe(60);
     expect(keys).toContain('org_unit.related_unit.delete');
     const os2mo = allMoRoutingKeys('os2mo');
-    expect(new Set(os2mo).size).toBe(96);
+    expect(new Set(os2mo).size).toBe(104);
     expect(os2mo).toContain('org_unit.owner.refresh');
+    expect(os2mo).toContain('employee.rolebinding.edit');
+    expect(os2mo).toContain('org_unit.role.create');
     expect(os2mo).not.toContain('employee.it.update');
   });
 
