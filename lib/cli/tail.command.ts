@@ -11,15 +11,21 @@ import { CliIo } from './cli-io';
 const HELP = `Usage: mo-amqp tail [--exchange NAME] [--binding KEY]
 
 Prints "[routing_key] body" for every message on the exchange, as the seed's
-Python example does, through an exclusive queue that goes away with it. The
-exchange is declared as AMQP__EXCHANGE_DURABLE says (only checked with
+Python example does, through an exclusive queue that goes away with it. It
+shows both shapes OS2mo sends, each body as sent (no key is filtered out):
+
+  [employee.engagement.create] {"uuid": "…", "time": "…"}   a legacy event
+  [engagement] "c390b9a2-7202-48e6-972b-ce36a90065c4"       an AMQP-subsystem message
+
+The exchange is declared as AMQP__EXCHANGE_DURABLE says (only checked with
 AMQP__DECLARE_EXCHANGES=false).
 
 Options:
   --exchange NAME   default: AMQP__EXCHANGE, else os2mo
-  --binding KEY     a topic binding such as employee.*.create; default # (every
-                    message). "#" words side by side are one ("#.#.#" is "#"):
-                    RabbitMQ 4.3 refuses more than two
+  --binding KEY     a topic binding such as employee.*.create or engagement;
+                    default # (every message, one-word keys too). "#" words side
+                    by side are one ("#.#.#" is "#"): RabbitMQ 4.3 refuses more
+                    than two
   -h, --help        this text`;
 
 const BINDING = /^(?:[#*]|[\w-]+)(?:\.(?:[#*]|[\w-]+))*$/;

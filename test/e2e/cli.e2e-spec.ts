@@ -149,6 +149,81 @@ describe('the mo-amqp command', () => {
     expect(os2moWord.stderr).toContain('"owner" is a word of the os2mo vocabulary: set AMQP__VOCABULARY=os2mo');
   });
 
+  it('publish with a one-word routing key sends OS2mo’s AMQP-subsystem message: the UUID as a JSON string, persistent, confirmed', async () => {
+    const bound = await broker.collect(exchange, 'engagement');
+    const uuid = randomUUID();
+    // Upper case in, OS2mo's str(uuid) (lower case) out.
+    const sent = await cli(['publish', 'engagement', uuid.toUpperCase(), '--exchange', exchange]);
+    expect(sent.code).toBe(0);
+    const printed = /^confirmed \[engagement\] "([0-9a-f-]{36})" message_id=([0-9a-f-]{36})\n$/.exec(sent.stdout);
+    expect(printed?.[1]).toBe(uuid);
+    const [message] = await bound.waitFor(1);
+    expect(Buffer.compare(message.content, Buffer.from(`"${uuid}"`))).toBe(0);
+    expect(message.fields.routingKey).toBe('engagement');
+    expect(message.properties.deliveryMode).toBe(2);
+    expect(message.properties.messageId).toBe(printed?.[2]);
+  });
+
+  it('publish takes each subsystem word, refuses one that is not (naming the words) and --time or --object-uuid with it, sending nothing then', async () => {
+    const collector = await broker.collect(exchange);
+    const uuid = randomUUID();
+    const env = { AMQP__EXCHANGE: exchange };
+    const typo = await cli(['publish', 'engagment', uuid], env);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('objectType: received "engagment"; allowed: one of address, association, class');
+    expect(typo.stderr).toContain('engagement');
+    expect(typo.stderr).toContain('rolebinding');
+    for (const [option, value] of [
+      ['--time', '2021-01-01'],
+      ['--object-uuid', randomUUID()],
+    ]) {
+      const refused = await cli(['publish', 'engagement', uuid, option, value], env);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`${option} with the one-word routing key "engagement"`);
+      expect(refused.stderr).toContain('an AMQP-subsystem message has no time and no object_uuid');
+      expect(refused.stdout).toBe('');
+    }
+    const fourWords = await cli(['publish', 'employee.engagement.create.now', uuid], env);
+    expect(fourWords.code).toBe(2);
+    expect(fourWords.stderr).toContain('three words (a legacy event) or one (an AMQP-subsystem message)');
+
+    const rolebinding = await cli(['publish', 'rolebinding', uuid], env);
+    expect(rolebinding.code).toBe(0);
+    expect(rolebinding.stdout).toMatch(new RegExp(`^confirmed \\[rolebinding\\] "${uuid}" message_id=`));
+    // Only the one that was confirmed arrived.
+    const [message] = await collector.waitFor(1);
+    expect(message.fields.routingKey).toBe('rolebinding');
+    expect(message.content.toString()).toBe(`"${uuid}"`);
+    expect(collector.messages).toHaveLength(1);
+  });
+
+  it('publish sends employee.rolebinding.create with AMQP__VOCABULARY=os2mo (rolebinding is an os2mo word)', async () => {
+    const collector = await broker.collect(exchange, 'employee.rolebinding.create');
+    const [uuid, objectUuid] = [randomUUID(), randomUUID()];
+    const sent = await cli(['publish', 'employee.rolebinding.create', uuid, '--object-uuid', objectUuid], {
+      AMQP__VOCABULARY: 'os2mo',
+      AMQP__EXCHANGE: exchange,
+    });
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toMatch(/^confirmed \[employee\.rolebinding\.create\] /);
+    const [message] = await collector.waitFor(1);
+    expect(JSON.parse(message.content.toString())).toMatchObject({ uuid, object_uuid: objectUuid });
+  });
+
+  it('tail prints a subsystem message and a legacy event side by side, each as [routing_key] body', async () => {
+    const { child, lines } = await startTail(['--exchange', exchange]);
+    const [changed, affected] = [randomUUID(), randomUUID()];
+    expect((await cli(['publish', 'engagement', changed, '--exchange', exchange])).code).toBe(0);
+    const legacy = ['publish', 'employee.engagement.create', affected, '--time', '2021-07-27T00:00:00+02:00'];
+    expect((await cli([...legacy, '--exchange', exchange])).code).toBe(0);
+    await until(() => lines.length === 2, 'two lines from tail');
+    expect(lines).toEqual([
+      `[engagement] "${changed}"`,
+      `[employee.engagement.create] {"uuid": "${affected}", "time": "2021-07-27T00:00:00+02:00"}`,
+    ]);
+    child.kill('SIGINT');
+  });
+
   it('tail shares an exchange declared non-durable (the seed’s script) with AMQP__EXCHANGE_DURABLE=false', async () => {
     await broker.channel.assertExchange(exchange, 'topic', { durable: false });
     const refused = await cli(['tail', '--exchange', exchange]);
@@ -164,7 +239,8 @@ describe('the mo-amqp command', () => {
 
   it.each([
     [['publish', 'employee.kle.create', randomUUID()], 'objectType: received "kle"'],
-    [['publish', 'employee.create', randomUUID()], 'must be <service>.<object-type>.<action>'],
+    [['publish', 'employee.create', randomUUID()], 'three words (a legacy event) or one (an AMQP-subsystem message)'],
+    [['publish', 'person', 'not-a-uuid'], 'uuid: received "not-a-uuid"'],
     [['publish', 'employee.it.create', 'not-a-uuid'], 'uuid: received "not-a-uuid"'],
     [['publish', 'employee.it.create', randomUUID(), '--time', 'tomorrow'], 'options.time: received "tomorrow"'],
     [['publish', 'employee.it.create'], 'needs a routing key and a UUID'],
@@ -250,6 +326,8 @@ describe('the mo-amqp command', () => {
       const result = await cli([command, '--help']);
       expect(result.code).toBe(0);
       expect(result.stdout).toContain(`Usage: mo-amqp ${command}`);
+      expect(result.stdout).toContain('AMQP-subsystem message');
     }
+    expect((await cli(['publish', '--help'])).stdout).toContain('mo-amqp publish <object-type> <uuid>');
   });
 });
