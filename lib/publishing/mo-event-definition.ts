@@ -1,4 +1,7 @@
-import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
+import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
+import { MoEventOptions } from '../events/mo-event';
+import { normalizeUuid } from '../events/uuid';
+import { MoAction, MoChangeObjectType, MoObjectType, MoService } from '../events/vocabulary';
 
 /**
  * How `@MoEvent` finds the event's values in what the method returned (and the
@@ -16,6 +19,14 @@ export interface MoEventSelectors<TResult = unknown, TArgs extends unknown[] = u
   time?(result: TResult, ...args: TArgs): Date | string | null | undefined;
   /** The UUID of the changed object itself; adds `object_uuid` to the body (required in the `os2mo` vocabulary). */
   objectUuid?(result: TResult, ...args: TArgs): string | null | undefined;
+  /**
+   * Also publish OS2mo's AMQP-subsystem message (2023-) for the changed object:
+   * `true` takes the object type's subsystem word (`employee` is `person`, `it`
+   * is `ituser`, the others the same), or name the word. Its UUID is the
+   * objectUuid (for `employee` and `org_unit`, else the uuid). Sent once per
+   * call and object, even when stacked events name the same object.
+   */
+  change?: true | MoChangeObjectType;
 }
 
 /** One `@MoEvent` on a method, as recorded. */
@@ -24,4 +35,63 @@ export interface MoEventDefinition {
   readonly objectType: MoObjectType;
   readonly action: MoAction;
   readonly selectors: MoEventSelectors;
+  /** The subsystem message's object type, when `change` asks for one. */
+  readonly change?: MoChangeObjectType;
+}
+
+/**
+ * The subsystem message one event also owes (`change`): the object is its
+ * objectUuid, or for a person's or unit's own event its uuid (start-up checked
+ * that one exists). `what` names it, the same for every event naming the object.
+ */
+export function changeMessageOf(
+  definition: MoEventDefinition,
+  uuid: unknown,
+  options: MoEventOptions,
+): { objectType: MoChangeObjectType; uuid: string; what: string } | undefined {
+  const { change } = definition;
+  if (change === undefined) return undefined;
+  const given = options.objectUuid ?? uuid;
+  const object = normalizeUuid(given) ?? String(given);
+  return { objectType: change, uuid: object, what: `its AMQP-subsystem message ${change} ${object}` };
+}
+
+/** The UUID (or UUIDs) and the options of one event, from the selectors or the defaults. */
+export function selectEvent(
+  label: string,
+  definition: MoEventDefinition,
+  result: unknown,
+  args: unknown[],
+): [uuids: unknown, options: MoEventOptions] {
+  const { selectors } = definition;
+  const uuids = selectors.uuid
+    ? call(label, 'uuid', selectors.uuid, result, args)
+    : typeof result === 'string'
+      ? result
+      : (result as { uuid?: unknown } | null | undefined)?.uuid;
+  const options: MoEventOptions = {};
+  if (selectors.time) {
+    const time = call(label, 'time', selectors.time, result, args);
+    if (time !== undefined && time !== null) options.time = time as Date | string;
+  }
+  if (selectors.objectUuid) {
+    const objectUuid = call(label, 'objectUuid', selectors.objectUuid, result, args);
+    if (objectUuid !== undefined && objectUuid !== null) options.objectUuid = objectUuid as string;
+  }
+  return [uuids, options];
+}
+
+function call(
+  label: string,
+  name: string,
+  selector: (result: unknown, ...args: unknown[]) => unknown,
+  result: unknown,
+  args: unknown[],
+): unknown {
+  try {
+    return selector(result, ...args);
+  } catch (error) {
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    throw new MoEventDecoratorError(label, `the ${name} selector threw ${reason}`);
+  }
 }

@@ -1,5 +1,12 @@
 import { MO_EVENT_METADATA, MO_EVENT_POINT } from '../mo-amqp.constants';
-import { MoActionOf, MoObjectTypeOf, MoPublishVocabulary, MoService } from '../events/vocabulary';
+import {
+  MoActionOf,
+  MoObjectType,
+  MoObjectTypeOf,
+  MoPublishVocabulary,
+  MoService,
+  moChangeObjectTypeOf,
+} from '../events/vocabulary';
 import { MoEventDefinition, MoEventSelectors } from './mo-event-definition';
 import { wrapAtTransactionPoint } from './mo-event.wrapper';
 
@@ -34,6 +41,10 @@ export const decoratedPrototypes = new Set<object>();
  * async create(dto: CreateEngagementDto): Promise<Engagement> { … }
  * ```
  *
+ * With `change: true` among the selectors it also publishes OS2mo's
+ * AMQP-subsystem message for the object (`engagement` with the objectUuid), so
+ * one decorator feeds consumers of both generations.
+ *
  * Put it on methods of providers (services). The module wraps them at start-up,
  * outside every other decorator, so a transaction decorator has committed first.
  * With the outbox on (`AMQP__OUTBOX=postgres`), an async method's events are
@@ -50,7 +61,14 @@ export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
     // Kept on (prototype, name) rather than on the function, so a decorator
     // applied later that replaces the function cannot drop it.
     const previous: MoEventDefinition[] = Reflect.getOwnMetadata(MO_EVENT_METADATA, target, key) ?? [];
-    const definition: MoEventDefinition = { service, objectType, action, selectors: selectors as MoEventSelectors };
+    const change = selectors?.change === true ? moChangeObjectTypeOf(objectType as MoObjectType) : selectors?.change;
+    const definition: MoEventDefinition = {
+      service,
+      objectType,
+      action,
+      selectors: selectors as MoEventSelectors,
+      ...(change !== undefined && { change }),
+    };
     // Decorators apply bottom-up; prepending keeps the order they are written in.
     Reflect.defineMetadata(MO_EVENT_METADATA, [definition, ...previous], target, key);
     decoratedPrototypes.add(target);

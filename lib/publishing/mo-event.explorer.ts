@@ -3,7 +3,14 @@ import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Option
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
-import { MO_VOCABULARIES, MoVocabulary, describeAllowedWords, findBadMoWord } from '../events/vocabulary';
+import {
+  MO_CHANGE_OBJECT_TYPES,
+  MO_VOCABULARIES,
+  MoVocabulary,
+  describeAllowedWords,
+  findBadMoWord,
+  isMoChangeObjectType,
+} from '../events/vocabulary';
 import { MO_AMQP_OPTIONS, MO_EVENT_METADATA, MO_EVENT_POINT } from '../mo-amqp.constants';
 import { decoratedPrototypes } from './mo-event.decorator';
 import { MoEventDefinition } from './mo-event-definition';
@@ -63,6 +70,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
       // Looked up at each call, so a test's jest.spyOn(events, 'publish') after init() sees the calls.
       // (Typed as the binding's: the decorators' words were checked at start, against the vocabulary in use.)
       publish: (...args) => (this.events.publish as MoEventBinding['publish']).apply(this.events, args),
+      publishChange: (objectType, uuid) => this.events.publishChange(objectType, uuid),
       recordDecoratorFailure: () => this.runtime.count('decoratorFailures'),
       logger: this.logger,
       failures: this.options.eventFailures,
@@ -146,7 +154,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
 
 function validate(
   label: string,
-  { service, objectType, action, selectors }: MoEventDefinition,
+  { service, objectType, action, selectors, change }: MoEventDefinition,
   vocabulary: MoVocabulary,
 ): void {
   const bad = findBadMoWord({ service, objectType, action }, vocabulary);
@@ -160,12 +168,30 @@ function validate(
     throw new MoEventDecoratorError(label, 'the fourth argument must be an object of selectors');
   }
   for (const [key, value] of Object.entries(selectors)) {
+    if (key === 'change') continue;
     if (!SELECTORS.has(key)) {
-      throw new MoEventDecoratorError(label, `unknown selector "${key}"; the selectors are uuid, time and objectUuid`);
+      throw new MoEventDecoratorError(
+        label,
+        `unknown selector "${key}"; the selectors are uuid, time and objectUuid, and the option change`,
+      );
     }
     if (typeof value !== 'function') {
       throw new MoEventDecoratorError(label, `the ${key} selector must be a function (result, ...args) => value`);
     }
+  }
+  if (selectors.change !== undefined && !isMoChangeObjectType(change)) {
+    throw new MoEventDecoratorError(
+      label,
+      `change ${JSON.stringify(selectors.change)} must be true or one of ${MO_CHANGE_OBJECT_TYPES.join(', ')} ` +
+        "(the object type of OS2mo's AMQP subsystem)",
+    );
+  }
+  if (change !== undefined && objectType !== 'employee' && objectType !== 'org_unit' && !selectors.objectUuid) {
+    throw new MoEventDecoratorError(
+      label,
+      `change: the subsystem message names the changed ${objectType} itself: give an objectUuid selector, ` +
+        'e.g. { objectUuid: (engagement) => engagement.uuid }',
+    );
   }
   // Said at start-up rather than at every call: the default (none) cannot satisfy it.
   if (MO_VOCABULARIES[vocabulary].objectUuidRequired && !selectors.objectUuid) {

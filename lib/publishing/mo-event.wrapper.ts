@@ -1,13 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@nestjs/common';
-import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import { MoEventValidationError } from '../errors/mo-event-validation.error';
 import { MoPublishError } from '../errors/mo-publish.error';
 import { MoEventOptions } from '../events/mo-event';
 import { moRoutingKey } from '../events/routing-key';
 import { UUID_ALLOWED, normalizeUuid } from '../events/uuid';
-import { MoAction, MoObjectType, MoService } from '../events/vocabulary';
-import { MoEventDefinition } from './mo-event-definition';
+import { MoAction, MoChangeObjectType, MoObjectType, MoService } from '../events/vocabulary';
+import { MoEventDefinition, changeMessageOf, selectEvent } from './mo-event-definition';
 import { MoPublishResult } from './mo-publish-result';
 
 /** What a wrapped method needs from the running module (one per application: `MoEventExplorer` makes it). */
@@ -19,6 +18,7 @@ export interface MoEventBinding {
     uuid: string,
     options?: MoEventOptions,
   ): Promise<MoPublishResult>;
+  publishChange(objectType: MoChangeObjectType, uuid: string): Promise<MoPublishResult<MoChangeObjectType>>;
   /** Counts an event a method owed but did not publish. */
   recordDecoratorFailure(): void;
   readonly logger: Pick<Logger, 'error' | 'warn'>;
@@ -176,6 +176,7 @@ export function wrapAtTransactionPoint(
 interface Problem {
   readonly definition: MoEventDefinition;
   readonly error: unknown;
+  readonly what?: string; // when not the definition's event: its subsystem message
 }
 
 /**
@@ -192,12 +193,23 @@ function publishEvents(
   sync?: 'sync',
 ): Promise<void> | undefined {
   let problems: Problem[] | undefined;
-  const fail = (definition: MoEventDefinition, error: unknown) => (problems ??= []).push({ definition, error });
+  const fail = (definition: MoEventDefinition, error: unknown, what?: string) =>
+    (problems ??= []).push({ definition, error, what });
   let sends: Promise<unknown>[] | undefined;
+  const changes = new Set<string>(); // this call's subsystem messages: one per object, however many events name it
   const send = (definition: MoEventDefinition, uuid: unknown, options: MoEventOptions) => {
+    const change = changeMessageOf(definition, uuid, options);
+    const sendChange = () => {
+      if (!change || changes.has(change.what)) return undefined;
+      changes.add(change.what);
+      return binding
+        .publishChange(change.objectType, change.uuid)
+        .then(undefined, (e) => fail(definition, e, change.what));
+    };
     const sent = binding
       .publish(definition.service, definition.objectType, definition.action, uuid as string, options)
-      .then(undefined, (error: unknown) => fail(definition, error));
+      // After its event, and only when that was accepted: never a subsystem message for an event refused.
+      .then(sendChange, (error: unknown) => fail(definition, error));
     (sends ??= []).push(sent);
   };
 
@@ -205,7 +217,7 @@ function publishEvents(
     let uuids: unknown;
     let options: MoEventOptions;
     try {
-      [uuids, options] = select(state.label, definition, result, args);
+      [uuids, options] = selectEvent(state.label, definition, result, args);
     } catch (error) {
       fail(definition, error);
       continue;
@@ -238,54 +250,14 @@ function reportProblems(
   problems: Problem[],
   sync?: 'sync',
 ): void {
-  for (const { definition, error } of problems) {
+  for (const { definition, error, what } of problems) {
     binding.recordDecoratorFailure();
     const key = moRoutingKey(definition.service, definition.objectType, definition.action);
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    binding.logger.error(`@MoEvent ${key} on ${state.label} was not published: ${reason}`);
+    binding.logger.error(`@MoEvent ${key} on ${state.label}${what ? `: ${what}` : ''} was not published: ${reason}`);
   }
   if (failures === 'throw') throw problems[0].error;
   // The transaction this call runs in cannot commit without its event: the caller must hear, whatever `failures` says.
   const outbox = problems.find(({ error }) => error instanceof MoPublishError && error.reason === 'outbox-failed');
   if (outbox && sync !== 'sync') throw outbox.error;
-}
-
-/** The UUID (or UUIDs) and the options of one event, from the selectors or the defaults. */
-function select(
-  label: string,
-  definition: MoEventDefinition,
-  result: unknown,
-  args: unknown[],
-): [uuids: unknown, options: MoEventOptions] {
-  const { selectors } = definition;
-  const uuids = selectors.uuid
-    ? call(label, 'uuid', selectors.uuid, result, args)
-    : typeof result === 'string'
-      ? result
-      : (result as { uuid?: unknown } | null | undefined)?.uuid;
-  const options: MoEventOptions = {};
-  if (selectors.time) {
-    const time = call(label, 'time', selectors.time, result, args);
-    if (time !== undefined && time !== null) options.time = time as Date | string;
-  }
-  if (selectors.objectUuid) {
-    const objectUuid = call(label, 'objectUuid', selectors.objectUuid, result, args);
-    if (objectUuid !== undefined && objectUuid !== null) options.objectUuid = objectUuid as string;
-  }
-  return [uuids, options];
-}
-
-function call(
-  label: string,
-  name: string,
-  selector: (result: unknown, ...args: unknown[]) => unknown,
-  result: unknown,
-  args: unknown[],
-): unknown {
-  try {
-    return selector(result, ...args);
-  } catch (error) {
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    throw new MoEventDecoratorError(label, `the ${name} selector threw ${reason}`);
-  }
 }

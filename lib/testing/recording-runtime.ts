@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoOutgoingMessage } from '../events/mo-event';
+import type { MoChangeObjectType } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { moEventProperties } from '../util/publish-properties';
@@ -23,13 +24,29 @@ export class RecordingMoAmqpRuntime extends MoAmqpRuntime {
   }
 
   override async send(event: MoOutgoingMessage, messageId: string): Promise<'confirmed'> {
-    this.recorder.record({
-      exchange: this.recordingOptions.exchange,
-      routingKey: event.routingKey,
-      body: event.body,
-      json: JSON.parse(event.body),
-      properties: moEventProperties(messageId),
-    });
+    const { exchange } = this.recordingOptions;
+    const json: unknown = JSON.parse(event.body);
+    const properties = moEventProperties(messageId);
+    // Validated before it came here: a JSON string is an AMQP-subsystem message, an object a legacy event.
+    if (typeof json === 'string') {
+      const objectType = event.routingKey as MoChangeObjectType;
+      this.recorder.recordChange({
+        exchange,
+        routingKey: objectType,
+        objectType,
+        uuid: json,
+        body: event.body,
+        properties,
+      });
+    } else {
+      this.recorder.record({
+        exchange,
+        routingKey: event.routingKey,
+        body: event.body,
+        json: json as never,
+        properties,
+      });
+    }
     this.count('published');
     this.count('confirmed');
     return 'confirmed';

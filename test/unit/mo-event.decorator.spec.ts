@@ -442,3 +442,98 @@ describe('@MoEvent', () => {
     expect(logger.text).toContain('Forgotten has @MoEvent methods but is not a provider of this application');
   });
 });
+
+describe('@MoEvent with change (OS2mo’s AMQP subsystem beside the legacy event)', () => {
+  let publishChange: jest.SpyInstance;
+  beforeEach(() => {
+    publishChange = jest.spyOn(MoEventsService.prototype, 'publishChange');
+  });
+  afterEach(() => publishChange.mockRestore());
+  const changes = () => publishChange.mock.calls.map(([type, uuid]) => `${type} ${uuid}`);
+
+  @Injectable()
+  class StandIn {
+    @MoEvent('employee', 'engagement', 'create', {
+      uuid: (e: Engagement) => e.employeeUuid,
+      objectUuid: (e: Engagement) => e.uuid,
+      change: true,
+    })
+    @MoEvent('org_unit', 'engagement', 'create', {
+      uuid: (e: Engagement) => e.orgUnitUuid,
+      objectUuid: (e: Engagement) => e.uuid,
+      change: true,
+    })
+    async create(): Promise<Engagement> {
+      return { uuid: ENGAGEMENT.toUpperCase(), employeeUuid: PERSON, orgUnitUuid: UNIT };
+    }
+
+    @MoEvent('employee', 'employee', 'edit', { objectUuid: (person: string) => person, change: true })
+    async rename(): Promise<string> {
+      return PERSON;
+    }
+
+    @MoEvent('org_unit', 'it', 'edit', { uuid: () => UNIT, objectUuid: () => ENGAGEMENT, change: true })
+    async itUser(): Promise<void> {}
+
+    @MoEvent('employee', 'role', 'edit', { uuid: () => PERSON, objectUuid: () => ENGAGEMENT, change: 'rolebinding' })
+    async role(): Promise<void> {}
+
+    @MoEvent('employee', 'employee', 'edit', { time: () => 'yesterday', objectUuid: () => PERSON, change: true })
+    async badTime(): Promise<string> {
+      return PERSON;
+    }
+  }
+
+  it('publishes the subsystem message once per object, after its events, with the object’s own UUID', async () => {
+    await boot([StandIn], { vocabulary: 'os2mo' });
+    await app!.get(StandIn).create();
+    expect(published()).toHaveLength(2);
+    expect(changes()).toEqual([`engagement ${ENGAGEMENT}`]);
+  });
+
+  it.each([
+    ['rename', `person ${PERSON}`],
+    ['itUser', `ituser ${ENGAGEMENT}`],
+    ['role', `rolebinding ${ENGAGEMENT}`],
+  ] as const)('%s: takes the subsystem’s word and the object', async (method, expected) => {
+    await boot([StandIn], { vocabulary: 'os2mo' });
+    await app!.get(StandIn)[method]();
+    expect(changes()).toEqual([expected]);
+  });
+
+  it('sends no subsystem message for an event that was refused, and logs the refusal', async () => {
+    await boot([StandIn], { vocabulary: 'os2mo' });
+    await app!.get(StandIn).badTime();
+    expect(changes()).toEqual([]);
+    expect(logger.text).toContain('@MoEvent employee.employee.edit on StandIn.badTime was not published');
+  });
+
+  it('logs a subsystem message that could not be sent, naming it', async () => {
+    publishChange.mockRejectedValue(new Error('broker gone'));
+    await boot([StandIn], { vocabulary: 'os2mo' });
+    await app!.get(StandIn).rename();
+    expect(logger.text).toContain(
+      `@MoEvent employee.employee.edit on StandIn.rename: its AMQP-subsystem message person ${PERSON} was not published: Error: broker gone`,
+    );
+  });
+
+  it.each([
+    [
+      'a change without the object’s UUID',
+      { uuid: () => PERSON, change: true },
+      'the subsystem message names the changed engagement itself: give an objectUuid selector',
+    ],
+    [
+      'a change word outside the subsystem',
+      { uuid: () => PERSON, objectUuid: () => ENGAGEMENT, change: 'job' },
+      'change "job" must be true or one of address',
+    ],
+  ])('refuses to start with %s', async (_what, selectors, problem) => {
+    @Injectable()
+    class Wrong {
+      @MoEvent('employee', 'engagement', 'create', selectors as never)
+      async create(): Promise<void> {}
+    }
+    await expect(boot([Wrong])).rejects.toThrow(problem);
+  });
+});

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Type } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
 import { MoEvent, MoEventDecoratorError, MoEventValidationError, MoEventsService } from 'nestjs-mo-amqp';
 import { MoAmqpTestingModule, MoEventsRecorder } from 'nestjs-mo-amqp/testing';
@@ -27,6 +27,18 @@ class EngagementService {
   }
 }
 
+@Injectable()
+class StandInForMo {
+  @MoEvent('employee', 'engagement', 'update', {
+    uuid: (e: Engagement) => e.employeeUuid,
+    objectUuid: (e: Engagement) => e.uuid,
+    change: true,
+  })
+  async edit(employeeUuid: string, orgUnitUuid: string): Promise<Engagement> {
+    return { uuid: 'e1b3f2c4-5d6e-4f70-8a9b-0c1d2e3f4a5b', employeeUuid, orgUnitUuid };
+  }
+}
+
 let app: TestingModule | undefined;
 
 afterEach(async () => {
@@ -34,8 +46,8 @@ afterEach(async () => {
   app = undefined;
 });
 
-async function boot(imports = [MoAmqpTestingModule.forRoot()]): Promise<TestingModule> {
-  const moduleRef = await Test.createTestingModule({ imports, providers: [EngagementService] })
+async function boot(imports = [MoAmqpTestingModule.forRoot()], providers: Type[] = [EngagementService]) {
+  const moduleRef = await Test.createTestingModule({ imports, providers })
     .setLogger(new CapturingLogger())
     .compile();
   try {
@@ -48,6 +60,28 @@ async function boot(imports = [MoAmqpTestingModule.forRoot()]): Promise<TestingM
 }
 
 describe('MoAmqpTestingModule', () => {
+  it('records AMQP-subsystem messages apart from the events: publishChange and @MoEvent with change', async () => {
+    const moduleRef = await boot([MoAmqpTestingModule.forRoot()], [StandInForMo]);
+    const recorder = moduleRef.get(MoEventsRecorder);
+    await moduleRef.get(MoEventsService).publishChange('rolebinding', UNIT.toUpperCase());
+    await moduleRef.get(StandInForMo).edit(PERSON, UNIT);
+    expect(recorder.routingKeys).toEqual(['employee.engagement.update']);
+    expect(recorder.changes.map((c) => `${c.routingKey} ${c.body}`)).toEqual([
+      `rolebinding "${UNIT}"`,
+      'engagement "e1b3f2c4-5d6e-4f70-8a9b-0c1d2e3f4a5b"',
+    ]);
+    expect(recorder.expectChanged('rolebinding', UNIT).properties).toMatchObject({ persistent: true });
+    expect(() => recorder.expectChanged('person')).toThrow(
+      `Expected one AMQP-subsystem message person, found 0. Published:\n  rolebinding "${UNIT}"\n  engagement "e1b3f2c4`,
+    );
+    await expect(moduleRef.get(MoEventsService).publishChange('persn' as never, PERSON)).rejects.toThrow(
+      MoEventValidationError,
+    );
+    expect(recorder.changes).toHaveLength(2);
+    recorder.clear();
+    expect([recorder.events, recorder.changes]).toEqual([[], []]);
+  });
+
   it('records what @MoEvent would publish, in order, without a broker', async () => {
     const moduleRef = await boot();
     await moduleRef.get(EngagementService).create(PERSON, UNIT);
