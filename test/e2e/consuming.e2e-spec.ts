@@ -111,7 +111,7 @@ describe('@MoEventSubscribe against RabbitMQ', () => {
       ['employee.it.create', `{"uuid": "${UUID}"}`, 'time'],
       ['employee.it.create', `{"uuid": "${UUID}", "time": "2021-02-30"}`, 'time'],
       ['employee.it.create', `{"uuid": "${UUID}", "time": "2021-07-27", "object_uuid": 7}`, 'object_uuid'],
-      ['employee.rolebinding.create', good(99), 'routing key'],
+      ['employee.person.create', good(99), 'routing key'],
       ['employee.it.remove', good(98), 'routing key'],
     ];
     const publish = (key: string, body: string | Buffer, id: string) =>

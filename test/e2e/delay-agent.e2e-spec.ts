@@ -252,7 +252,7 @@ describe('the delay agent against RabbitMQ', () => {
     app = await bootAgent(names);
     send('next tuesday');
     broker.channel.publish(names.exchange, 'employee.engagement.create', Buffer.from('not json'));
-    send('2021-07-27', {}, 'employee.rolebinding.create');
+    send('2021-07-27', {}, 'employee.person.create');
     const good = send('2021-07-27');
     await delayed.waitFor(1, 3_000);
     expect(delayed.messages[0].properties.messageId).toBe(good.messageId);
@@ -262,7 +262,7 @@ describe('the delay agent against RabbitMQ', () => {
     expect(reasons).toEqual([
       expect.stringContaining('time: received "next tuesday"'),
       expect.stringContaining('body: received "not json"'),
-      expect.stringContaining('routing key: received "employee.rolebinding.create"'),
+      expect.stringContaining('routing key: received "employee.person.create"'),
     ]);
   });
 
