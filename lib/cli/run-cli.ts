@@ -25,8 +25,9 @@ for amqps:// also AMQP__TLS_CA_FILE, AMQP__TLS_CERT_FILE, AMQP__TLS_KEY_FILE, AM
 Commands:
   tail [--exchange NAME] [--binding KEY]     print [routing_key] body for every message
   publish <routing-key> <uuid> [--time ISO] [--object-uuid UUID]
-                                             publish one event and wait for the confirm
-  delay-agent                                republish every event on the delayed exchange
+                                             publish one event and wait for the confirm;
+                                             a one-word key (engagement): an AMQP-subsystem message
+  delay-agent                                republish every legacy event on the delayed exchange
                                              once its time is due (runs until Ctrl-C)
   outbox <migrate|status|sql>                the PostgreSQL outbox table (AMQP__OUTBOX_URL)
   dlq <list|show|requeue|purge> <queue>      a consumer's dead-letter queue (<queue>.dlq)

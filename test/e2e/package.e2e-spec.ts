@@ -74,6 +74,7 @@ describe('the built package, required from the repository root', () => {
         'IsMoTime',
         'MO_ACTIONS',
         'MO_AMQP_OPTIONS',
+        'MO_CHANGE_OBJECT_TYPES',
         'MO_HEADER_ATTEMPT',
         'MO_HEADER_EXCHANGE',
         'MO_HEADER_QUEUE',
@@ -91,6 +92,7 @@ describe('the built package, required from the repository root', () => {
         'MoAmqpConnectionError',
         'MoAmqpHealthIndicator',
         'MoAmqpModule',
+        'MoChangeSubscribe',
         'MoDelayAgent',
         'MoDelayAgentModule',
         'MoEvent',
@@ -105,6 +107,7 @@ describe('the built package, required from the repository root', () => {
         'allMoRoutingKeys',
         'formatMoTime',
         'isMoAction',
+        'isMoChangeObjectType',
         'isMoObjectType',
         'isMoService',
         'loadMoAmqpOptionsFromEnv',
@@ -113,6 +116,7 @@ describe('the built package, required from the repository root', () => {
         'moRoutingKey',
         'normalizeMoTime',
         'outboxMigrationSql',
+        'parseMoChange',
         'parseMoEvent',
         'parseMoRoutingKey',
         'parseMoTime',
@@ -126,6 +130,10 @@ describe('the built package, required from the repository root', () => {
         'MoAmqpModuleExtras',
         'MoAmqpModuleOptions',
         'MoAmqpOptionsFactory',
+        'MoChangeMessage',
+        'MoChangeObjectType',
+        'MoChangeSubscribeOptions',
+        'MoConsumerQueueOptions',
         'MoDelayAgentOptions',
         'MoDelayAgentStats',
         'MoEventCounters',
@@ -153,7 +161,7 @@ describe('the built package, required from the repository root', () => {
     });
     expect(face(entries.testing)).toEqual({
       values: ['MoAmqpTestingModule', 'MoEventsRecorder'],
-      types: ['RecordedMoEvent'],
+      types: ['RecordedMoChange', 'RecordedMoEvent'],
       undeclaredValues: [],
     });
   });
