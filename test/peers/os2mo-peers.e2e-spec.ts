@@ -10,6 +10,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import {
+  MO_HEADER_REASON,
   MoAmqpConnectionError,
   MoAmqpModule,
   MoDelayAgentModule,
@@ -23,7 +24,7 @@ import { delayTopology } from '../../lib/delay/delay-ladder';
 import { bootApp, testSpoolDir, withEnv } from '../support/app';
 import { BROKER, BROKER_URL, Collector, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
-import { DEBIAN_PYTHON, PEERS } from '../support/python';
+import { DEBIAN_PYTHON, PEERS, runPeer } from '../support/python';
 import { addUser } from '../support/rabbitmqctl';
 import { until } from '../support/until';
 
@@ -82,7 +83,7 @@ afterEach(async () => {
 
 describe('OS2mo 2021+ publishing (pika, json.dumps, no properties) to this package’s readers', () => {
   it.each(['seed', 'os2mo'] as const)(
-    'consumes all 96 routing keys with object_uuid in any position, in the %s vocabulary; the agent forwards them',
+    'consumes all 104 routing keys (rolebinding included) with object_uuid in any position, in the %s vocabulary; the agent forwards them',
     async (vocabulary) => {
       const exchange = uniqueName('os2mo');
       const delayedExchange = uniqueName('delayed');
@@ -130,12 +131,15 @@ describe('OS2mo 2021+ publishing (pika, json.dumps, no properties) to this packa
       const published = await pika(['publish', BROKER_URL, exchange], sent).done;
       expect(published).toMatchObject({ code: 0 });
 
-      await until(() => typed.length === 96 && parsed.length === 96 && edited.length === 24, 'every event', 15_000);
-      await delayed.waitFor(96, 15_000);
+      // 2 services x 13 object types (OS2mo 2021+'s twelve and rolebinding) x 4 actions.
+      expect(keys).toHaveLength(104);
+      expect(keys.filter((key) => key.includes('.rolebinding.'))).toHaveLength(8);
+      await until(() => typed.length === 104 && parsed.length === 104 && edited.length === 26, 'every event', 15_000);
+      await delayed.waitFor(104, 15_000);
       await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more comes
       expect(typed.map((e) => e.routingKey).sort()).toEqual([...keys].sort());
       expect(parsed.map((e) => e.routingKey).sort()).toEqual([...keys].sort());
-      expect(edited.map((e) => e.action)).toEqual(Array(24).fill('edit'));
+      expect(edited.map((e) => e.action)).toEqual(Array(26).fill('edit'));
       for (const event of typed) {
         const original = sent.find((s) => s.routingKey === event.routingKey)!;
         expect(event).toMatchObject({
@@ -165,6 +169,89 @@ describe('OS2mo 2021+ publishing (pika, json.dumps, no properties) to this packa
       }
     },
     60_000,
+  );
+});
+
+describe('bodies ramqp’s pydantic model refuses (it would requeue them for ever), sent with pika', () => {
+  const uuid = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
+  const object = '5e2a5b2b-8d5e-4c1e-9a53-0b8c2f3d4e5f';
+  // As json.dumps writes them (the BOM case is the one OS2mo never sent: someone's hand-made copy).
+  const body = (fields: Record<string, string>) =>
+    Buffer.from(
+      `{${Object.entries(fields)
+        .map(([key, value]) => `"${key}": "${value}"`)
+        .join(', ')}}`,
+    );
+  const good = { uuid, object_uuid: object, time: '2021-07-27T00:00:00+02:00' };
+  const cases = {
+    good: body(good),
+    bom: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body(good)]),
+    noObjectUuid: body({ uuid, time: good.time }),
+    bareDate: body({ ...good, time: '2021-07-27' }),
+    offsetSeconds: body({ ...good, time: '2021-07-27T00:00:00+02:00:00' }),
+  };
+
+  it.each([
+    {
+      vocabulary: 'os2mo',
+      does: 'dead-letters the four (BOM, no object_uuid, bare date, offset with seconds), naming the field; handles the good one',
+    },
+    { vocabulary: 'seed', does: 'handles all five: the refusals are the os2mo vocabulary’s' },
+  ] as const)(
+    'in the $vocabulary vocabulary a @MoEventSubscribe consumer $does',
+    async ({ vocabulary }) => {
+      const exchange = uniqueName('os2mo');
+      const queue = uniqueName('ramqp');
+      broker.track(exchange);
+      broker.trackQueue(queue);
+      broker.trackQueue(`${queue}.dlq`);
+      const handled: MoEventMessage[] = [];
+      @Injectable()
+      class Integration {
+        @MoEventSubscribe({ queue, objectType: 'engagement' })
+        async engagement(event: MoEventMessage) {
+          handled.push(event);
+        }
+      }
+      app = await bootApp(
+        { enabled: true, url: BROKER_URL, exchange, vocabulary },
+        { providers: [Integration], logger: new CapturingLogger() },
+      );
+      const ids = Object.fromEntries(Object.keys(cases).map((name) => [name, randomUUID()]));
+      await runPeer(
+        DEBIAN_PYTHON,
+        'pika_peer.py',
+        ['send', BROKER_URL, exchange],
+        Object.entries(cases).map(([name, bytes]) => ({
+          routingKey: 'employee.engagement.edit',
+          base64: bytes.toString('base64'),
+          messageId: ids[name],
+        })),
+      );
+      if (vocabulary === 'seed') {
+        await until(() => handled.length === 5, 'all five handled');
+        expect(await broker.depth(`${queue}.dlq`)).toBe(0);
+        return;
+      }
+      await until(async () => (await broker.depth(`${queue}.dlq`)) === 4, 'four dead letters', 15_000);
+      await until(() => handled.length === 1, 'the good one handled');
+      expect(handled[0]).toMatchObject({ messageId: ids.good, uuid, objectUuid: object, timeText: good.time });
+      const reasons = Object.fromEntries(
+        (await broker.drain(`${queue}.dlq`)).map((m) => [
+          m.properties.messageId as string,
+          String(m.properties.headers?.[MO_HEADER_REASON]),
+        ]),
+      );
+      const prefix = 'Malformed MO event on "employee.engagement.edit": ';
+      expect(reasons[ids.bom]).toContain(`${prefix}body: received "a UTF-8 byte-order mark (EF BB BF)`);
+      expect(reasons[ids.noObjectUuid]).toContain(`${prefix}object_uuid: received undefined`);
+      expect(reasons[ids.bareDate]).toContain(`${prefix}time: received "2021-07-27"`);
+      expect(reasons[ids.offsetSeconds]).toContain(`${prefix}time: received "2021-07-27T00:00:00+02:00:00"`);
+      for (const reason of Object.values(reasons)) expect(reason).toContain('AMQP__VOCABULARY=os2mo: what ramqp reads');
+      expect(Object.keys(reasons)).toHaveLength(4);
+      expect(app.get(MoEventsService).counters.deadLettered).toBe(4);
+    },
+    40_000,
   );
 });
 

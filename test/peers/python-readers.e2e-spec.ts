@@ -2,9 +2,23 @@
 // json.loads, uuid.UUID and datetime.fromisoformat on every Python 3.7+ on the
 // machine (before 3.11 it refuses Z, +0200, +02 and fractions of other than 3 or
 // 6 digits), and ramqp's pydantic model (pydantic 1 refuses +02:00:00 and a bare
-// date). `scripts/python-peers.sh ensure` (run by `npm test`) installs the Debian parts.
+// date); the AMQP subsystem's bodies by FastRAMQPI's PayloadUUID; and ramqpRefusal
+// against ramqp's model itself. `scripts/python-peers.sh ensure` (run by `npm test`)
+// installs the Debian parts.
 import { TestingModule } from '@nestjs/testing';
-import { MoEventValidationError, MoEventsService, MoPublishResult, MoVocabulary, allMoRoutingKeys } from '../../lib';
+import type { ConsumeMessage } from 'amqplib';
+import {
+  MO_CHANGE_OBJECT_TYPES,
+  MoEventParseError,
+  MoEventValidationError,
+  MoEventsService,
+  MoPublishResult,
+  MoVocabulary,
+  allMoRoutingKeys,
+  parseMoChange,
+  parseMoEvent,
+} from '../../lib';
+import { ramqpRefusal } from '../../lib/events/ramqp-rules';
 import { bootApp } from '../support/app';
 import { DEBIAN_PYTHON, fromIsoformatPythons, runPeer } from '../support/python';
 
@@ -275,5 +289,192 @@ describe('bodies as Python readers read them', () => {
       ),
     );
     expect(dates.answers.filter((a) => a !== null)).toEqual([]);
+  });
+});
+
+/** A delivery of `content` from the events exchange, as a consumer gets it. */
+function delivery(content: Buffer, routingKey: string): ConsumeMessage {
+  return {
+    content,
+    fields: { routingKey, exchange: 'os2mo', redelivered: false, deliveryTag: 1, consumerTag: 'peer' },
+    properties: { headers: {} },
+  } as unknown as ConsumeMessage;
+}
+
+const base64 = (bytes: Buffer) => bytes.toString('base64');
+
+describe('OS2mo AMQP-subsystem bodies as FastRAMQPI reads them (PayloadUUID: pydantic 1 parse_raw_as(UUID, body))', () => {
+  // ramqp 9's MO routing keys of the subsystem (ramqp.mo): OS2mo's object types at its head.
+  const RAMQP_KEYS = [
+    'address',
+    'association',
+    'class',
+    'engagement',
+    'facet',
+    'itsystem',
+    'ituser',
+    'kle',
+    'leave',
+    'manager',
+    'org_unit',
+    'owner',
+    'person',
+    'related_unit',
+    'rolebinding',
+  ];
+
+  it('reads every body publishChange() writes, under a routing key that is the object type and one of ramqp 9’s', async () => {
+    const events = await publisher('os2mo');
+    const published: { objectType: string; routingKey: string; body: string }[] = [];
+    for (const objectType of MO_CHANGE_OBJECT_TYPES) {
+      for (const uuid of [UUID, OBJECT, UUID.toUpperCase(), '00000000-0000-0000-0000-000000000000']) {
+        const result = await events.publishChange(objectType, uuid);
+        expect(result).toMatchObject({ status: 'disabled', routingKey: objectType, body: `"${uuid.toLowerCase()}"` });
+        published.push({ objectType, routingKey: result.routingKey, body: result.body });
+      }
+    }
+    const answer = await runPeer<Answer>(
+      DEBIAN_PYTHON,
+      'readers.py',
+      ['uuid-json'],
+      published.map(({ routingKey, body }) => ({ routingKey, base64: base64(Buffer.from(body)) })),
+    );
+    expect(answer.answers).toHaveLength(published.length);
+    const refused = [...new Set(published.filter((_, i) => answer.answers[i] !== null).map((p) => p.routingKey))];
+    // role is OS2mo's word before 2024-03-14, which ramqp 9 no longer lists: all the others are ramqp 9's 15.
+    expect(refused).toEqual(['role']);
+    expect(MO_CHANGE_OBJECT_TYPES.filter((t) => t !== 'role')).toEqual(RAMQP_KEYS);
+    // Without a routing key, the body alone: every one read, role's too.
+    const bodies = await runPeer<Answer>(
+      DEBIAN_PYTHON,
+      'readers.py',
+      ['uuid-json'],
+      published.map(({ body }) => ({ body })),
+    );
+    expect(bodies.answers.filter((a) => a !== null)).toEqual([]);
+  });
+
+  it('refuses bare text as parseMoChange does; refuses nothing parseMoChange reads', async () => {
+    const text = (t: string) => Buffer.from(t, 'utf8');
+    const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+    const corpus: { label: string; bytes: Buffer }[] = [
+      { label: 'bare text', bytes: text(UUID) },
+      { label: 'bare text, upper case', bytes: text(UUID.toUpperCase()) },
+      { label: 'a JSON object', bytes: text(`{"uuid": "${UUID}"}`) },
+      { label: 'a JSON array', bytes: text(`["${UUID}"]`) },
+      { label: 'a number', bytes: text('12345') },
+      { label: 'null', bytes: text('null') },
+      { label: 'empty', bytes: text('') },
+      { label: 'a BOM before the JSON string', bytes: Buffer.concat([BOM, text(`"${UUID}"`)]) },
+      { label: 'not UTF-8', bytes: Buffer.from([0x22, 0xff, 0x22]) },
+      { label: 'a string, not a UUID', bytes: text('"c390b9a2"') },
+      { label: 'the JSON string', bytes: text(`"${UUID}"`) },
+      { label: 'upper case', bytes: text(`"${UUID.toUpperCase()}"`) },
+      { label: 'whitespace around it', bytes: text(` \n"${UUID}"\r\n\t`) },
+      { label: 'escaped', bytes: text(`"\\u0063${UUID.slice(1)}"`) },
+      // What Python's uuid.UUID also takes, and parseMoChange does not (OS2mo writes str(uuid) only).
+      { label: 'no hyphens', bytes: text(`"${UUID.replace(/-/g, '')}"`) },
+      { label: 'braces', bytes: text(`"{${UUID}}"`) },
+      { label: 'urn:uuid:', bytes: text(`"urn:uuid:${UUID}"`) },
+    ];
+    const ours = corpus.map(({ bytes }) => {
+      try {
+        parseMoChange(delivery(bytes, 'engagement'));
+        return true;
+      } catch (err) {
+        if (!(err instanceof MoEventParseError)) throw err;
+        return false;
+      }
+    });
+    const fastramqpi = await runPeer<Answer>(
+      DEBIAN_PYTHON,
+      'readers.py',
+      ['uuid-json'],
+      corpus.map(({ bytes }) => ({ routingKey: 'engagement', base64: base64(bytes) })),
+    );
+    const verdicts = corpus.map(({ label }, i) => ({
+      label,
+      ours: ours[i],
+      fastramqpi: fastramqpi.answers[i] === null,
+    }));
+    // The check above can fail: bare text is refused there, as here.
+    expect(verdicts[0]).toEqual({ label: 'bare text', ours: false, fastramqpi: false });
+    // Nothing this package reads is refused there.
+    expect(verdicts.filter((v) => v.ours && !v.fastramqpi)).toEqual([]);
+    // Read by both: OS2mo's own form and what JSON allows around it.
+    expect(verdicts.filter((v) => v.ours).map((v) => v.label)).toEqual([
+      'the JSON string',
+      'upper case',
+      'whitespace around it',
+      'escaped',
+    ]);
+    // Stricter here only in the UUID spellings OS2mo never writes.
+    expect(verdicts.filter((v) => !v.ours && v.fastramqpi).map((v) => v.label)).toEqual([
+      'no hyphens',
+      'braces',
+      'urn:uuid:',
+    ]);
+  });
+});
+
+describe('ramqpRefusal (AMQP__VOCABULARY=os2mo) against ramqp’s pydantic 1 model itself', () => {
+  it('refuses exactly the legacy bodies ramqp refuses, of every time shape this package reads, ±object_uuid, ±BOM', async () => {
+    const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+    const times = [...DATES, ...TIME_SHAPES];
+    const corpus: { label: string; bytes: Buffer }[] = [];
+    for (const time of times) {
+      for (const withObject of [true, false]) {
+        // As json.dumps writes it: OS2mo's key order and separators.
+        const json = withObject
+          ? `{"uuid": "${UUID}", "object_uuid": "${OBJECT}", "time": "${time}"}`
+          : `{"uuid": "${UUID}", "time": "${time}"}`;
+        for (const bom of [false, true]) {
+          const label = `${time}${withObject ? '' : ' without object_uuid'}${bom ? ' after a BOM' : ''}`;
+          corpus.push({ label, bytes: bom ? Buffer.concat([BOM, Buffer.from(json)]) : Buffer.from(json) });
+        }
+      }
+    }
+    expect(corpus).toHaveLength((5 + 2_100) * 4);
+    const unread: string[] = [];
+    const ours = corpus.map(({ label, bytes }) => {
+      // Every one is read by this package's reader; the question is only what ramqp would do.
+      const message = delivery(bytes, 'employee.engagement.edit');
+      let event;
+      try {
+        event = parseMoEvent(undefined, message);
+      } catch (err) {
+        unread.push(`${label}: ${(err as Error).message}`);
+        return undefined;
+      }
+      return ramqpRefusal(bytes, event);
+    });
+    expect(unread).toEqual([]);
+    const pydantic = await runPeer<Answer>(
+      DEBIAN_PYTHON,
+      'readers.py',
+      ['ramqp'],
+      corpus.map(({ bytes }) => ({ base64: base64(bytes) })),
+    );
+    expect(pydantic.answers).toHaveLength(corpus.length);
+    const disagreements = corpus.flatMap(({ label }, i) => {
+      const refusedHere = ours[i] !== undefined;
+      const refusedThere = pydantic.answers[i] !== null;
+      return refusedHere === refusedThere
+        ? []
+        : [
+            `${label}: ramqpRefusal ${refusedHere ? `refuses (${ours[i]?.message})` : 'reads'}, ramqp ${refusedThere ? `refuses (${pydantic.answers[i]})` : 'reads'}`,
+          ];
+    });
+    expect(disagreements).toEqual([]);
+    // Both verdicts occur, and each of the four refusals names its field.
+    const fields = new Map<string, number>();
+    for (const refusal of ours) if (refusal) fields.set(refusal.field, (fields.get(refusal.field) ?? 0) + 1);
+    const secondsOffset = times.filter((time) => /[+-]\d\d:?\d\d:?\d\d$/.test(time)).length;
+    expect(Object.fromEntries(fields)).toEqual({
+      body: times.length * 2, // every one after a BOM
+      object_uuid: times.length, // without object_uuid, no BOM
+      time: DATES.length + secondsOffset, // a bare date, an offset with seconds
+    });
+    expect(ours.filter((r) => r === undefined)).toHaveLength(times.length - DATES.length - secondsOffset);
   });
 });
