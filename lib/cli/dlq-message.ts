@@ -122,15 +122,17 @@ const LIST_BODY_MAX = 64 * 1024;
  * each a UUID (lower case, as the consumer reads it), else a marker: `-` the body
  * has none, `invalid` it has one that is not a UUID, `not-json` the body is not a
  * UTF-8 JSON object, `too-large` it is over 64 KiB. Nothing else of the body is printed.
+ * An AMQP-subsystem body (a JSON string) is read as its `uuid`.
  */
 function bodyUuidsText(content: Buffer): string {
-  const body = moJsonOf(content);
+  const json = moJsonOf(content);
+  const body = typeof json === 'object' && 'change' in json ? { uuid: json.change } : json;
   const text = (field: string) =>
     typeof body === 'string' ? body : !Object.hasOwn(body, field) ? '-' : (normalizeUuid(body[field]) ?? 'invalid');
   return `uuid=${text('uuid')} object_uuid=${text('object_uuid')}`;
 }
 
-function moJsonOf(content: Buffer): Record<string, unknown> | 'not-json' | 'too-large' {
+function moJsonOf(content: Buffer): Record<string, unknown> | { change: string } | 'not-json' | 'too-large' {
   if (content.length > LIST_BODY_MAX) return 'too-large';
   let body: unknown;
   try {
@@ -138,6 +140,7 @@ function moJsonOf(content: Buffer): Record<string, unknown> | 'not-json' | 'too-
   } catch {
     return 'not-json';
   }
+  if (typeof body === 'string') return { change: body };
   return body !== null && typeof body === 'object' && !Array.isArray(body)
     ? (body as Record<string, unknown>)
     : 'not-json';

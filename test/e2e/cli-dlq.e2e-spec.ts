@@ -322,7 +322,9 @@ describe('mo-amqp dlq', () => {
         'uuid=not-json object_uuid=not-json',
       ],
       ['array', json([{ uuid: UUID }]), 'uuid=not-json object_uuid=not-json'],
-      ['string', json(UUID), 'uuid=not-json object_uuid=not-json'],
+      // OS2mo's AMQP-subsystem body: the UUID as a JSON string.
+      ['change', json(UUID.toUpperCase()), `uuid=${UUID} object_uuid=-`],
+      ['string', json('c390b9a2'), 'uuid=invalid object_uuid=-'],
       ['empty', Buffer.alloc(0), 'uuid=not-json object_uuid=not-json'],
       [
         'huge',

@@ -30,7 +30,8 @@ describe('the built package, required from the repository root', () => {
       expect(pkg[name]).toBeDefined();
     }
     expect(pkg.MO_SEED_OBJECT_TYPES).toHaveLength(10);
-    expect(pkg.MO_OS2MO_OBJECT_TYPES).toHaveLength(12);
+    expect(pkg.MO_OS2MO_OBJECT_TYPES).toHaveLength(13);
+    expect(pkg.MO_CHANGE_OBJECT_TYPES).toHaveLength(16);
   });
 
   it('has two entry points, the package and nestjs-mo-amqp/testing, and nothing else of dist/ is importable', async () => {
@@ -175,7 +176,7 @@ describe('the built package, required from the repository root', () => {
     const visible = (service?.members ?? [])
       .filter((m) => !ts.getModifiers(m as ts.HasModifiers)?.some((k) => k.kind === ts.SyntaxKind.PrivateKeyword))
       .map((m) => (ts.isConstructorDeclaration(m) ? 'constructor' : (m.name as ts.Identifier).text));
-    expect(visible.sort()).toEqual(['connected', 'counters', 'enabled', 'publish', 'spoolStats']);
+    expect(visible.sort()).toEqual(['connected', 'counters', 'enabled', 'publish', 'publishChange', 'spoolStats']);
     // Nothing that reaches the runtime or the outbox relay: their types appear in no declaration a user can import.
     const reachable = new Map<string, string>();
     const follow = (path: string) => {

@@ -187,12 +187,13 @@ export default config;
 const GLUE = `import { randomUUID } from 'node:crypto';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { MoEventMessage } from '${NAME}';
+import type { MoChangeMessage, MoEventMessage } from '${NAME}';
 import { AppModule } from './app.module';
+import { EngagementSync } from './engagement-sync';
 import { EngagementService } from './engagement.service';
 import { Payroll } from './payroll';
 
-@Module({ imports: [AppModule], providers: [EngagementService, Payroll] })
+@Module({ imports: [AppModule], providers: [EngagementService, Payroll, EngagementSync] })
 class GlueModule {}
 
 async function main(): Promise<void> {
@@ -205,13 +206,21 @@ async function main(): Promise<void> {
     await onEngagement(event);
     received.push(event);
   };
+  const sync = app.get(EngagementSync);
+  const changes: MoChangeMessage[] = [];
+  const onChange = sync.onEngagement.bind(sync);
+  sync.onEngagement = async (change) => {
+    await onChange(change);
+    changes.push(change);
+  };
   const dto = { employeeUuid: randomUUID(), orgUnitUuid: randomUUID(), validFrom: '2021-08-01' };
   const engagement = await app.get(EngagementService).create(dto);
-  for (const deadline = Date.now() + 10_000; received.length < 2 && Date.now() < deadline; ) {
+  await sync.announce(engagement.uuid);
+  for (const deadline = Date.now() + 10_000; (received.length < 2 || changes.length < 1) && Date.now() < deadline; ) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await app.close();
-  console.log('RESULT ' + JSON.stringify({ engagement, received }));
+  console.log('RESULT ' + JSON.stringify({ engagement, received, changes }));
 }
 
 void main();
@@ -328,6 +337,7 @@ describe.each([NEST_11, NEST_12])('the packed package in a fresh $made, set up a
   it('marks the README blocks the app is made of', () => {
     expect([...files.keys()].sort()).toEqual([
       'src/app.module.ts',
+      'src/engagement-sync.ts',
       'src/engagement.service.spec.ts',
       'src/engagement.service.ts',
       'src/payroll.ts',
@@ -391,7 +401,7 @@ describe.each([NEST_11, NEST_12])('the packed package in a fresh $made, set up a
     );
   }, 120_000);
 
-  it("boots against RabbitMQ: the @MoEvent method's two events reach the README's consumer", async () => {
+  it("boots against RabbitMQ: the @MoEvent method's two events and the subsystem message reach the README's consumers", async () => {
     // A virtual host of its own: the README's names (exchange os2mo, queue payroll.engagements)
     // meet no other test or run, and deleting it deletes all the app declared.
     const vhost = uniqueName('packed-app');
@@ -404,7 +414,10 @@ describe.each([NEST_11, NEST_12])('the packed package in a fresh $made, set up a
       const booted = await must(run(process.execPath, ['dist/main.js'], app, env, 60_000), 'node dist/main.js');
       const line = /^RESULT (.*)$/m.exec(booted.stdout);
       if (!line) throw new Error(`no RESULT line:\n${booted.stdout}\n${booted.stderr}`);
-      const { engagement, received } = JSON.parse(line[1]);
+      const { engagement, received, changes } = JSON.parse(line[1]);
+      expect(changes).toEqual([
+        expect.objectContaining({ objectType: 'engagement', uuid: engagement.uuid, routingKey: 'engagement' }),
+      ]);
 
       const byKey = (a: { routingKey: string }, b: { routingKey: string }) => a.routingKey.localeCompare(b.routingKey);
       expect(received.sort(byKey)).toEqual([
