@@ -126,7 +126,11 @@ describe("OS2mo's AMQP subsystem and rolebinding, against RabbitMQ", () => {
     @Injectable()
     class StandInForMo {
       @MoEvent('employee', 'rolebinding', 'create', { uuid: () => UUID, objectUuid: () => binding, change: true })
-      @MoEvent('org_unit', 'rolebinding', 'create', { uuid: () => randomUUID(), objectUuid: () => binding, change: true })
+      @MoEvent('org_unit', 'rolebinding', 'create', {
+        uuid: () => randomUUID(),
+        objectUuid: () => binding,
+        change: true,
+      })
       async grant(): Promise<void> {}
     }
     @Injectable()

@@ -47,9 +47,7 @@ afterEach(async () => {
 });
 
 async function boot(imports = [MoAmqpTestingModule.forRoot()], providers: Type[] = [EngagementService]) {
-  const moduleRef = await Test.createTestingModule({ imports, providers })
-    .setLogger(new CapturingLogger())
-    .compile();
+  const moduleRef = await Test.createTestingModule({ imports, providers }).setLogger(new CapturingLogger()).compile();
   try {
     await moduleRef.init();
   } catch (err) {
