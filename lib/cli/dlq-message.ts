@@ -126,13 +126,15 @@ const LIST_BODY_MAX = 64 * 1024;
  */
 function bodyUuidsText(content: Buffer): string {
   const json = moJsonOf(content);
-  const body = typeof json === 'object' && 'change' in json ? { uuid: json.change } : json;
+  const body = typeof json === 'string' ? json : json.kind === 'change' ? { uuid: json.uuid } : json.body;
   const text = (field: string) =>
     typeof body === 'string' ? body : !Object.hasOwn(body, field) ? '-' : (normalizeUuid(body[field]) ?? 'invalid');
   return `uuid=${text('uuid')} object_uuid=${text('object_uuid')}`;
 }
 
-function moJsonOf(content: Buffer): Record<string, unknown> | { change: string } | 'not-json' | 'too-large' {
+function moJsonOf(
+  content: Buffer,
+): { kind: 'event'; body: Record<string, unknown> } | { kind: 'change'; uuid: string } | 'not-json' | 'too-large' {
   if (content.length > LIST_BODY_MAX) return 'too-large';
   let body: unknown;
   try {
@@ -140,9 +142,9 @@ function moJsonOf(content: Buffer): Record<string, unknown> | { change: string }
   } catch {
     return 'not-json';
   }
-  if (typeof body === 'string') return { change: body };
+  if (typeof body === 'string') return { kind: 'change', uuid: body };
   return body !== null && typeof body === 'object' && !Array.isArray(body)
-    ? (body as Record<string, unknown>)
+    ? { kind: 'event', body: body as Record<string, unknown> }
     : 'not-json';
 }
 

@@ -79,8 +79,37 @@ export async function declareAgentTopology(
   await setUpExchange(channel, amqp.exchange, amqp);
   await setUpExchange(channel, amqp.delayedExchange, amqp);
   for (const key of AGENT_BINDINGS) await channel.bindQueue(t.incoming, amqp.exchange, key);
-  // Earlier agents bound `#`, which took OS2mo's one-word AMQP-subsystem messages to the DLQ (unbinding is idempotent).
-  await channel.unbindQueue(t.incoming, amqp.exchange, '#');
+  await dropFormerBinding(model, t, amqp, notice);
+}
+
+/**
+ * Takes off the `#` binding earlier agents made, which took OS2mo's one-word
+ * AMQP-subsystem messages to the DLQ (unbinding is idempotent). On a channel of
+ * its own: a refusal (say, topic permissions that allow only MO keys) closes
+ * that one only and is a warning, not a failed start.
+ */
+async function dropFormerBinding(
+  model: ChannelModel | undefined,
+  t: DelayTopology,
+  amqp: ResolvedMoAmqpOptions,
+  notice: DeadLetterQueueNotice,
+): Promise<void> {
+  if (!model) return;
+  let side: Channel | undefined;
+  try {
+    side = await model.createChannel();
+    side.on('error', () => undefined);
+    await side.unbindQueue(t.incoming, amqp.exchange, '#');
+  } catch (err) {
+    notice.warn(
+      `The delay agent could not remove the "#" binding of "${t.incoming}" to "${amqp.exchange}" that earlier ` +
+        `versions made (${messageOf(err)}): while it stays, every message of the exchange, OS2mo's one-word ` +
+        `AMQP-subsystem messages too, reaches the agent and its DLQ; remove it in the management UI (the queue's ` +
+        'bindings) as a user who may, and stop agents of earlier versions, which bind it again',
+    );
+  } finally {
+    await side?.close().catch(() => undefined);
+  }
 }
 
 /**

@@ -2,7 +2,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { readMoDelivery } from '../events/mo-event-message';
 import { parseMoTime } from '../events/mo-time';
-import { ramqpRefusal } from '../events/ramqp-rules';
+import { checkRamqpReads } from '../events/ramqp-rules';
 import type { MoVocabulary } from '../events/vocabulary';
 import { DELAY_HEADER_PREFIX } from './delay-ladder';
 import { Route, metaOf } from './ladder-headers';
@@ -29,8 +29,7 @@ export function routeOfIncoming(
   // Only valid events are delayed; the rest go to the DLQ with the reason.
   const { event } = readMoDelivery(message.content, message, timeZone, 'none');
   // A ramqp consumer of the delayed exchange would requeue such a copy for ever: it is not forwarded.
-  const refused = vocabulary === 'os2mo' ? ramqpRefusal(message.content, event) : undefined;
-  if (refused) throw refused;
+  checkRamqpReads(vocabulary, message.content, event);
   const parsed = parseMoTime(event.timeText, timeZone) as NonNullable<ReturnType<typeof parseMoTime>>;
   return {
     // Never early: a time with microseconds beyond the millisecond is due at the next millisecond.

@@ -3,7 +3,7 @@ import { MoEventParseError } from '../errors/mo-event-parse.error';
 import { MoEventValidationError } from '../errors/mo-event-validation.error';
 import { OwnCopies, deliveryOrigin } from './mo-event-message';
 import { UUID_ALLOWED, normalizeUuid } from './uuid';
-import { MO_CHANGE_OBJECT_TYPES, MoChangeObjectType, isMoChangeObjectType } from './vocabulary';
+import { MO_CHANGE_WORDS_ALLOWED, MoChangeObjectType, isMoChangeObjectType } from './vocabulary';
 
 /**
  * A message of OS2mo's AMQP subsystem (2023-), validated: "this object may have
@@ -30,14 +30,13 @@ export interface MoOutgoingChange {
   readonly body: string;
 }
 
-const OBJECT_TYPE_ALLOWED = `one of ${MO_CHANGE_OBJECT_TYPES.join(', ')} (OS2mo's AMQP subsystem)`;
-const ROUTING_KEY_ALLOWED = `one word, the object type: ${OBJECT_TYPE_ALLOWED}`;
+const ROUTING_KEY_ALLOWED = `one word, the object type: ${MO_CHANGE_WORDS_ALLOWED}`;
 const BODY_ALLOWED = `a JSON string holding the object's UUID, as OS2mo writes it: "\\"c390b9a2-7202-48e6-972b-ce36a90065c4\\""`;
 
 /** Checks the object type and UUID; throws `MoEventValidationError` naming the bad one. */
 export function buildMoChange(objectType: MoChangeObjectType, uuid: string): MoOutgoingChange {
   if (!isMoChangeObjectType(objectType)) {
-    throw new MoEventValidationError('objectType', objectType, OBJECT_TYPE_ALLOWED);
+    throw new MoEventValidationError('objectType', objectType, MO_CHANGE_WORDS_ALLOWED);
   }
   const canonical = normalizeUuid(uuid);
   if (canonical === undefined) throw new MoEventValidationError('uuid', uuid, UUID_ALLOWED);

@@ -1,5 +1,6 @@
 import { MoEventParseError } from '../errors/mo-event-parse.error';
 import type { MoEventMessage } from './mo-event-message';
+import type { MoVocabulary } from './vocabulary';
 import { UUID_ALLOWED } from './uuid';
 
 const BOM = [0xef, 0xbb, 0xbf];
@@ -29,4 +30,10 @@ export function ramqpRefusal(content: Buffer, event: MoEventMessage): MoEventPar
     return fail('time', event.timeText, TIME_ALLOWED);
   }
   return undefined;
+}
+
+/** In the `os2mo` vocabulary, throws what `ramqpRefusal` finds; in `seed`, reads as before. */
+export function checkRamqpReads(vocabulary: MoVocabulary, content: Buffer, event: MoEventMessage): void {
+  const refused = vocabulary === 'os2mo' ? ramqpRefusal(content, event) : undefined;
+  if (refused) throw refused;
 }

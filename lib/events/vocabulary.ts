@@ -77,6 +77,9 @@ export type MoChangeObjectType = (typeof MO_CHANGE_OBJECT_TYPES)[number];
 
 const CHANGE_WORDS: ReadonlySet<string> = new Set(MO_CHANGE_OBJECT_TYPES);
 
+/** What an error says is allowed for a subsystem object type. */
+export const MO_CHANGE_WORDS_ALLOWED = `one of ${MO_CHANGE_OBJECT_TYPES.join(', ')} (OS2mo's AMQP subsystem)`;
+
 /** True for an object type of OS2mo's AMQP subsystem (`isMoChangeObjectType('person') === true`). */
 export function isMoChangeObjectType(value: unknown): value is MoChangeObjectType {
   return typeof value === 'string' && CHANGE_WORDS.has(value);

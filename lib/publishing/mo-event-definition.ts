@@ -1,4 +1,5 @@
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
+import { MoEventValidationError } from '../errors/mo-event-validation.error';
 import { MoEventOptions } from '../events/mo-event';
 import { normalizeUuid } from '../events/uuid';
 import { MoAction, MoChangeObjectType, MoObjectType, MoService } from '../events/vocabulary';
@@ -22,11 +23,12 @@ export interface MoEventSelectors<TResult = unknown, TArgs extends unknown[] = u
   /**
    * Also publish OS2mo's AMQP-subsystem message (2023-) for the changed object:
    * `true` takes the object type's subsystem word (`employee` is `person`, `it`
-   * is `ituser`, the others the same), or name the word. Its UUID is the
-   * objectUuid (for `employee` and `org_unit`, else the uuid). Sent once per
-   * call and object, even when stacked events name the same object.
+   * is `ituser`, the others the same), or name the word; `false` or leaving it
+   * out sends none. Its UUID is the objectUuid; for an event about the person
+   * or unit itself (`employee.employee.*`, `org_unit.org_unit.*`) each event's
+   * uuid. Sent once per call and object, even when stacked events name it.
    */
-  change?: true | MoChangeObjectType;
+  change?: boolean | MoChangeObjectType;
 }
 
 /** One `@MoEvent` on a method, as recorded. */
@@ -39,10 +41,16 @@ export interface MoEventDefinition {
   readonly change?: MoChangeObjectType;
 }
 
+/** True for an event about the person or unit itself (`employee.employee.*`, `org_unit.org_unit.*`): its uuid is the object. */
+export function isAboutItself({ service, objectType }: Pick<MoEventDefinition, 'service' | 'objectType'>): boolean {
+  return objectType === service;
+}
+
 /**
  * The subsystem message one event also owes (`change`): the object is its
- * objectUuid, or for a person's or unit's own event its uuid (start-up checked
- * that one exists). `what` names it, the same for every event naming the object.
+ * objectUuid, or for an event about the person or unit itself its uuid. `what`
+ * names it, the same for every event naming the object. Throws
+ * `MoEventValidationError` when the objectUuid selector gave nothing.
  */
 export function changeMessageOf(
   definition: MoEventDefinition,
@@ -51,8 +59,15 @@ export function changeMessageOf(
 ): { objectType: MoChangeObjectType; uuid: string; what: string } | undefined {
   const { change } = definition;
   if (change === undefined) return undefined;
-  const given = options.objectUuid ?? uuid;
-  const object = normalizeUuid(given) ?? String(given);
+  const given = isAboutItself(definition) ? uuid : options.objectUuid;
+  const object = normalizeUuid(given);
+  if (object === undefined) {
+    throw new MoEventValidationError(
+      'objectUuid',
+      given,
+      `the changed ${definition.objectType}'s own UUID: change sends OS2mo's AMQP-subsystem message for it (none is sent)`,
+    );
+  }
   return { objectType: change, uuid: object, what: `its AMQP-subsystem message ${change} ${object}` };
 }
 

@@ -61,7 +61,9 @@ export function MoEvent<TResult = unknown, TArgs extends unknown[] = unknown[]>(
     // Kept on (prototype, name) rather than on the function, so a decorator
     // applied later that replaces the function cannot drop it.
     const previous: MoEventDefinition[] = Reflect.getOwnMetadata(MO_EVENT_METADATA, target, key) ?? [];
-    const change = selectors?.change === true ? moChangeObjectTypeOf(objectType as MoObjectType) : selectors?.change;
+    const asked = selectors?.change;
+    const change =
+      asked === true ? moChangeObjectTypeOf(objectType as MoObjectType) : asked === false ? undefined : asked;
     const definition: MoEventDefinition = {
       service,
       objectType,

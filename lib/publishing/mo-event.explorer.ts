@@ -4,7 +4,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import {
-  MO_CHANGE_OBJECT_TYPES,
+  MO_CHANGE_WORDS_ALLOWED,
   MO_VOCABULARIES,
   MoVocabulary,
   describeAllowedWords,
@@ -13,7 +13,8 @@ import {
 } from '../events/vocabulary';
 import { MO_AMQP_OPTIONS, MO_EVENT_METADATA, MO_EVENT_POINT } from '../mo-amqp.constants';
 import { decoratedPrototypes } from './mo-event.decorator';
-import { MoEventDefinition } from './mo-event-definition';
+import { MoEventDefinition, isAboutItself } from './mo-event-definition';
+import { describeValue } from '../util/describe-value';
 import { MoEventBinding, OutboxCall, isWrapped, setBinding, wrapMethod } from './mo-event.wrapper';
 import { MoOutboxWriter } from '../outbox/transaction-writer';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
@@ -179,14 +180,14 @@ function validate(
       throw new MoEventDecoratorError(label, `the ${key} selector must be a function (result, ...args) => value`);
     }
   }
-  if (selectors.change !== undefined && !isMoChangeObjectType(change)) {
+  const asked: unknown = selectors.change;
+  if (asked !== undefined && typeof asked !== 'boolean' && !isMoChangeObjectType(change)) {
     throw new MoEventDecoratorError(
       label,
-      `change ${JSON.stringify(selectors.change)} must be true or one of ${MO_CHANGE_OBJECT_TYPES.join(', ')} ` +
-        "(the object type of OS2mo's AMQP subsystem)",
+      `change ${describeValue(asked)} must be true, false or ${MO_CHANGE_WORDS_ALLOWED}`,
     );
   }
-  if (change !== undefined && objectType !== 'employee' && objectType !== 'org_unit' && !selectors.objectUuid) {
+  if (change !== undefined && !isAboutItself({ service, objectType }) && !selectors.objectUuid) {
     throw new MoEventDecoratorError(
       label,
       `change: the subsystem message names the changed ${objectType} itself: give an objectUuid selector, ` +

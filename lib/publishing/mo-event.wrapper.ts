@@ -198,7 +198,13 @@ function publishEvents(
   let sends: Promise<unknown>[] | undefined;
   const changes = new Set<string>(); // this call's subsystem messages: one per object, however many events name it
   const send = (definition: MoEventDefinition, uuid: unknown, options: MoEventOptions) => {
-    const change = changeMessageOf(definition, uuid, options);
+    let change: ReturnType<typeof changeMessageOf>;
+    try {
+      change = changeMessageOf(definition, uuid, options);
+    } catch (error) {
+      // The event itself still goes; only its subsystem message is owed and reported.
+      fail(definition, error, `its AMQP-subsystem message ${definition.change}`);
+    }
     const sendChange = () => {
       if (!change || changes.has(change.what)) return undefined;
       changes.add(change.what);

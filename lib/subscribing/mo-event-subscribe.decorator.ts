@@ -1,5 +1,6 @@
 import { RabbitSubscribe } from '@golevelup/nestjs-rabbitmq';
 import type { ConsumeMessage } from 'amqplib';
+import { MoEventDecoratorError } from '../errors/mo-event-decorator.error';
 import { MO_EVENT_SUBSCRIBE_METADATA } from '../mo-amqp.constants';
 import { consumeDelivery, consumerBindingOf } from './mo-event-consumer';
 import { DEFAULT_PREFETCH, MoChangeSubscribeOptions, MoEventSubscribeOptions } from './mo-event-subscribe.options';
@@ -57,6 +58,15 @@ function subscribe(
   routingKey: string | string[],
 ): void {
   const { options, handlerName } = subscription;
+  const earlier: MoEventSubscription | undefined = Reflect.getOwnMetadata(MO_EVENT_SUBSCRIBE_METADATA, target, key);
+  if (earlier) {
+    // One queue per method: a second would replace the first's subscription, which would then consume nothing.
+    throw new MoEventDecoratorError(
+      `${target.constructor.name}.${String(key)}`,
+      `it already has ${decoratorOf(earlier)}; give each consumer a method of its own`,
+      decoratorOf(subscription),
+    );
+  }
   const prefetch = options?.prefetch ?? DEFAULT_PREFETCH;
 
   // golevelup calls this, with the raw bytes; it parses, then calls the method itself. The

@@ -4,7 +4,7 @@ import { IsName, IsWholeNumber, brokenRules, unknownOptions } from '../config/op
 import { MAX_RETRIES, MAX_RETRY_DELAY_MS } from '../events/retry-policy';
 import { MoWordProblem, describeAllowedWords, findBadMoWord } from '../events/vocabulary';
 import { describeValue } from '../util/describe-value';
-import { MO_CHANGE_OBJECT_TYPES, isMoChangeObjectType } from '../events/vocabulary';
+import { MO_CHANGE_WORDS_ALLOWED, isMoChangeObjectType } from '../events/vocabulary';
 import type { MoChangeSubscribeOptions, MoEventSubscribeOptions } from './mo-event-subscribe.options';
 
 // The attempt header of a retried copy counts up to MAX_ATTEMPT: the first try and every retry.
@@ -131,7 +131,7 @@ const CHANGE_KEYS: readonly (keyof MoChangeSubscribeOptions)[] = [
   'retryDelayMs',
 ];
 
-const CHANGE_WORDS_ALLOWED = `one of ${MO_CHANGE_OBJECT_TYPES.join(', ')} (OS2mo's AMQP subsystem), or a list of them`;
+const CHANGE_WORDS_ALLOWED = `${MO_CHANGE_WORDS_ALLOWED}, or a list of them`;
 
 /**
  * What is wrong with the options of one `@MoChangeSubscribe`, or `undefined`:

@@ -26,7 +26,7 @@ import { changeSubscribeOptionsProblem, subscribeOptionsProblem } from './mo-eve
 import { ConsumerBinding, ReadDelivery, setConsumerBinding } from './mo-event-consumer';
 import { readMoDelivery } from '../events/mo-event-message';
 import { readMoChangeDelivery } from '../events/mo-change';
-import { ramqpRefusal } from '../events/ramqp-rules';
+import { checkRamqpReads } from '../events/ramqp-rules';
 import { RetryPolicy, resolveRetryPolicy } from '../events/retry-policy';
 import {
   FoundSubscription,
@@ -171,7 +171,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
           new MoAmqpConnectionError(
             explained
               ? `RabbitMQ refused the exchange of a delayed @MoEventSubscribe: ${explained}`
-              : `RabbitMQ refused to declare the @MoEventSubscribe queues: ${err.message}. ${hint}`,
+              : `RabbitMQ refused to declare the consumer queues (@MoEventSubscribe, @MoChangeSubscribe): ${err.message}. ${hint}`,
             'RabbitMQ',
           ),
         );
@@ -191,7 +191,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
         ? classicOnClusterWarning(
             brokerVersionOf(model),
             brokerUrlsOf(this.options).length,
-            `The @MoEventSubscribe queues ${classic.map((q) => `"${q}"`).join(', ')}`,
+            `The consumer queues ${classic.map((q) => `"${q}"`).join(', ')}`,
             "@MoEventSubscribe({ queueType: 'quorum' })",
           )
         : undefined;
@@ -233,8 +233,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     return (content, message): ReadDelivery => {
       const delivery = readMoDelivery(content, message, timeZone, { queue });
       // Beside ramqp consumers, what they would requeue for ever is dead-lettered here too.
-      const refused = vocabulary === 'os2mo' ? ramqpRefusal(content, delivery.event) : undefined;
-      if (refused) throw refused;
+      checkRamqpReads(vocabulary, content, delivery.event);
       return delivery;
     };
   }

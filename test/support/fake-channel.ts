@@ -93,6 +93,8 @@ export class FakeBroker {
   /** Channel errors the broker raised (each closed its channel). */
   readonly errors: string[] = [];
   readonly manager = new FakeManager();
+  /** Refuses queue.unbind with 403, as topic permissions can. */
+  refuseUnbind = false;
   readonly channels: FakeChannel[] = [];
   readonly serverProperties = { version: '3.10.8', product: 'RabbitMQ' };
   /** How new channels confirm: at once, or when the test says (see `FakeChannel.confirms`). */
@@ -395,6 +397,9 @@ export class FakeChannel extends EventEmitter {
 
   async unbindQueue(queue: string, exchange: string, pattern: string): Promise<object> {
     this.mustBeOpen();
+    if (this.broker.refuseUnbind) {
+      throw this.fail(403, `ACCESS_REFUSED - read access to topic '${pattern}' in exchange '${exchange}' refused`);
+    }
     this.broker.unbind(queue, exchange, pattern);
     return {};
   }

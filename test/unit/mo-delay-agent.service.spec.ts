@@ -268,6 +268,37 @@ describe('MoDelayAgent', () => {
     expect(agent.stats.parked).toBe(1);
   });
 
+  it('starts when the old "#" binding cannot be removed (topic permissions), and says what to do', async () => {
+    const broker = new FakeBroker();
+    broker.refuseUnbind = true;
+    broker.declareExchange(amqp.exchange, 'topic');
+    broker.bind(t.incoming, amqp.exchange, '#');
+    jest.useFakeTimers({ now: NOW });
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    const out = (await broker.connect().createConfirmChannel()) as unknown as FakeChannel;
+    const agent = new MoDelayAgent(
+      amqp,
+      options,
+      new FakeRuntime(out) as unknown as MoAmqpRuntime,
+      {
+        managedConnection: broker.manager,
+      } as unknown as AmqpConnection,
+    );
+    await agent.onApplicationBootstrap();
+    await flush();
+    running = { agent, out, broker };
+    expect(broker.bindingsOf(t.incoming, amqp.exchange)).toEqual(['#', 'employee.*.*', 'org_unit.*.*']);
+    expect(logger.text).toContain(`could not remove the "#" binding of "${t.incoming}" to "os2mo"`);
+    expect(logger.text).toContain('ACCESS_REFUSED');
+    // The refusal closed the side channel only (the afterEach check is for channels that should not have closed).
+    expect(broker.errors.splice(0)).toEqual([expect.stringContaining('ACCESS_REFUSED')]);
+    // It consumes all the same.
+    broker.enqueue(t.incoming, body(NOW + 10_000), ORIGINAL, { exchange: amqp.exchange, routingKey: KEY });
+    await flush();
+    expect(agent.stats.parked).toBe(1);
+  });
+
   it.each([
     ['a UTF-8 BOM', 'body', `\ufeff{"uuid": "${UUID}", "object_uuid": "${UUID}", "time": "2021-07-27T00:00:00+02:00"}`],
     ['no object_uuid', 'object_uuid', `{"uuid": "${UUID}", "time": "2021-07-27T00:00:00+02:00"}`],

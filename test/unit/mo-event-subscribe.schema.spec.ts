@@ -2,7 +2,11 @@ import { DELAY_AGENT_PREFIX, EXCHANGE_NAME, QUEUE_NAME } from '../../lib/config/
 import { delayTopology } from '../../lib/delay/delay-ladder';
 import { MAX_RETRY_DELAY_MS } from '../../lib/events/retry-policy';
 import { deadLetterQueueOf, retryQueueOf } from '../../lib/subscribing/subscriptions';
-import { subscribeOptionsProblem } from '../../lib/subscribing/mo-event-subscribe.schema';
+import {
+  changeSubscribeOptionsProblem,
+  subscribeOptionsProblem,
+} from '../../lib/subscribing/mo-event-subscribe.schema';
+import { MoChangeSubscribe, MoEventSubscribe } from '../../lib/subscribing/mo-event-subscribe.decorator';
 
 const NAME = '"-", "_", "." or ":", not starting with "amq."';
 
@@ -129,6 +133,38 @@ describe('@MoEventSubscribe options', () => {
     );
     expect(subscribeOptionsProblem({ ...bad, objectType: undefined, exchange: undefined, delayed: true })).toMatch(
       /^queueType "x"/,
+    );
+  });
+});
+
+describe('@MoChangeSubscribe options', () => {
+  it.each([
+    [{ queue: 'q' }, undefined],
+    [{ queue: 'q', objectType: 'rolebinding' }, undefined],
+    [{ queue: 'q', objectType: ['role', 'rolebinding'], retries: 0, queueType: 'quorum' }, undefined],
+    [{ queue: 'q', objectType: 'employee' }, 'objectType "employee" is not one of address, association, class'],
+    [{ queue: 'q', objectType: [] }, 'objectType an empty list is not one of'],
+    [{ queue: 'q', objectType: ['person', 'person'] }, 'objectType lists "person" twice'],
+    [{ queue: 'q', service: 'employee' }, 'unknown option "service"; the options are queue, objectType, exchange'],
+    [{ queue: 'q', delayed: true }, 'unknown option "delayed"'],
+    [{ queue: 'q', prefetch: 0 }, 'prefetch 0 must be'],
+    [null, 'needs an options object'],
+  ])('%p: %p', (options, problem) => {
+    const found = changeSubscribeOptionsProblem(options);
+    if (problem === undefined) expect(found).toBeUndefined();
+    else expect(found).toContain(problem);
+  });
+
+  it('refuses a second consumer decorator on one method at once, instead of one consuming nothing', () => {
+    expect(() => {
+      class Both {
+        @MoChangeSubscribe({ queue: 'a' })
+        @MoEventSubscribe({ queue: 'b' })
+        handle() {}
+      }
+      return Both;
+    }).toThrow(
+      '@MoChangeSubscribe on Both.handle: it already has @MoEventSubscribe; give each consumer a method of its own',
     );
   });
 });

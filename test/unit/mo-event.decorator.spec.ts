@@ -501,6 +501,52 @@ describe('@MoEvent with change (OS2mo’s AMQP subsystem beside the legacy event
     expect(changes()).toEqual([expected]);
   });
 
+  it('names each person of an employee.employee event, and the object for any other service and type', async () => {
+    const OTHER = '0b8f4c1e-2d3a-4e5f-8a9b-1c2d3e4f5a6b';
+    @Injectable()
+    class People {
+      @MoEvent('employee', 'employee', 'edit', { uuid: () => [PERSON, OTHER], objectUuid: () => PERSON, change: true })
+      async renameTwo(): Promise<void> {}
+
+      @MoEvent('org_unit', 'employee', 'create', { uuid: () => UNIT, objectUuid: () => OTHER, change: true })
+      async hire(): Promise<void> {}
+    }
+    await boot([People], { vocabulary: 'os2mo' });
+    await app!.get(People).renameTwo();
+    await app!.get(People).hire();
+    expect(changes()).toEqual([`person ${PERSON}`, `person ${OTHER}`, `person ${OTHER}`]);
+  });
+
+  it('sends the event but not its subsystem message when the objectUuid selector gives nothing, and says so', async () => {
+    @Injectable()
+    class Sloppy {
+      @MoEvent('employee', 'engagement', 'create', { uuid: () => PERSON, objectUuid: () => null, change: true })
+      async create(): Promise<void> {}
+    }
+    await boot([Sloppy]);
+    await app!.get(Sloppy).create();
+    expect(published()).toEqual([`employee.engagement.create ${PERSON} {}`]);
+    expect(changes()).toEqual([]);
+    expect(logger.text).toContain(
+      '@MoEvent employee.engagement.create on Sloppy.create: its AMQP-subsystem message engagement was not published: ' +
+        'MoEventValidationError: Invalid MO event objectUuid: received undefined',
+    );
+  });
+
+  it('takes change: false as off', async () => {
+    @Injectable()
+    class Off {
+      @MoEvent('employee', 'employee', 'update', { change: false })
+      async rename(): Promise<string> {
+        return PERSON;
+      }
+    }
+    await boot([Off]);
+    await app!.get(Off).rename();
+    expect(published()).toHaveLength(1);
+    expect(changes()).toEqual([]);
+  });
+
   it('sends no subsystem message for an event that was refused, and logs the refusal', async () => {
     await boot([StandIn], { vocabulary: 'os2mo' });
     await app!.get(StandIn).badTime();
@@ -526,7 +572,7 @@ describe('@MoEvent with change (OS2mo’s AMQP subsystem beside the legacy event
     [
       'a change word outside the subsystem',
       { uuid: () => PERSON, objectUuid: () => ENGAGEMENT, change: 'job' },
-      'change "job" must be true or one of address',
+      'change "job" must be true, false or one of address',
     ],
   ])('refuses to start with %s', async (_what, selectors, problem) => {
     @Injectable()
