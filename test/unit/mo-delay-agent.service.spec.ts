@@ -68,11 +68,13 @@ class FakeRuntime {
   }
 }
 
-async function start(amqpOptions: ResolvedMoAmqpOptions = amqp) {
+/** An agent started on a fake broker; `before` sets the broker up first (bindings an older agent left, refusals). */
+async function start(amqpOptions: ResolvedMoAmqpOptions = amqp, before: (broker: FakeBroker) => void = () => {}) {
   jest.useFakeTimers({ now: NOW });
   const logger = new CapturingLogger();
   Logger.overrideLogger(logger);
   const broker = new FakeBroker();
+  before(broker);
   const connection = broker.connect();
   const out = (await connection.createConfirmChannel()) as unknown as FakeChannel;
   const runtime = new FakeRuntime(out);
@@ -93,6 +95,12 @@ async function start(amqpOptions: ResolvedMoAmqpOptions = amqp) {
     broker.enqueue(t.incoming, body(due), properties, { exchange: amqp.exchange, routingKey: KEY });
   running = { agent, out, broker };
   return { broker, out, runtime, agent, logger, channelOf, forwarded, event };
+}
+
+/** What an agent of an earlier version left: its incoming queue bound `#`. */
+function olderAgentsBinding(broker: FakeBroker): void {
+  broker.declareExchange(amqp.exchange, 'topic');
+  broker.bind(t.incoming, amqp.exchange, '#');
 }
 
 /** Fake time on by `ms`, then everything that follows from it. */
@@ -237,22 +245,7 @@ describe('MoDelayAgent', () => {
   });
 
   it('takes only three-word keys of the MO services, and drops the "#" binding of earlier agents', async () => {
-    const broker = new FakeBroker();
-    broker.declareExchange(amqp.exchange, 'topic');
-    broker.bind(t.incoming, amqp.exchange, '#');
-    jest.useFakeTimers({ now: NOW });
-    const out = (await broker.connect().createConfirmChannel()) as unknown as FakeChannel;
-    const agent = new MoDelayAgent(
-      amqp,
-      options,
-      new FakeRuntime(out) as unknown as MoAmqpRuntime,
-      {
-        managedConnection: broker.manager,
-      } as unknown as AmqpConnection,
-    );
-    await agent.onApplicationBootstrap();
-    await flush();
-    running = { agent, out, broker };
+    const { broker, agent } = await start(amqp, olderAgentsBinding);
     expect(broker.bindingsOf(t.incoming, amqp.exchange)).toEqual(['employee.*.*', 'org_unit.*.*']);
     // OS2mo's AMQP-subsystem message and a foreign key beside a legacy event: only the event reaches the agent.
     const publisher = (await broker.connect().createConfirmChannel()) as unknown as FakeChannel;
@@ -269,25 +262,10 @@ describe('MoDelayAgent', () => {
   });
 
   it('starts when the old "#" binding cannot be removed (topic permissions), and says what to do', async () => {
-    const broker = new FakeBroker();
-    broker.refuseUnbind = true;
-    broker.declareExchange(amqp.exchange, 'topic');
-    broker.bind(t.incoming, amqp.exchange, '#');
-    jest.useFakeTimers({ now: NOW });
-    const logger = new CapturingLogger();
-    Logger.overrideLogger(logger);
-    const out = (await broker.connect().createConfirmChannel()) as unknown as FakeChannel;
-    const agent = new MoDelayAgent(
-      amqp,
-      options,
-      new FakeRuntime(out) as unknown as MoAmqpRuntime,
-      {
-        managedConnection: broker.manager,
-      } as unknown as AmqpConnection,
-    );
-    await agent.onApplicationBootstrap();
-    await flush();
-    running = { agent, out, broker };
+    const { broker, agent, logger } = await start(amqp, (b) => {
+      olderAgentsBinding(b);
+      b.refuseUnbind = true;
+    });
     expect(broker.bindingsOf(t.incoming, amqp.exchange)).toEqual(['#', 'employee.*.*', 'org_unit.*.*']);
     expect(logger.text).toContain(`could not remove the "#" binding of "${t.incoming}" to "os2mo"`);
     expect(logger.text).toContain('ACCESS_REFUSED');
