@@ -177,7 +177,7 @@ describe(`classic queues on a cluster of RabbitMQ ${BROKER.version}`, () => {
         return;
       }
       expect(warnings).toHaveLength(2);
-      const [consumers] = warnings.filter((l) => l.includes('@MoEventSubscribe queues'));
+      const [consumers] = warnings.filter((l) => l.includes('The consumer queues'));
       expect(consumers).toContain(`"${classic}"`);
       expect(consumers).not.toContain(`"${quorum}"`);
       expect(consumers).toContain(`AMQP__URL names 2 nodes of RabbitMQ ${BROKER.version}.`);
