@@ -196,26 +196,20 @@ function publishEvents(
   const fail = (definition: MoEventDefinition, error: unknown, what?: string) =>
     (problems ??= []).push({ definition, error, what });
   let sends: Promise<unknown>[] | undefined;
-  const changes = new Set<string>(); // this call's subsystem messages: one per object, however many events name it
+  let changes: Set<string> | undefined; // this call's subsystem messages: one per object, however many events name it
+  const sendChange = (definition: MoEventDefinition, change: NonNullable<ReturnType<typeof changeMessageOf>>) => {
+    if ((changes ??= new Set()).has(change.what)) return undefined;
+    changes.add(change.what);
+    return binding
+      .publishChange(change.objectType, change.uuid)
+      .then(undefined, (error: unknown) => fail(definition, error, change.what));
+  };
   const send = (definition: MoEventDefinition, uuid: unknown, options: MoEventOptions) => {
-    let change: ReturnType<typeof changeMessageOf>;
-    try {
-      change = changeMessageOf(definition, uuid, options);
-    } catch (error) {
-      // The event itself still goes; only its subsystem message is owed and reported.
-      fail(definition, error, `its AMQP-subsystem message ${definition.change}`);
-    }
-    const sendChange = () => {
-      if (!change || changes.has(change.what)) return undefined;
-      changes.add(change.what);
-      return binding
-        .publishChange(change.objectType, change.uuid)
-        .then(undefined, (e) => fail(definition, e, change.what));
-    };
+    const change = definition.change === undefined ? undefined : plannedChange(definition, uuid, options, fail);
     const sent = binding
       .publish(definition.service, definition.objectType, definition.action, uuid as string, options)
       // After its event, and only when that was accepted: never a subsystem message for an event refused.
-      .then(sendChange, (error: unknown) => fail(definition, error));
+      .then(change && (() => sendChange(definition, change)), (error: unknown) => fail(definition, error));
     (sends ??= []).push(sent);
   };
 
@@ -247,6 +241,21 @@ function publishEvents(
   };
   if (!sends) return problems ? Promise.resolve().then(report) : undefined;
   return (sends.length === 1 ? sends[0] : Promise.all(sends)).then(report);
+}
+
+/** The subsystem message an event owes, or undefined (reported through `fail`) when its object has no UUID; the event itself still goes. */
+function plannedChange(
+  definition: MoEventDefinition,
+  uuid: unknown,
+  options: MoEventOptions,
+  fail: (definition: MoEventDefinition, error: unknown, what?: string) => void,
+): ReturnType<typeof changeMessageOf> {
+  try {
+    return changeMessageOf(definition, uuid, options);
+  } catch (error) {
+    fail(definition, error, `its AMQP-subsystem message ${definition.change}`);
+    return undefined;
+  }
 }
 
 function reportProblems(

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { buildMoChange } from '../events/mo-change';
-import { MoEventOptions, MoOutgoingMessage, buildMoEvent } from '../events/mo-event';
+import { MoOutgoingChange, buildMoChange } from '../events/mo-change';
+import { MoEventOptions, MoOutgoingEvent, MoOutgoingMessage, buildMoEvent } from '../events/mo-event';
 import {
   MoActionOf,
   MoChangeObjectType,
@@ -71,7 +71,14 @@ export class MoEventsService {
     uuid: string,
     options?: MoEventOptions,
   ): Promise<MoPublishResult<MoRoutingKey>> {
-    return this.send(() => buildMoEvent(service, objectType, action, uuid, options, this.options));
+    let event: MoOutgoingEvent;
+    try {
+      event = buildMoEvent(service, objectType, action, uuid, options, this.options);
+    } catch (err) {
+      this.runtime.count('invalid');
+      throw err;
+    }
+    return this.send(event);
   }
 
   /**
@@ -86,19 +93,20 @@ export class MoEventsService {
    * ```
    */
   async publishChange(objectType: MoChangeObjectType, uuid: string): Promise<MoPublishResult<MoChangeObjectType>> {
-    return this.send(() => buildMoChange(objectType, uuid));
-  }
-
-  private async send<K extends string>(
-    build: () => MoOutgoingMessage & { readonly routingKey: K },
-  ): Promise<MoPublishResult<K>> {
-    let message: MoOutgoingMessage & { readonly routingKey: K };
+    let change: MoOutgoingChange;
     try {
-      message = build();
+      change = buildMoChange(objectType, uuid);
     } catch (err) {
       this.runtime.count('invalid');
       throw err;
     }
+    return this.send(change);
+  }
+
+  /** A validated message of either format: confirmed, spooled, or in a transaction outboxed. */
+  private async send<K extends string>(
+    message: MoOutgoingMessage & { readonly routingKey: K },
+  ): Promise<MoPublishResult<K>> {
     const messageId = randomUUID();
     // Inside a transaction of the outbox's connection the message becomes a row of it, committed with the change.
     const status = this.outbox?.inTransaction
