@@ -28,11 +28,15 @@ const HOST = `${broker.hostname}:${broker.port || 5672}`;
 const SPECIALS = [...` !"#$%&'()*+,-./:;<=>?@[\\]^_\`{|}~`, 'æ', 'ø', '€'];
 
 /** A password with `special` between two random runs, so any four characters of it are its own. */
+/**
+ * Random runs of rare letters around the special character: base64 runs once held "pCon",
+ * which the words of any error text ("AmqpConnection") contain, and the leak check failed
+ * on a password that never leaked. No four of these letters in a row stand in any output.
+ */
+const RARE = 'QXZJKVWqxzjkvw';
+
 function passwordWith(special: string): string {
-  const run = () =>
-    randomBytes(6)
-      .toString('base64')
-      .replace(/[^A-Za-z0-9]/g, 'x');
+  const run = () => Array.from(randomBytes(6), (byte) => RARE[byte % RARE.length]).join('');
   return `${run()}${special}${run()}`;
 }
 
