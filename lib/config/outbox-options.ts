@@ -22,6 +22,8 @@ export function redactPostgresUrl(value: string): string {
   try {
     const url = new URL(value);
     if (url.password) url.password = '***';
+    // node-postgres also takes the password as a parameter (?password=…).
+    if (url.searchParams.has('password')) url.searchParams.set('password', '***');
     return url.toString();
   } catch {
     const scheme = value.indexOf('://');
@@ -33,8 +35,11 @@ export function redactPostgresUrl(value: string): string {
 export function outboxSecrets(options: Pick<MoAmqpOutboxOptions, 'outboxUrl'>): string[] {
   if (!options.outboxUrl) return [];
   try {
-    const raw = new URL(options.outboxUrl).password;
-    return raw ? [raw, decodeURIComponent(raw)] : [];
+    const url = new URL(options.outboxUrl);
+    const raw = url.password;
+    const secrets = raw ? [raw, decodeURIComponent(raw)] : [];
+    for (const param of url.searchParams.getAll('password')) if (param) secrets.push(param, encodeURIComponent(param));
+    return secrets;
   } catch {
     return [];
   }

@@ -6,17 +6,18 @@ import {
   OnApplicationShutdown,
   OnModuleInit,
 } from '@nestjs/common';
-import type { Options } from 'amqplib';
-import type { Client, Pool, PoolClient } from 'pg';
+import type { Client, Pool } from 'pg';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
-import { outboxSecrets, redactPostgresUrl } from '../config/outbox-options';
+import { OUTBOX_FIELDS, outboxSecrets, redactPostgresUrl } from '../config/outbox-options';
 import { redactSecrets } from '../config/redact';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { MO_AMQP_OPTIONS } from '../mo-amqp.constants';
 import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { messageOf } from '../util/error-message';
 import { OutboxRow, LEADER_SQL, batchSql, deleteSql, notifyChannel } from './outbox-sql';
-import { checkOutboxTable, loadPg } from './outbox-table';
+import { checkOutboxTable, explainPostgresRefusal } from './outbox-check';
+import { loadPg } from './outbox-table';
+import { RELAY_WINDOW, checkout, relayWindow, rowProperties } from './relay-window';
 
 /** Rows one batch transaction publishes at most (with `maxInFlight` as a ceiling). */
 const BATCH = 500;
@@ -45,7 +46,11 @@ export interface MoOutboxRelayStatus {
 @Injectable()
 export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('MoOutboxRelay');
+  /** The table is used here: rows are written (and relayed, with `relays`). */
   private readonly on: boolean;
+  private readonly relays: boolean;
+  /** True once the table check passed; a relay that started without its database checks first. */
+  private checked = false;
   private pool: Pool | undefined;
   private listener: Client | undefined;
   private loop: Promise<void> | undefined;
@@ -66,7 +71,9 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     @Inject(MO_AMQP_OPTIONS) private readonly options: ResolvedMoAmqpOptions,
     private readonly runtime: MoAmqpRuntime,
   ) {
-    this.on = options.enabled && options.outbox === 'postgres';
+    this.on = options.outbox === 'postgres';
+    // With AMQP off, rows are still written (nothing produced in a transaction is dropped): a relay elsewhere sends them.
+    this.relays = this.on && options.enabled && options.outboxRelay;
     this.secrets = outboxSecrets(options);
     this.where = `PostgreSQL at ${redactPostgresUrl(options.outboxUrl ?? '')}`;
   }
@@ -76,27 +83,49 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     return { running: this.loop !== undefined && !this.stopping, ...this.state };
   }
 
-  /** The table must exist with its columns: a missing migration stops start-up, naming the command. */
+  /**
+   * What waiting cannot change stops start-up at once: a refused login, an unknown database,
+   * a missing table or right, each named with its fix. A database that does not answer is an
+   * outage, not a setting: start-up goes on, the relay waits for it and checks then.
+   */
   async onModuleInit(): Promise<void> {
     if (!this.on) return;
     try {
-      await checkOutboxTable(this.options, this.redact);
+      await this.check();
     } catch (err) {
-      if (!(err instanceof MoAmqpConfigError)) {
-        // Unreachable now: the relay waits for it like for any outage.
-        this.logger.warn(`${this.where} did not answer the outbox table check: ${this.redact(err)}`);
+      const refusal =
+        err instanceof MoAmqpConfigError ? err : explainPostgresRefusal(err, this.redact(err), this.options);
+      if (!refusal) {
+        const text = this.redact(err);
+        this.state = { databaseReachable: false, lastError: text };
+        this.logger.warn(
+          `${this.where} (${OUTBOX_FIELDS.outboxUrl.env}) is not reachable at start-up: ${text}. Starting all the same: ` +
+            `transactions that produce events fail until it answers; ${this.relays ? 'the relay waits for it and checks the outbox table then' : 'the table is checked at the next start'}`,
+        );
         return;
       }
       await this.runtime.abortStart();
-      throw err;
+      throw refusal;
+    }
+    if (!this.options.enabled) {
+      this.logger.log(
+        `AMQP is disabled: events produced in transactions are written to ${this.options.outboxTable} at ${this.where}, for a relay elsewhere (${OUTBOX_FIELDS.outbox.env}=off writes none)`,
+      );
     }
   }
 
-  /** Starts once every module has started: the runtime has waited for the broker by then. */
+  private async check(): Promise<void> {
+    await checkOutboxTable(this.options, { writes: true, relays: this.relays }, this.redact);
+    this.checked = true;
+  }
+
+  /** Starts once every module has started (the broker may still be away: the relay waits for it too). */
   onApplicationBootstrap(): void {
-    if (!this.on || !this.options.outboxRelay) return;
+    if (!this.relays) return;
     const { Pool } = loadPg();
-    this.pool = new Pool({ connectionString: this.options.outboxUrl, max: 1, connectionTimeoutMillis: 5_000 });
+    this.pool = new Pool({ connectionString: this.options.outboxUrl, max: 2, connectionTimeoutMillis: 5_000 });
+    // A delete lost with a crash of PostgreSQL itself means a row sent twice, never one lost.
+    this.pool.on('connect', (client) => void client.query('SET synchronous_commit TO off').catch(() => undefined));
     this.pool.on('error', (err) => this.fail(err));
     this.runtime.onShutdown(() => this.stop());
     this.listening = this.listen();
@@ -144,51 +173,54 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     return Math.min(BATCH, this.options.maxInFlight);
   }
 
-  /** One batch transaction: the lock, the oldest rows, their publishes, the confirmed ones deleted. */
+  /**
+   * One batch: a transaction holds the lock while the oldest rows are published, and a second
+   * connection deletes the confirmed ones as they come (each delete commits at once), so a
+   * relay killed mid-batch leaves at most `RELAY_WINDOW` rows to be sent again.
+   */
   private async batch(): Promise<number> {
-    const client: PoolClient = await this.pool!.connect();
-    let broken: Error | undefined;
-    // A client checked out of a pg Pool has no 'error' listener (the pool's is back only on
-    // release): the server ending the connection between two statements (a restart, an
-    // admin's pg_terminate_backend) would be an unhandled 'error' event, and end the process.
-    const onError = (err: Error) => (broken ??= err);
-    client.on('error', onError);
+    if (!this.checked) await this.check();
+    const lock = await checkout(this.pool!);
     try {
-      await client.query('BEGIN');
-      const lock = await client.query<{ leader: boolean }>(LEADER_SQL, [this.options.outboxTable]);
-      if (!lock.rows[0]?.leader) {
-        await client.query('COMMIT');
+      await lock.client.query('BEGIN');
+      const leader = await lock.client.query<{ leader: boolean }>(LEADER_SQL, [this.options.outboxTable]);
+      if (!leader.rows[0]?.leader) {
+        await lock.client.query('COMMIT');
         return 0;
       }
-      const { rows } = await client.query<OutboxRow>(batchSql(this.options.outboxTable), [this.batchSize]);
-      const sent = await Promise.allSettled(rows.map((row) => this.publish(row)));
-      const confirmed = rows.filter((_, i) => sent[i].status === 'fulfilled').map((row) => row.id);
-      if (confirmed.length > 0) await client.query(deleteSql(this.options.outboxTable), [confirmed]);
-      await client.query('COMMIT');
-      for (let i = 0; i < confirmed.length; i++) this.runtime.count('relayed');
-      const failed = sent.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-      if (failed) throw failed.reason;
+      const { rows } = await lock.client.query<OutboxRow>(batchSql(this.options.outboxTable), [this.batchSize]);
+      if (rows.length > 0) await this.relay(rows);
+      await lock.client.query('COMMIT');
       return rows.length;
     } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-      await client.query('ROLLBACK').catch(() => undefined);
+      lock.broke(err);
+      await lock.client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      // A client whose transaction failed is not reused: it may be the connection that broke.
-      client.removeListener('error', onError);
-      client.release(broken);
+      lock.release();
+    }
+  }
+
+  private async relay(rows: OutboxRow[]): Promise<void> {
+    const deletes = await checkout(this.pool!);
+    try {
+      await relayWindow(rows, Math.min(RELAY_WINDOW, this.options.maxInFlight), {
+        publish: (row) => this.publish(row),
+        remove: (ids) => deletes.client.query(deleteSql(this.options.outboxTable), [ids]).then(() => undefined),
+        removed: (count) => {
+          for (let i = 0; i < count; i++) this.runtime.count('relayed');
+        },
+      });
+    } catch (err) {
+      deletes.broke(err);
+      throw err;
+    } finally {
+      deletes.release();
     }
   }
 
   private publish(row: OutboxRow): Promise<void> {
-    const properties: Options.Publish = {
-      persistent: true,
-      contentType: 'application/json',
-      messageId: row.message_id,
-      timestamp: Number(row.published_at),
-    };
-    if (row.headers) properties.headers = row.headers;
-    return this.runtime.forward(row.exchange, row.routing_key, Buffer.from(row.body, 'utf8'), properties);
+    return this.runtime.forward(row.exchange, row.routing_key, Buffer.from(row.body, 'utf8'), rowProperties(row));
   }
 
   /** Waits `ms`, or less when a commit notifies (or the relay stops). */
@@ -245,9 +277,14 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   }
 
   private fail(err: unknown): void {
-    const text = this.redact(err);
+    const refusal =
+      err instanceof MoAmqpConfigError ? err : explainPostgresRefusal(err, this.redact(err), this.options);
+    const text = this.redact(refusal ?? err);
     const database = !(err instanceof Error && err.name === 'MoPublishError');
-    if (this.state.lastError === undefined) {
+    if (refusal) {
+      // A setting to fix (a password changed, a right revoked): an error, once per cause.
+      if (this.state.lastError !== text) this.logger.error(`The outbox relay cannot work, retrying: ${text}`);
+    } else if (this.state.lastError === undefined) {
       this.logger.warn(
         database
           ? `${this.where} failed for the outbox relay, retrying (the rows wait in ${this.options.outboxTable}): ${text}`

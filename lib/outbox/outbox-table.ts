@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import type * as PgModule from 'pg';
-import { MoAmqpOutboxOptions, OUTBOX_FIELDS, redactPostgresUrl } from '../config/outbox-options';
+import { MoAmqpOutboxOptions, OUTBOX_FIELDS } from '../config/outbox-options';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
-import { OUTBOX_LAYOUT, checkSql, layoutSql, outboxMigrationSql } from './outbox-sql';
+import { outboxMigrationSql } from './outbox-sql';
 
 /** `pg` (node-postgres), an optional peer: loaded only when the outbox is on. */
 export function loadPg(): typeof PgModule {
@@ -21,7 +21,8 @@ export function loadPg(): typeof PgModule {
 
 type TableOptions = Pick<MoAmqpOutboxOptions, 'outboxUrl' | 'outboxTable'>;
 
-async function withClient<T>(options: TableOptions, use: (client: PgModule.Client) => Promise<T>): Promise<T> {
+/** A client of its own for one task, ended after it; connecting is bounded (5 s). */
+export async function withClient<T>(options: TableOptions, use: (client: PgModule.Client) => Promise<T>): Promise<T> {
   const { Client } = loadPg();
   const client = new Client({ connectionString: options.outboxUrl, connectionTimeoutMillis: 5_000 });
   // An error after connect (the server gone) must not be an unhandled 'error' event.
@@ -32,38 +33,6 @@ async function withClient<T>(options: TableOptions, use: (client: PgModule.Clien
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-/**
- * Checks that the table exists with the columns and layout this version uses.
- * Throws `MoAmqpConfigError` naming the table and the command that creates it;
- * a database that cannot be reached rejects with the driver's error.
- */
-export async function checkOutboxTable(options: TableOptions, redact: (err: unknown) => string): Promise<void> {
-  const table = options.outboxTable;
-  const problem = (why: string) =>
-    new MoAmqpConfigError([
-      {
-        name: `${OUTBOX_FIELDS.outboxTable.env} (outboxTable)`,
-        received: `'${table}'`,
-        allowed: `a table made by \`npx mo-amqp outbox migrate\` (or outboxMigrationSql() in your migrations) in ${redactPostgresUrl(options.outboxUrl ?? '')}: ${why}`,
-      },
-    ]);
-  await withClient(options, async (client) => {
-    try {
-      await client.query(checkSql(table));
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code === '42P01') throw problem('it does not exist');
-      if (code === '42703') throw problem(`a column is missing (${redact(err)})`);
-      if (code === '42501') throw problem(`this user may not read it (${redact(err)})`);
-      throw err;
-    }
-    const { rows } = await client.query<{ layout: string | null }>(layoutSql(table));
-    if (rows[0]?.layout !== OUTBOX_LAYOUT) {
-      throw problem(`its comment says ${JSON.stringify(rows[0]?.layout ?? null)}, not '${OUTBOX_LAYOUT}'`);
-    }
-  });
 }
 
 /** Creates (or completes) the outbox table; idempotent, and one migration at a time per table. */

@@ -47,7 +47,8 @@ const SETUP =
 /**
  * Not public. Writes an event into the outbox table through the transaction
  * that `@nestjs-cls/transactional` holds for the current call, so it commits
- * or rolls back with the change. Inert with `outbox: 'off'` or AMQP disabled.
+ * or rolls back with the change. Inert with `outbox: 'off'`; with AMQP
+ * disabled it still writes (the relay runs elsewhere).
  * The publishing side (`MoEventsService`, `@MoEvent`'s transaction point)
  * decides: in a transaction, `send` here; otherwise the runtime sends.
  */
@@ -66,7 +67,8 @@ export class MoOutboxWriter implements OnModuleInit {
 
   /** Finds the transaction host; without one the outbox cannot work, and start-up says so. */
   onModuleInit(): void {
-    if (this.options.outbox !== 'postgres' || !this.options.enabled) return;
+    // With AMQP off too: the rows wait for a relay elsewhere (docs/outbox.md).
+    if (this.options.outbox !== 'postgres') return;
     const name = this.options.outboxConnection;
     let token: unknown;
     try {
@@ -88,7 +90,7 @@ export class MoOutboxWriter implements OnModuleInit {
     }
   }
 
-  /** True when the current call runs inside a transaction of the outbox's connection (and AMQP is on). */
+  /** True when the current call runs inside a transaction of the outbox's connection. */
   get inTransaction(): boolean {
     return this.host?.isTransactionActive() ?? false;
   }

@@ -75,8 +75,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
       recordDecoratorFailure: () => this.runtime.count('decoratorFailures'),
       logger: this.logger,
       failures: this.options.eventFailures,
-      outboxCalls:
-        this.options.enabled && this.options.outbox === 'postgres' ? new AsyncLocalStorage<OutboxCall>() : undefined,
+      outboxCalls: this.options.outbox === 'postgres' ? new AsyncLocalStorage<OutboxCall>() : undefined,
       inTransaction: () => this.outboxWriter?.inTransaction ?? false,
     });
     // Each prototype is wrapped once; its decorated methods are found once.

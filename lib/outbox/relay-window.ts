@@ -1,0 +1,124 @@
+import type { Options } from 'amqplib';
+import type { Pool, PoolClient } from 'pg';
+import type { OutboxRow } from './outbox-sql';
+
+/**
+ * Rows between their publish and their committed delete, at most: what a relay
+ * killed at any moment leaves for the next one to send again (each copy with
+ * its `message_id`). Deleting in small steps as confirms arrive, instead of once
+ * per batch, is what keeps that resend this small.
+ */
+export const RELAY_WINDOW = 100;
+
+/** What one pass over a batch of rows needs: how to send a row, and how to delete confirmed ones. */
+export interface RelayWindowSteps {
+  /** Resolves once the broker confirmed the row. */
+  publish(row: OutboxRow): Promise<void>;
+  /** Deletes rows by id, committed when it resolves (an autocommit statement). */
+  remove(ids: string[]): Promise<void>;
+  /** Called with how many rows one delete removed. */
+  removed(count: number): void;
+}
+
+/**
+ * Publishes `rows` in order with at most `window` of them unsettled, deleting the
+ * confirmed ones as they come, one statement at a time (confirms that arrive
+ * during a delete go into the next). Stops publishing at the first failure,
+ * lets what is in flight settle, and rejects with that failure: the rows not
+ * confirmed stay, for the next pass.
+ */
+export async function relayWindow(rows: readonly OutboxRow[], window: number, steps: RelayWindowSteps): Promise<void> {
+  let unsettled = 0;
+  let failure: { error: unknown } | undefined;
+  let deleteFailed = false;
+  let confirmed: string[] = [];
+  let deleting = false;
+  let wake: (() => void) | undefined;
+  const freed = (count: number) => {
+    unsettled -= count;
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  const slot = () => new Promise<void>((resolve) => (wake = resolve));
+  const fail = (error: unknown) => (failure ??= { error });
+
+  const drain = async () => {
+    deleting = true;
+    while (confirmed.length > 0) {
+      const ids = confirmed;
+      confirmed = [];
+      // After a failed delete the rest is not tried: those rows are sent again, never lost.
+      // After a failed publish, confirmed rows are still deleted: fewer sent twice.
+      if (!deleteFailed) {
+        try {
+          await steps.remove(ids);
+          steps.removed(ids.length);
+        } catch (err) {
+          deleteFailed = true;
+          fail(err);
+        }
+      }
+      freed(ids.length);
+    }
+    deleting = false;
+  };
+
+  for (const row of rows) {
+    while (unsettled >= window && !failure) await slot();
+    if (failure) break;
+    unsettled++;
+    steps.publish(row).then(
+      () => {
+        confirmed.push(row.id);
+        if (!deleting) void drain();
+      },
+      (err: unknown) => {
+        fail(err);
+        freed(1);
+      },
+    );
+  }
+  while (unsettled > 0) await slot();
+  if (failure) throw failure.error;
+}
+
+/** A client checked out of the pool, and how to give it back. */
+export interface CheckedOut {
+  readonly client: PoolClient;
+  /** Marks it failed: it is then closed on release, not reused (it may be the connection that broke). */
+  broke(err: unknown): void;
+  release(): void;
+}
+
+/**
+ * A client of the pool, watched: one checked out has no 'error' listener (the pool's is back
+ * only on release), and the server ending the connection between two statements (a restart,
+ * an admin's pg_terminate_backend) would be an unhandled 'error' event, ending the process.
+ */
+export async function checkout(pool: Pool): Promise<CheckedOut> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (err: Error) => (broken ??= err);
+  client.on('error', onError);
+  return {
+    client,
+    broke: (err) => (broken ??= err instanceof Error ? err : new Error(String(err))),
+    release: () => {
+      client.removeListener('error', onError);
+      client.release(broken);
+    },
+  };
+}
+
+/** The AMQP properties of a row's message: those of the publish it stands for. */
+export function rowProperties(row: OutboxRow): Options.Publish {
+  const properties: Options.Publish = {
+    persistent: true,
+    contentType: 'application/json',
+    messageId: row.message_id,
+    timestamp: Number(row.published_at),
+  };
+  if (row.headers) properties.headers = row.headers;
+  return properties;
+}
