@@ -6,7 +6,7 @@ import {
   OnApplicationShutdown,
   OnModuleInit,
 } from '@nestjs/common';
-import type { Client, Pool } from 'pg';
+import type { Client, Pool, PoolClient } from 'pg';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { OUTBOX_FIELDS, outboxSecrets, redactPostgresUrl } from '../config/outbox-options';
 import { redactSecrets } from '../config/redact';
@@ -19,8 +19,10 @@ import { checkOutboxTable, explainPostgresRefusal } from './outbox-check';
 import { loadPg } from './outbox-table';
 import { RELAY_WINDOW, checkout, relayWindow, rowProperties } from './relay-window';
 
-/** Rows one batch transaction publishes at most (with `maxInFlight` as a ceiling). */
+/** Rows one read takes at most (with `maxInFlight` as a ceiling). */
 const BATCH = 500;
+/** Rows one pass (one lock transaction) takes at most, before it lets the lock go and reads afresh. */
+const PASS_ROWS = 20 * BATCH;
 /** Without a notification, the relay looks this often: rows a dead relay left, a missed notification. */
 const POLL_MS = 1_000;
 /** After a failure (database or broker), the relay tries again after this, doubling to the ceiling. */
@@ -154,9 +156,9 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      let taken = 0;
+      let more = false;
       try {
-        taken = await this.batch();
+        more = await this.batch();
         if (this.failures > 0) this.logger.log(`Relaying again (${this.where})`);
         this.failures = 0;
         this.state = { databaseReachable: true, lastError: undefined };
@@ -165,7 +167,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
         await this.pause(Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(this.failures++, 5)));
         continue;
       }
-      if (taken < this.batchSize) await this.pause(POLL_MS);
+      if (!more) await this.pause(POLL_MS);
     }
   }
 
@@ -174,24 +176,20 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   }
 
   /**
-   * One batch: a transaction holds the lock while the oldest rows are published, and a second
-   * connection deletes the confirmed ones as they come (each delete commits at once), so a
-   * relay killed mid-batch leaves at most `RELAY_WINDOW` rows to be sent again.
+   * One pass: a transaction holds the lock while the oldest rows are published, chunk after
+   * chunk, and a second connection deletes the confirmed ones as they come (each delete
+   * commits at once), so a relay killed mid-pass leaves at most `RELAY_WINDOW` rows to be sent
+   * again. Resolves with true when more rows may wait.
    */
-  private async batch(): Promise<number> {
+  private async batch(): Promise<boolean> {
     if (!this.checked) await this.check();
     const lock = await checkout(this.pool!);
     try {
       await lock.client.query('BEGIN');
       const leader = await lock.client.query<{ leader: boolean }>(LEADER_SQL, [this.options.outboxTable]);
-      if (!leader.rows[0]?.leader) {
-        await lock.client.query('COMMIT');
-        return 0;
-      }
-      const { rows } = await lock.client.query<OutboxRow>(batchSql(this.options.outboxTable), [this.batchSize]);
-      if (rows.length > 0) await this.relay(rows);
+      const more = leader.rows[0]?.leader ? await this.relay(lock.client) : false;
       await lock.client.query('COMMIT');
-      return rows.length;
+      return more;
     } catch (err) {
       lock.broke(err);
       await lock.client.query('ROLLBACK').catch(() => undefined);
@@ -201,12 +199,17 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     }
   }
 
-  private async relay(rows: OutboxRow[]): Promise<void> {
+  private async relay(reader: PoolClient): Promise<boolean> {
+    const table = this.options.outboxTable;
     const deletes = await checkout(this.pool!);
     try {
-      await relayWindow(rows, Math.min(RELAY_WINDOW, this.options.maxInFlight), {
+      return await relayWindow(Math.min(RELAY_WINDOW, this.options.maxInFlight), {
+        chunk: this.batchSize,
+        load: async (after) => (await reader.query<OutboxRow>(batchSql(table), [after ?? '0', this.batchSize])).rows,
+        // The lock is let go now and then, and at once when the relay stops.
+        goOn: (taken) => !this.stopping && taken < PASS_ROWS,
         publish: (row) => this.publish(row),
-        remove: (ids) => deletes.client.query(deleteSql(this.options.outboxTable), [ids]).then(() => undefined),
+        remove: (ids) => deletes.client.query(deleteSql(table), [ids]).then(() => undefined),
         removed: (count) => {
           for (let i = 0; i < count; i++) this.runtime.count('relayed');
         },

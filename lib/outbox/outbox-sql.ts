@@ -113,9 +113,9 @@ function quotedLiteral(text: string): string {
 /** Only one relay publishes at a time, for the length of its batch transaction; `$1` is the table name. */
 export const LEADER_SQL = 'SELECT pg_try_advisory_xact_lock(hashtext($1)) AS leader';
 
-/** The oldest committed rows, in the order they were written; `$1` is the batch size. */
+/** The oldest committed rows after id `$1` (from the start: 0), in the order they were written; `$2` is the batch size. */
 export function batchSql(table: string): string {
-  return `SELECT ${COLUMNS} FROM ${quotedTable(table)} ORDER BY id LIMIT $1`;
+  return `SELECT ${COLUMNS} FROM ${quotedTable(table)} WHERE id > $1 ORDER BY id LIMIT $2`;
 }
 
 /** Removes confirmed rows; `$1` is an array of ids. */

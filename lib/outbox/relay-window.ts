@@ -8,10 +8,16 @@ import type { OutboxRow } from './outbox-sql';
  * its `message_id`). Deleting in small steps as confirms arrive, instead of once
  * per batch, is what keeps that resend this small.
  */
-export const RELAY_WINDOW = 100;
+export const RELAY_WINDOW = 150;
 
-/** What one pass over a batch of rows needs: how to send a row, and how to delete confirmed ones. */
+/** What one pass over the backlog needs: rows to send, how to send one, and how to delete confirmed ones. */
 export interface RelayWindowSteps {
+  /** The next rows in id order after `after` (from the start: undefined); fewer than a chunk: the end. */
+  load(after: string | undefined): Promise<OutboxRow[]>;
+  /** The rows one `load` returns at most. */
+  readonly chunk: number;
+  /** False ends the pass after the chunk in hand (the relay stops, or the pass is long enough). */
+  goOn(taken: number): boolean;
   /** Resolves once the broker confirmed the row. */
   publish(row: OutboxRow): Promise<void>;
   /** Deletes rows by id, committed when it resolves (an autocommit statement). */
@@ -21,13 +27,15 @@ export interface RelayWindowSteps {
 }
 
 /**
- * Publishes `rows` in order with at most `window` of them unsettled, deleting the
- * confirmed ones as they come, one statement at a time (confirms that arrive
- * during a delete go into the next). Stops publishing at the first failure,
- * lets what is in flight settle, and rejects with that failure: the rows not
- * confirmed stay, for the next pass.
+ * Publishes the backlog in id order with at most `window` rows unsettled,
+ * deleting the confirmed ones as they come, one statement at a time (confirms
+ * that arrive during a delete go into the next). The next chunk is read while
+ * the one in hand is sent, so the window never empties between chunks. Stops
+ * publishing at the first failure, lets what is in flight settle, and rejects
+ * with that failure: the rows not confirmed stay, for the next pass. Resolves
+ * with true when the last chunk was full (more may wait).
  */
-export async function relayWindow(rows: readonly OutboxRow[], window: number, steps: RelayWindowSteps): Promise<void> {
+export async function relayWindow(window: number, steps: RelayWindowSteps): Promise<boolean> {
   let unsettled = 0;
   let failure: { error: unknown } | undefined;
   let deleteFailed = false;
@@ -64,23 +72,43 @@ export async function relayWindow(rows: readonly OutboxRow[], window: number, st
     deleting = false;
   };
 
-  for (const row of rows) {
-    while (unsettled >= window && !failure) await slot();
-    if (failure) break;
-    unsettled++;
-    steps.publish(row).then(
-      () => {
-        confirmed.push(row.id);
-        if (!deleting) void drain();
-      },
-      (err: unknown) => {
-        fail(err);
-        freed(1);
-      },
-    );
+  let taken = 0;
+  let full = false;
+  let chunk: OutboxRow[] = [];
+  try {
+    chunk = await steps.load(undefined);
+  } catch (err) {
+    fail(err);
+  }
+  while (chunk.length > 0 && !failure) {
+    taken += chunk.length;
+    full = chunk.length >= steps.chunk;
+    const next = full && steps.goOn(taken) ? steps.load(chunk[chunk.length - 1].id) : Promise.resolve([]);
+    next.catch(() => undefined); // read below, after this chunk is sent
+    for (const row of chunk) {
+      while (unsettled >= window && !failure) await slot();
+      if (failure) break;
+      unsettled++;
+      steps.publish(row).then(
+        () => {
+          confirmed.push(row.id);
+          if (!deleting) void drain();
+        },
+        (err: unknown) => {
+          fail(err);
+          freed(1);
+        },
+      );
+    }
+    try {
+      chunk = await next;
+    } catch (err) {
+      fail(err);
+    }
   }
   while (unsettled > 0) await slot();
   if (failure) throw failure.error;
+  return full;
 }
 
 /** A client checked out of the pool, and how to give it back. */

@@ -78,7 +78,8 @@ describe('outbox start-up: a bad PostgreSQL setting stops it at once, an outage 
     return { failure: failure as Error, ms: Date.now() - started, logged: logger.text };
   }
 
-  it.each([
+  type Change = { password?: string; user?: string; database?: string };
+  it.each<[string, Change, string[]]>([
     ['a wrong password', { password: 'PASSWORD' }, ['the password is wrong', `ALTER ROLE "mo_amqp" PASSWORD`]],
     ['an unknown role', { user: 'mo_amqp_nobody', password: 'PASSWORD' }, ['role "mo_amqp_nobody"']],
     ['an unknown database', { database: 'mo_amqp_nowhere' }, ['CREATE DATABASE "mo_amqp_nowhere" OWNER "mo_amqp"']],

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { RELAY_WINDOW } from '../../lib/outbox/relay-window';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { PG_URL, outboxTable, sql, uniqueTable } from '../support/postgres';
 import { until } from '../support/until';
@@ -239,6 +240,47 @@ describe('the PostgreSQL outbox under faults', () => {
     expect({ lost: lost.slice(0, 5), phantom: phantom.slice(0, 5) }).toEqual({ lost: [], phantom: [] });
     expect(counts.lost).toBe(0);
   });
+
+  it('a relay SIGKILLed mid-way through a backlog of 20,000 rows: the next one resends at most the relay window (150)', async () => {
+    const first = await startApp(true);
+    // One commit of 20,000 changes with their rows: the relay wakes and sends them back to back,
+    // so wherever the kill lands, it lands inside a batch.
+    const count = 20_000;
+    const id = `('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid`;
+    await sql(
+      `WITH changes AS (INSERT INTO "${engagements}" (uuid, title) SELECT ${id}, 'backlog' FROM generate_series(1, $2::int) AS i)
+       INSERT INTO "${outbox.name}" (message_id, exchange, routing_key, body, published_at)
+       SELECT gen_random_uuid(), $1, 'employee.engagement.create',
+              '{"uuid":"' || ${id} || '","time":"2026-12-07T00:00:00+00:00"}', 1796601600
+       FROM generate_series(1, $2::int) AS i`,
+      [exchange, count],
+    );
+    let queued = 0;
+    await until(
+      async () => (queued = (await broker.channel.checkQueue(queue)).messageCount) >= 4_000,
+      'a fifth of the backlog to arrive',
+      30_000,
+    );
+    await first.stop('SIGKILL');
+    const left = await outboxRows();
+    const second = await startApp(true);
+    const truth = await committed();
+    const { lost, phantom, duplicates, seen } = await read(truth, 120_000);
+    await until(async () => (await outboxRows()) === 0, 'the outbox table to empty', 20_000);
+    const counts = faultCounts(truth.size, { confirmed: await relayed(second) }, seen);
+    report('outbox: a relay killed mid-batch over a backlog of 20,000', {
+      ...counts,
+      outboxed: count,
+      phantom: phantom.length,
+    });
+    console.log(
+      `outbox relay kill: ${queued} queued at the kill, ${left} rows left, ${duplicates} sent twice (bound ${RELAY_WINDOW})`,
+    );
+    expect(left).toBeLessThan(count);
+    expect({ lost: lost.slice(0, 5), phantom: phantom.slice(0, 5) }).toEqual({ lost: [], phantom: [] });
+    expect(counts.lost).toBe(0);
+    expect(duplicates).toBeLessThanOrEqual(RELAY_WINDOW);
+  }, 240_000);
 
   it('PostgreSQL restarted mid-burst: what committed arrives, what failed never does, the app lives on', async () => {
     const app = await startApp(true);

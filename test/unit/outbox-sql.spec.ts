@@ -10,7 +10,7 @@ describe('outbox SQL', () => {
     expect(quotedTable('events.outbox')).toBe('"events"."outbox"');
     expect(insertSql('events.outbox')).toMatch(/^INSERT INTO "events"\."outbox" \(message_id, exchange/);
     expect(batchSql('x')).toBe(
-      'SELECT id, message_id, exchange, routing_key, body, headers, published_at FROM "x" ORDER BY id LIMIT $1',
+      'SELECT id, message_id, exchange, routing_key, body, headers, published_at FROM "x" WHERE id > $1 ORDER BY id LIMIT $2',
     );
     expect(deleteSql('x')).toBe('DELETE FROM "x" WHERE id = ANY($1::bigint[])');
     expect(notifyChannel('events.outbox')).toBe('events.outbox');
