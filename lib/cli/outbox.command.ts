@@ -6,6 +6,7 @@ import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { backlogSql, outboxMigrationSql } from '../outbox/outbox-sql';
 import { loadPg, migrateOutboxTable } from '../outbox/outbox-table';
 import { messageOf } from '../util/error-message';
+import { explainPostgresRefusal } from '../outbox/outbox-check';
 import { CliIo } from './cli-io';
 
 const HELP = `Usage: mo-amqp outbox <migrate|status|sql>
@@ -75,7 +76,9 @@ export async function outboxCommand(args: string[], io: CliIo): Promise<number> 
     return 0;
   } catch (err) {
     if (err instanceof MoAmqpConfigError) throw err;
-    io.err(`mo-amqp outbox ${action}: ${where} failed: ${redact(err)}`);
+    // A refused login, an unknown database: said with its fix, as start-up says it.
+    const refusal = explainPostgresRefusal(err, redact(err), options);
+    io.err(`mo-amqp outbox ${action}: ${refusal ? refusal.message : `${where} failed: ${redact(err)}`}`);
     return 1;
   }
 }

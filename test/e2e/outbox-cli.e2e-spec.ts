@@ -73,6 +73,8 @@ describe('mo-amqp outbox', () => {
       AMQP__OUTBOX_URL: PG_URL.replace('mo_amqp:mo_amqp@', 'mo_amqp:Wrong-S3cret@'),
     });
     expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('AMQP__OUTBOX_URL (outboxUrl)');
+    expect(refused.stderr).toContain('refused role "mo_amqp" on database "mo_amqp_test": the password is wrong');
     for (const output of [down, refused]) {
       expect(output.stdout + output.stderr).not.toMatch(/S3cret|3cre/);
     }

@@ -28,7 +28,7 @@ function backlog(count: number, chunk: number) {
     },
     steps: {
       chunk,
-      goOn: () => true,
+      goOn: (_taken: number) => true,
       load: async (after: string | undefined) => rows.filter((r) => Number(r.id) > Number(after ?? 0)).slice(0, chunk),
       publish: (r: OutboxRow) =>
         new Promise<void>((confirm, refuse) => {
