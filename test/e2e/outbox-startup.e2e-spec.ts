@@ -2,12 +2,13 @@ import { Transactional } from '@nestjs-cls/transactional';
 import { Injectable } from '@nestjs/common';
 import { TestingModule } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { Socket, connect, createServer } from 'node:net';
 import { MoAmqpConfigError, MoAmqpModuleOptions, MoEventsService } from '../../lib';
 import { MoOutboxRelay } from '../../lib/outbox/outbox-relay';
 import { bootApp } from '../support/app';
 import { BROKER_URL, TestBroker, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
+import { until } from '../support/until';
 import { PG_URL, outboxTable, sql, typeOrmTransactions, uniqueTable } from '../support/postgres';
 
 const PERSON = 'c390b9a2-7202-48e6-972b-ce36a90065c4';
@@ -29,6 +30,16 @@ function outboxUrlWith(change: { password?: string; user?: string; database?: st
   if (change.user !== undefined) url.username = change.user;
   if (change.database !== undefined) url.pathname = `/${change.database}`;
   return url.toString();
+}
+
+/** A loopback port nothing listens on: taken, then freed. */
+function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** A password no error text contains by chance (letters rare in English and in our messages). */
@@ -148,13 +159,7 @@ describe('outbox start-up: a bad PostgreSQL setting stops it at once, an outage 
   });
 
   it('PostgreSQL down at start-up (nothing listens): the app starts, says which, health says unreachable', async () => {
-    // A port nothing listens on: taken, then freed.
-    const port = await new Promise<number>((resolve) => {
-      const server = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as { port: number };
-        server.close(() => resolve(port));
-      });
-    });
+    const port = await freePort();
     const logger = new CapturingLogger();
     const app = await boot({ outboxUrl: `postgres://mo_amqp:${secret()}@127.0.0.1:${port}/mo_amqp_test` }, logger);
     expect(logger.text).toContain(
@@ -162,6 +167,42 @@ describe('outbox start-up: a bad PostgreSQL setting stops it at once, an outage 
     );
     expect(logger.text).toContain('the relay waits for it and checks the outbox table then');
     expect(app.get(MoOutboxRelay).status).toMatchObject({ databaseReachable: false });
+  });
+
+  it('PostgreSQL down at start-up and back later: the relay checks the table then and sends what committed', async () => {
+    const port = await freePort();
+    const exchange = uniqueName('outbox-late-pg');
+    const collector = await broker.collect(exchange, 'employee.#');
+    // The app's own transactions (TypeORM) reach PostgreSQL; the outbox URL names a port that comes later.
+    const app = await boot({ exchange, outboxUrl: `postgres://mo_amqp:mo_amqp@127.0.0.1:${port}/mo_amqp_test` });
+    const written = await app.get(Producer).produce(PERSON);
+    expect(written.status).toBe('outboxed');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(collector.messages).toHaveLength(0);
+    const sockets = new Set<Socket>();
+    const proxy = createServer((socket) => {
+      const server = connect(5432, '127.0.0.1');
+      for (const s of [socket, server]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+      }
+      socket.pipe(server).pipe(socket);
+    }).listen(port, '127.0.0.1');
+    try {
+      const [message] = await collector.waitFor(1, 15_000);
+      expect(message.properties.messageId).toBe(written.messageId);
+      // Said once the pass that sent it has ended.
+      await until(
+        () => app.get(MoOutboxRelay).status?.databaseReachable === true,
+        'the relay to say it reached the database',
+      );
+      expect(app.get(MoOutboxRelay).status?.lastError).toBeUndefined();
+    } finally {
+      await app.close();
+      apps.splice(apps.indexOf(app), 1);
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('ENABLE_AMQP=false with the outbox: rows are written in the transaction, for a relay elsewhere', async () => {
