@@ -43,6 +43,15 @@ export interface MoAmqpModuleOptions {
   publishTimeoutMs?: number;
   /** How long start-up may wait for the broker. Default 10,000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Whether start-up goes on while RabbitMQ is unreachable: `auto` (default) when
+   * the spool (`spoolDir` not `off`) or the outbox (`outbox: 'postgres'`) holds the
+   * events meanwhile; `true` always (without either, publishes then fail with
+   * `MoPublishError`); `false` never: start-up waits `connectTimeoutMs` and fails.
+   * A broker that refuses (login, vhost, TLS, exchange) fails start-up in every case.
+   * See docs/operations.md.
+   */
+  startWithoutBroker?: 'auto' | 'true' | 'false';
   /** Publishes waiting for a confirm at once; beyond it a publish fails at once. Default 10,000. */
   maxInFlight?: number;
   /**

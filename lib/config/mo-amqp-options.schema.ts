@@ -131,6 +131,17 @@ export const MO_AMQP_FIELDS = optionTable({
     default: 10_000,
     doc: 'How long start-up may wait for the broker.',
   },
+  startWithoutBroker: {
+    env: 'AMQP__START_WITHOUT_BROKER',
+    kind: 'enum',
+    rule: {
+      values: ['auto', 'true', 'false'],
+      allowed:
+        'auto (start while RabbitMQ is unreachable when the spool or the outbox holds the events), true (always) or false (wait for it, and fail after the connect timeout)',
+    },
+    default: 'auto',
+    doc: 'Whether start-up goes on while RabbitMQ is unreachable',
+  },
   maxInFlight: {
     env: 'AMQP__MAX_IN_FLIGHT',
     kind: 'int',

@@ -94,6 +94,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
     }
     try {
       checkPrefix(this.topology, this.options.prefix, [this.amqp.exchange, this.amqp.delayedExchange]);
+      await this.runtime.requireBroker(); // no durable path: it waits and fails as before, never starts without
       await this.start(this.amqpConnection);
       // "Delaying" is said once the hold queues of these seconds are consumed too (bounded: a
       // channel that cannot open is logged, and it is retried).

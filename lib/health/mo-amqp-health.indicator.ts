@@ -2,6 +2,7 @@ import { Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { MoEventsService } from '../publishing/mo-events.service';
 import { MoOutboxRelay } from '../outbox/outbox-relay';
+import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 
 /** What `isHealthy` returns: terminus's `HealthIndicatorResult`, written out so terminus stays optional. */
 export type MoAmqpHealthResult<Key extends string = string> = Record<
@@ -16,8 +17,9 @@ interface HealthIndicatorServiceLike {
 /**
  * A `@nestjs/terminus` health indicator (terminus is an optional peer: install
  * it to use this). Down while AMQP is enabled and no channel to the broker is
- * open, or while the outbox relay cannot reach PostgreSQL; the details give the
- * spool's depth and the age of its oldest event, and the relay's state.
+ * open (`brokerError` then says why: the last connect error or refusal), or while
+ * the outbox relay cannot reach PostgreSQL; the details give the spool's depth and
+ * the age of its oldest event, and the relay's state.
  *
  * ```ts
  * @Get('health') @HealthCheck()
@@ -29,6 +31,7 @@ export class MoAmqpHealthIndicator {
   /** @internal Nest builds it (the outbox relay is not public): inject it beside terminus's `HealthCheckService`. */
   constructor(
     private readonly events: MoEventsService,
+    private readonly runtime: MoAmqpRuntime,
     private readonly moduleRef: ModuleRef,
     @Optional() private readonly relay?: MoOutboxRelay,
   ) {}
@@ -39,6 +42,7 @@ export class MoAmqpHealthIndicator {
     const details = {
       enabled: this.events.enabled,
       connected: this.events.connected,
+      ...(this.runtime.brokerError !== undefined && { brokerError: this.runtime.brokerError }),
       ...(spool && {
         spooled: spool.records,
         spoolBytes: spool.bytes,

@@ -219,3 +219,36 @@ export function reclaimGolevelupConnection(amqpConnection: AmqpConnection): bool
   manager.connections.set(amqpConnection.configuration.name, amqpConnection);
   return true;
 }
+
+/** The golevelup calls whose promise resolves only once their set-up has run on an open channel. */
+const CONSUMER_CALLS = ['createSubscriber', 'createBatchSubscriber', 'createRpc'] as const;
+
+/**
+ * golevelup's bootstrap awaits each handler's first set-up: `createSubscriber`,
+ * `createBatchSubscriber` and `createRpc` resolve only once it has run on an open
+ * channel (checked: 9.0.2), so an app started without the broker would hang in
+ * `init()` until it answers. Until `gate` resolves, these calls on this instance
+ * resolve at once (`consumerTag` '') and are made for real once it has: after this
+ * package's exchange and queues exist, so no consumer binds to an exchange not yet
+ * declared. Returns false when one of them is not there (then nothing is changed).
+ */
+export function deferGolevelupConsumers(amqpConnection: AmqpConnection, gate: Promise<unknown>): boolean {
+  type Call = (...args: unknown[]) => Promise<unknown>;
+  const calls = amqpConnection as unknown as Record<string, Call>;
+  const originals = CONSUMER_CALLS.map((name) => [name, calls[name], Object.hasOwn(calls, name)] as const);
+  if (originals.some(([, original]) => typeof original !== 'function')) return false;
+  const restore = () => {
+    for (const [name, original, own] of originals) {
+      if (own) calls[name] = original;
+      else delete calls[name]; // the prototype's again
+    }
+  };
+  void gate.then(restore, restore);
+  for (const [name, original] of originals) {
+    calls[name] = (...args) => {
+      void gate.then(() => original.apply(amqpConnection, args)).catch(() => undefined);
+      return Promise.resolve({ consumerTag: '' });
+    };
+  }
+  return true;
+}

@@ -1,5 +1,6 @@
 import type { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
+import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { explainTlsFailure } from '../config/tls';
 import { MoAmqpConnectionError } from '../errors/mo-amqp-connection.error';
 import { ConfirmPublisher } from './confirm-publisher';
@@ -15,8 +16,12 @@ export interface BrokerContext {
 
 /** The start-up wait for the broker, with the ways to end it early. */
 export interface BrokerWait {
-  /** Resolves once the publisher's channel and golevelup's own are set up. */
-  readonly done: Promise<void>;
+  /**
+   * Resolves `connected` once the publisher's channel and golevelup's own are set up;
+   * `unreachable` (only when asked to give up early) once every URL has been tried
+   * once, or the connect timeout passed, without a refusal.
+   */
+  readonly done: Promise<'connected' | 'unreachable'>;
   /** The publisher's channel set-up failed (the exchange refused): ends the wait, explained. */
   publisherFailed(err: unknown): void;
   /** Start-up failed elsewhere: ends the wait with `err`. */
@@ -24,50 +29,74 @@ export interface BrokerWait {
 }
 
 /**
+ * Why a broker that answered will not let this client in (TLS, login, vhost), as
+ * start-up says it; undefined for a failure that may pass (no broker yet, a network error).
+ */
+export function connectRefusal(
+  err: unknown,
+  url: unknown,
+  { options, broker, redact }: BrokerContext,
+): string | undefined {
+  // TLS first: a refused certificate login is not a wrong password.
+  const tls = explainTlsFailure(err, options);
+  if (tls) return `RabbitMQ at ${broker}: ${redact(tls)}`;
+  const message = redact(err);
+  const refusal = explainConnectRefusal(message, typeof url === 'string' ? url : '');
+  return refusal && `${refusal} (${message})`;
+}
+
+/**
  * Waits for the broker at start-up, so a wrong address stops the app instead of
  * every publish. What waiting cannot change (a refused login, a vhost, TLS, an
  * exchange the broker refuses) ends it at once, saying why; otherwise it ends
- * after `connectTimeoutMs` with the last error.
+ * after `connectTimeoutMs` with the last error. With `giveUpEarly` (a start
+ * without the broker), a broker merely unreachable ends it as `unreachable`
+ * after one try of each URL instead.
  */
 export function waitForBroker(
   amqpConnection: AmqpConnection,
   publisher: ConfirmPublisher,
-  { options, broker, redact }: BrokerContext,
+  context: BrokerContext,
+  giveUpEarly = false,
 ): BrokerWait {
+  const { options, broker, redact } = context;
   const connection = amqpConnection.managedConnection;
-  let finish: (err?: Error) => void = () => undefined;
+  const urls = brokerUrlsOf(options).length;
+  let finish: (outcome: Error | 'connected' | 'unreachable') => void = () => undefined;
   let lastError = 'no answer yet';
+  let failures = 0;
   const onConnectFailed = ({ err, url }: { err?: Error; url?: unknown }) => {
     lastError = redact(err);
-    // TLS first: a refused certificate login is not a wrong password.
-    const tls = explainTlsFailure(err, options);
-    if (tls) return finish(new MoAmqpConnectionError(`RabbitMQ at ${broker}: ${redact(tls)}`, broker));
-    const refusal = explainConnectRefusal(lastError, typeof url === 'string' ? url : '');
-    if (refusal) finish(new MoAmqpConnectionError(`${refusal} (${lastError})`, broker));
+    const refusal = connectRefusal(err, url, context);
+    if (refusal) return finish(new MoAmqpConnectionError(refusal, broker));
+    // Each URL once: a cluster whose first node is down still starts connected.
+    if (giveUpEarly && ++failures >= urls) finish('unreachable');
   };
-  const done = new Promise<void>((resolve, reject) => {
+  const done = new Promise<'connected' | 'unreachable'>((resolve, reject) => {
     const timer = setTimeout(
       () =>
         finish(
-          new MoAmqpConnectionError(
-            `Could not connect to RabbitMQ at ${broker} within ${options.connectTimeoutMs} ms (last error: ${lastError}). ` +
-              'Start the broker, or set AMQP__URL (or AMQP__HOST/AMQP__PORT) to where it runs; ENABLE_AMQP=false runs without one.',
-            broker,
-          ),
+          giveUpEarly
+            ? 'unreachable'
+            : new MoAmqpConnectionError(
+                `Could not connect to RabbitMQ at ${broker} within ${options.connectTimeoutMs} ms (last error: ${lastError}). ` +
+                  'Start the broker, or set AMQP__URL (or AMQP__HOST/AMQP__PORT) to where it runs; ENABLE_AMQP=false runs without one.',
+                broker,
+              ),
         ),
       options.connectTimeoutMs,
     );
-    finish = (err) => {
+    finish = (outcome) => {
       finish = () => undefined;
       clearTimeout(timer);
       connection.removeListener('connectFailed', onConnectFailed);
-      if (err) reject(err);
-      else resolve();
+      if (outcome instanceof Error) reject(outcome);
+      else resolve(outcome);
     };
   });
   connection.on('connectFailed', onConnectFailed);
   Promise.all([publisher.whenReady(), amqpConnection.managedChannel.waitForConnect()]).then(
-    () => finish(),
+    () => finish('connected'),
     (err: Error) => finish(err),
   );
   return {
@@ -77,7 +106,8 @@ export function waitForBroker(
   };
 }
 
-function exchangeRefusal(err: unknown, { options, broker, redact }: BrokerContext): MoAmqpConnectionError {
+/** The explained refusal of the publisher's exchange set-up. */
+export function exchangeRefusal(err: unknown, { options, broker, redact }: BrokerContext): MoAmqpConnectionError {
   const { exchange, exchangeDurable, declareExchanges } = options;
   const explained = explainExchangeRefusal(err, [exchange], options);
   const asked = declareExchanges

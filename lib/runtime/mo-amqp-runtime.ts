@@ -27,7 +27,8 @@ import {
   reclaimGolevelupConnection,
   stopGolevelupConsumers,
 } from './amqp-internals';
-import { BrokerContext, BrokerWait, waitForBroker } from './broker-wait';
+import { BrokerContext, BrokerWait, exchangeRefusal, waitForBroker } from './broker-wait';
+import { BrokerStatus, startedWithoutBrokerWarning, startsWithoutBroker } from './start-without-broker';
 import { ConfirmPublisher, PublishFailure } from './confirm-publisher';
 import { setUpExchange } from './exchanges';
 import { CountedHere, MoEventCounters, MoSpoolStats, zeroCounters } from './mo-amqp-stats';
@@ -66,6 +67,8 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   private unobserve: (() => void) | undefined;
   /** The start-up wait, while it runs. */
   private wait: BrokerWait | undefined;
+  /** Why the broker is not connected, for the health indicator. */
+  private readonly status: BrokerStatus | undefined;
   /** True once start-up has read the spool: from then on every new channel drains it. */
   private started = false;
   /** What stops taking messages at shutdown, before publishing stops (the delay agent). */
@@ -81,6 +84,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     this.context = { options, broker: this.broker, redact: this.redact };
     if (!options.enabled || !amqpConnection) return;
     this.amqpConnection = amqpConnection;
+    this.status = new BrokerStatus(amqpConnection.managedConnection, this.context, this.logger);
     boundClose(amqpConnection, BROKER_ANSWER_WAIT_MS, (ms) =>
       this.logger.warn(`RabbitMQ at ${this.broker} did not answer the close within ${ms} ms: connection cut`),
     );
@@ -97,6 +101,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
       declareExchange: (channel, name) => setUpExchange(channel, name, options),
       onError: (err) => {
         this.logger.error(`RabbitMQ channel error at ${this.broker}: ${this.redact(err)}`);
+        this.status?.channelFailed(exchangeRefusal(err, this.context).message);
         this.wait?.publisherFailed(err);
       },
       // Not before start-up has adopted what is left: the two would race over the spool directory.
@@ -127,6 +132,23 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   /** True while a channel to the broker is open and set up. */
   get connected(): boolean {
     return this.publisher?.ready ?? false;
+  }
+
+  /** Why the broker is not connected (the last connect error or refusal, passwords masked); undefined while it is. */
+  get brokerError(): string | undefined {
+    return !this.publisher || this.connected ? undefined : (this.status?.lastError ?? 'not connected yet');
+  }
+
+  /** Resolves once the publisher's channel is open and its exchange set up (again after an outage). */
+  whenConnected(): Promise<void> {
+    return this.publisher?.whenReady() ?? Promise.resolve();
+  }
+
+  /** For what cannot work without the broker (the delay agent): waits and fails as a start with it would. */
+  async requireBroker(): Promise<void> {
+    if (!this.publisher || !this.amqpConnection) return;
+    this.wait = waitForBroker(this.amqpConnection, this.publisher, this.context);
+    await this.wait.done.finally(() => (this.wait = undefined));
   }
 
   count(what: CountedHere): void {
@@ -191,7 +213,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     }
   }
 
-  /** Start-up waits for the broker, so a wrong address stops the app instead of every publish. */
+  /** Waits for the broker (a wrong address stops the app, not every publish); see startWithoutBroker. */
   async onModuleInit(): Promise<void> {
     if (!this.publisher || !this.amqpConnection) {
       this.logger.log('AMQP is disabled (ENABLE_AMQP is off): no connection is opened and no event is sent');
@@ -203,15 +225,19 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
     }
     try {
       // Side by side: the wait must be listening from the start, or it misses the first connect failure.
-      this.wait = waitForBroker(this.amqpConnection, this.publisher, this.context);
-      await Promise.all([checkSpool(this.spool, this.options, this.redact), this.wait.done]);
+      const giveUpEarly = startsWithoutBroker(this.options);
+      this.wait = waitForBroker(this.amqpConnection, this.publisher, this.context, giveUpEarly);
+      const [, reached] = await Promise.all([checkSpool(this.spool, this.options, this.redact), this.wait.done]);
       this.wait = undefined;
-      this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
+      if (reached === 'connected') {
+        this.logger.log(`Publishing MO events to exchange "${this.options.exchange}" at ${this.broker}`);
+      } else this.logger.warn(startedWithoutBrokerWarning(this.options, this.broker, this.status?.lastError));
       if (this.spool) {
         const waiting = await recoverSpool(this.spool, this.options, this.redact);
         if (waiting > 0) this.logger.warn(`Sending ${waiting} spool segment(s) left from before, in order`);
       }
       this.started = true;
+      if (this.status) this.status.started = true;
       this.spooledPublisher?.kick();
       this.unobserve = observeRuntime(this);
     } catch (err) {

@@ -20,7 +20,7 @@ import { MoAmqpRuntime } from '../runtime/mo-amqp-runtime';
 import { brokerUrlsOf } from '../config/mo-amqp-options.schema';
 import { brokerVersionOf, classicOnClusterWarning } from '../runtime/broker-version';
 import { GiveBacks } from '../runtime/give-backs';
-import { letGolevelupRegisterHandlers } from '../runtime/amqp-internals';
+import { deferGolevelupConsumers, letGolevelupRegisterHandlers } from '../runtime/amqp-internals';
 import { declareConsumerQueues } from './consumer-queues';
 import { changeSubscribeOptionsProblem, subscribeOptionsProblem } from './mo-event-subscribe.schema';
 import { ConsumerBinding, ReadDelivery, setConsumerBinding } from './mo-event-consumer';
@@ -72,9 +72,19 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
   async onApplicationBootstrap(): Promise<void> {
     if (!this.options.enabled || !this.amqpConnection) return;
     letGolevelupRegisterHandlers();
-    if (this.found.length === 0) return;
+    // Started without the broker: consumers attach when it answers, and start-up does not wait for them.
+    const deferred = !this.runtime.connected;
+    const declared = this.found.length > 0 ? this.declarationChannel(this.amqpConnection) : undefined;
+    if (deferred) {
+      const gate = Promise.all([this.runtime.whenConnected(), declared?.waitForConnect()]);
+      if (!deferGolevelupConsumers(this.amqpConnection, gate)) {
+        this.logger.warn('golevelup handlers cannot be deferred in this installation: start-up waits for RabbitMQ');
+      }
+    }
+    if (!declared) return;
     try {
-      await this.declareQueues(this.amqpConnection);
+      if (deferred) this.declareLater(declared);
+      else await this.declareQueues(declared);
     } catch (err) {
       await this.runtime.abortStart();
       throw err;
@@ -145,9 +155,10 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     }
   }
 
-  private async declareQueues(amqpConnection: AmqpConnection): Promise<void> {
+  /** The channel that declares the consumer queues, on every new connection. */
+  private declarationChannel(amqpConnection: AmqpConnection): ChannelWrapper {
     const subscriptions = this.found.map((f) => f.subscription);
-    const declarations = amqpConnection.managedConnection.createChannel({
+    this.declarations = amqpConnection.managedConnection.createChannel({
       name: 'mo-amqp-declarations',
       confirm: false,
       setup: (channel: ConfirmChannel) =>
@@ -159,23 +170,18 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
           this.logger,
         ),
     });
-    this.declarations = declarations;
+    return this.declarations;
+  }
+
+  /** Started without the broker: what a refusal would have failed start-up with is logged when it answers. */
+  private declareLater(declarations: ChannelWrapper): void {
+    declarations.on('error', (err: Error) => this.logger.error(this.declarationRefused(err).message));
+    declarations.once('connect', () => this.warnClassicOnCluster());
+  }
+
+  private async declareQueues(declarations: ChannelWrapper): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => {
-        const explained = explainExchangeRefusal(err, [this.options.delayedExchange], this.options);
-        const hint = /ACCESS[-_]REFUSED/.test(err.message)
-          ? 'The RabbitMQ user needs configure, write and read on each queue, its .dlq and its .retry, read on the exchange, ' +
-            'and write on amq.default (dead-lettering, retries and dead-letter copies go through it).'
-          : 'A queue that already exists with other arguments (type, dead-letter queue) must be deleted or renamed.';
-        reject(
-          new MoAmqpConnectionError(
-            explained
-              ? `RabbitMQ refused the exchange of a delayed @MoEventSubscribe: ${explained}`
-              : `RabbitMQ refused to declare the consumer queues (@MoEventSubscribe, @MoChangeSubscribe): ${err.message}. ${hint}`,
-            'RabbitMQ',
-          ),
-        );
-      };
+      const onError = (err: Error) => reject(this.declarationRefused(err));
       declarations.once('error', onError);
       declarations.waitForConnect().then(() => {
         declarations.removeListener('error', onError);
@@ -184,6 +190,26 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     });
     // Later set-up failures (after a reconnect) are logged, not thrown.
     declarations.on('error', (err: Error) => this.logger.error(`Declaring the consumer queues failed: ${err.message}`));
+    this.warnClassicOnCluster();
+  }
+
+  private declarationRefused(err: Error): MoAmqpConnectionError {
+    const explained = explainExchangeRefusal(err, [this.options.delayedExchange], this.options);
+    const hint = /ACCESS[-_]REFUSED/.test(err.message)
+      ? 'The RabbitMQ user needs configure, write and read on each queue, its .dlq and its .retry, read on the exchange, ' +
+        'and write on amq.default (dead-lettering, retries and dead-letter copies go through it).'
+      : 'A queue that already exists with other arguments (type, dead-letter queue) must be deleted or renamed.';
+    return new MoAmqpConnectionError(
+      explained
+        ? `RabbitMQ refused the exchange of a delayed @MoEventSubscribe: ${explained}`
+        : `RabbitMQ refused to declare the consumer queues (@MoEventSubscribe, @MoChangeSubscribe): ${err.message}. ${hint}`,
+      'RabbitMQ',
+    );
+  }
+
+  private warnClassicOnCluster(): void {
+    const subscriptions = this.found.map((f) => f.subscription);
+    const amqpConnection = this.amqpConnection as AmqpConnection;
     const classic = subscriptions.filter(({ options }) => options.queueType !== 'quorum').map((s) => s.options.queue);
     const model = amqpConnection.managedConnection.connection;
     const warning =

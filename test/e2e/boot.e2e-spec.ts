@@ -81,7 +81,13 @@ describe('start-up', () => {
     const logger = new CapturingLogger();
     const started = Date.now();
     const err = await bootApp(
-      { enabled: true, url: `amqp://admin:${SECRET}@127.0.0.1:${port}/mo`, connectTimeoutMs: 1_500 },
+      // Waiting is what is tested here; start-without-broker.e2e-spec.ts has the start without it.
+      {
+        enabled: true,
+        url: `amqp://admin:${SECRET}@127.0.0.1:${port}/mo`,
+        connectTimeoutMs: 1_500,
+        startWithoutBroker: 'false',
+      },
       { logger },
     ).catch((e: unknown) => e);
     const waited = Date.now() - started;
@@ -98,9 +104,13 @@ describe('start-up', () => {
 
   it('gives up on a host that accepts TCP but never speaks AMQP, and stops trying', async () => {
     const silent = await TcpProxy.start(null);
-    const err = await bootApp({ enabled: true, host: '127.0.0.1', port: silent.port, connectTimeoutMs: 1_000 }).catch(
-      (e: unknown) => e,
-    );
+    const err = await bootApp({
+      enabled: true,
+      host: '127.0.0.1',
+      port: silent.port,
+      connectTimeoutMs: 1_000,
+      startWithoutBroker: 'false',
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MoAmqpConnectionError);
     const attempts = silent.connections;
     expect(attempts).toBeGreaterThanOrEqual(1);

@@ -26,6 +26,7 @@ describe('configuration from the environment', () => {
       timeZone: 'UTC',
       publishTimeoutMs: 10_000,
       connectTimeoutMs: 10_000,
+      startWithoutBroker: 'auto',
       maxInFlight: 10_000,
       eventFailures: 'log',
       spoolDir: '.mo-amqp-spool',
@@ -76,6 +77,7 @@ describe('configuration from the environment', () => {
       AMQP__TIME_ZONE: 'Europe/Copenhagen',
       AMQP__PUBLISH_TIMEOUT_MS: '2500',
       AMQP__CONNECT_TIMEOUT_MS: '30000',
+      AMQP__START_WITHOUT_BROKER: 'false',
       AMQP__MAX_IN_FLIGHT: '50',
       AMQP__EVENT_FAILURES: 'throw',
       AMQP__SPOOL_DIR: '/var/spool/mo',
@@ -106,6 +108,7 @@ describe('configuration from the environment', () => {
       timeZone: 'Europe/Copenhagen',
       publishTimeoutMs: 2500,
       connectTimeoutMs: 30_000,
+      startWithoutBroker: 'false',
       maxInFlight: 50,
       eventFailures: 'throw',
       spoolDir: '/var/spool/mo',
@@ -153,6 +156,8 @@ describe('configuration from the environment', () => {
     ['AMQP__PUBLISH_TIMEOUT_MS', '0', 'a whole number of milliseconds'],
     ['AMQP__CONNECT_TIMEOUT_MS', '9999999999', 'a whole number of milliseconds'],
     ['AMQP__MAX_IN_FLIGHT', '0', 'a whole number from 1 up'],
+    ['AMQP__START_WITHOUT_BROKER', 'yes', 'auto (start while RabbitMQ is unreachable'],
+    ['AMQP__START_WITHOUT_BROKER', 'AUTO', 'true (always) or false'],
     ['AMQP__EVENT_FAILURES', 'ignore', 'log or throw'],
     ['AMQP__VOCABULARY', 'OS2mo', 'seed or os2mo'],
     ['AMQP__VOCABULARY', 'ramqp', 'seed or os2mo'],
@@ -175,6 +180,21 @@ describe('configuration from the environment', () => {
     expect(err.problems[0].allowed).toContain(allowed);
     expect(err.message).toContain(`${name}: received `);
     expect(err.message).toContain(allowed);
+  });
+
+  it('names the field, the value and the allowed values of a bad startWithoutBroker', () => {
+    expect(loadMoAmqpOptionsFromEnv({ AMQP__START_WITHOUT_BROKER: 'true' }).startWithoutBroker).toBe('true');
+    expect(loadMoAmqpOptionsFromEnv({ AMQP__START_WITHOUT_BROKER: '' }).startWithoutBroker).toBe('auto');
+    const err = configError(() => resolveMoAmqpOptions({ startWithoutBroker: 'sometimes' } as never));
+    expect(err.message).toBe(
+      'Invalid AMQP configuration:\n' +
+        '  - startWithoutBroker: received "sometimes"; allowed: auto (start while RabbitMQ is unreachable when the ' +
+        'spool or the outbox holds the events), true (always) or false (wait for it, and fail after the connect timeout)',
+    );
+    // A boolean is not one of the words: said so, not read as one.
+    expect(configError(() => resolveMoAmqpOptions({ startWithoutBroker: true } as never)).message).toContain(
+      'startWithoutBroker: received true; allowed: auto',
+    );
   });
 
   it('lists every bad variable in one error', () => {

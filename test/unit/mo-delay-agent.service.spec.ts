@@ -61,6 +61,7 @@ class FakeRuntime {
     this.stoppers.push(stop);
   }
   async abortStart(): Promise<void> {}
+  async requireBroker(): Promise<void> {}
   forward(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
     return new Promise((resolve, reject) =>
       this.out.publish(exchange, routingKey, content, properties, (err) => (err ? reject(err) : resolve())),
