@@ -204,6 +204,7 @@ describe('the durable spool', () => {
         status: 'down',
         enabled: true,
         connected: false,
+        brokerError: expect.any(String),
         spooled: 1,
         spoolBytes: expect.any(Number),
         oldestSpooledSecondsAgo: 0,
