@@ -203,6 +203,41 @@ describe('the PostgreSQL outbox under faults', () => {
     expect(counts.lost).toBe(0);
   }, 300_000);
 
+  it('an app started while the broker is down: it boots, commits, and its rows are relayed once the broker is back', async () => {
+    let done: Done;
+    let rowsWhileDown: number;
+    let bootMs: number;
+    let app: Fixture;
+    await stopBroker();
+    try {
+      // The outbox holds the events, so start-up does not wait for the broker (AMQP__START_WITHOUT_BROKER=auto).
+      const started = Date.now();
+      app = await startApp(true);
+      bootMs = Date.now() - started;
+      done = await commit(app, 1_000, 0);
+      rowsWhileDown = await outboxRows();
+    } finally {
+      await startBroker();
+    }
+    expect(done).toMatchObject({ committed: 1_000, refused: 0 });
+    expect(rowsWhileDown).toBe(1_000);
+    broker = await TestBroker.reconnect(broker);
+    const truth = await committed();
+    const { lost, phantom, seen } = await read(truth, 120_000);
+    await until(async () => (await outboxRows()) === 0, 'the outbox table to empty', 20_000);
+    const counts = faultCounts(truth.size, { confirmed: await relayed(app) }, seen);
+    report('outbox: app started with the broker down', {
+      ...counts,
+      outboxed: done.committed,
+      refused: done.refused,
+      phantom: phantom.length,
+    });
+    // Well inside the connect timeout (10 s) it once waited out before failing.
+    expect(bootMs).toBeLessThan(10_000);
+    expect({ lost: lost.slice(0, 5), phantom: phantom.slice(0, 5) }).toEqual({ lost: [], phantom: [] });
+    expect(counts.lost).toBe(0);
+  }, 300_000);
+
   it('two replicas relaying one table, one killed (SIGKILL) mid-burst: the survivor sends the rest', async () => {
     const replicas = await Promise.all([startApp(true), startApp(true)]);
     // Each one's last "progress <committed> <refused> <relayed>", read beside Fixture.line.
