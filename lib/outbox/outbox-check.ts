@@ -1,7 +1,7 @@
 import { MoAmqpOutboxOptions, OUTBOX_FIELDS, redactPostgresUrl } from '../config/outbox-options';
 import { MoAmqpConfigError } from '../errors/mo-amqp-config.error';
 import { OUTBOX_LAYOUT, checkSql, layoutSql, notifyChannel, quotedTable } from './outbox-sql';
-import { withClient } from './outbox-table';
+import { loadPg, withClient } from './outbox-table';
 
 type CheckOptions = Pick<MoAmqpOutboxOptions, 'outboxUrl' | 'outboxTable'>;
 
@@ -17,7 +17,8 @@ export interface OutboxUse {
 export function postgresTarget(url: string): { at: string; database: string; role: string } {
   try {
     const parsed = new URL(url);
-    const role = decodeURIComponent(parsed.username) || process.env.PGUSER || process.env.USER || 'postgres';
+    // Without one in the URL, node-postgres logs in as its default user (the OS user's name).
+    const role = decodeURIComponent(parsed.username) || String(loadPg().defaults.user ?? 'postgres');
     const database = decodeURIComponent(parsed.pathname.slice(1)) || role;
     return { at: `${parsed.hostname}:${parsed.port || '5432'}`, database, role };
   } catch {

@@ -17,7 +17,7 @@ import { messageOf } from '../util/error-message';
 import { OutboxRow, LEADER_SQL, batchSql, deleteSql, notifyChannel } from './outbox-sql';
 import { checkOutboxTable, explainPostgresRefusal } from './outbox-check';
 import { loadPg } from './outbox-table';
-import { RELAY_WINDOW, checkout, relayWindow, rowProperties } from './relay-window';
+import { RELAY_WINDOW, Waker, checkout, relayWindow, rowProperties } from './relay-window';
 
 /** Rows one read takes at most (with `maxInFlight` as a ceiling). */
 const BATCH = 500;
@@ -58,8 +58,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   private loop: Promise<void> | undefined;
   private listening: Promise<void> | undefined;
   private stopping = false;
-  private wake: (() => void) | undefined;
-  private woken = false;
+  private readonly waker = new Waker();
   private failures = 0;
   private state: { databaseReachable: boolean; lastError: string | undefined } = {
     databaseReachable: true,
@@ -95,8 +94,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     try {
       await this.check();
     } catch (err) {
-      const refusal =
-        err instanceof MoAmqpConfigError ? err : explainPostgresRefusal(err, this.redact(err), this.options);
+      const refusal = this.refusalOf(err);
       if (!refusal) {
         const text = this.redact(err);
         this.state = { databaseReachable: false, lastError: text };
@@ -140,7 +138,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   /** Finishes the batch in hand (its confirms still arrive: publishing stops after this), then stops. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.waker.wake();
     await this.loop;
     this.loop = undefined;
     await this.listener?.end().catch(() => undefined);
@@ -228,26 +226,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
 
   /** Waits `ms`, or less when a commit notifies (or the relay stops). */
   private pause(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    if (this.woken) {
-      this.woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        this.woken = false;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
-  }
-
-  private notified(): void {
-    if (this.wake) this.wake();
-    else this.woken = true;
+    return this.stopping ? Promise.resolve() : this.waker.pause(ms);
   }
 
   /** LISTEN on a connection of its own, opened again (after a pause) whenever it breaks. */
@@ -264,10 +243,10 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
       try {
         await client.connect();
         if (!this.stopping) {
-          client.on('notification', () => this.notified());
+          client.on('notification', () => this.waker.wake());
           await client.query(`LISTEN "${notifyChannel(this.options.outboxTable).replace(/"/g, '""')}"`);
           // Rows committed while it was away: look once now.
-          this.notified();
+          this.waker.wake();
           await ended;
         }
       } catch {
@@ -280,8 +259,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   }
 
   private fail(err: unknown): void {
-    const refusal =
-      err instanceof MoAmqpConfigError ? err : explainPostgresRefusal(err, this.redact(err), this.options);
+    const refusal = this.refusalOf(err);
     const text = this.redact(refusal ?? err);
     const database = !(err instanceof Error && err.name === 'MoPublishError');
     if (refusal) {
@@ -295,6 +273,11 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
       );
     }
     this.state = { databaseReachable: !database, lastError: text };
+  }
+
+  /** What waiting cannot change (a setting to fix), as a configuration error with its fix. */
+  private refusalOf(err: unknown): MoAmqpConfigError | undefined {
+    return err instanceof MoAmqpConfigError ? err : explainPostgresRefusal(err, this.redact(err), this.options);
   }
 
   private readonly redact = (err: unknown): string => redactSecrets(messageOf(err), this.secrets);

@@ -150,3 +150,31 @@ export function rowProperties(row: OutboxRow): Options.Publish {
   if (row.headers) properties.headers = row.headers;
   return properties;
 }
+
+/** A pause that a wake-up ends early; a wake-up with nobody pausing ends the next pause at once. */
+export class Waker {
+  private resume: (() => void) | undefined;
+  private woken = false;
+
+  pause(ms: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.resume = undefined;
+        this.woken = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.resume = done;
+    });
+  }
+
+  wake(): void {
+    if (this.resume) this.resume();
+    else this.woken = true;
+  }
+}

@@ -216,7 +216,8 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   /** Waits for the broker (a wrong address stops the app, not every publish); see startWithoutBroker. */
   async onModuleInit(): Promise<void> {
     if (!this.publisher || !this.amqpConnection) {
-      this.logger.log('AMQP is disabled (ENABLE_AMQP is off): no connection is opened and no event is sent');
+      const rows = this.options.outbox === 'postgres' ? ' (those produced in a transaction become outbox rows)' : '';
+      this.logger.log(`AMQP is disabled (ENABLE_AMQP is off): no connection is opened and no event is sent${rows}`);
       return;
     }
     const missing = internalsMissing(this.amqpConnection);
