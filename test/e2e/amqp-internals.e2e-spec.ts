@@ -11,6 +11,7 @@ import {
   boundClose,
   confirmsHeld,
   cutSocket,
+  deferGolevelupConsumers,
   handlersInProgress,
   internalsMissing,
   letGolevelupRegisterHandlers,
@@ -98,6 +99,41 @@ describe('the golevelup, amqp-connection-manager and amqplib internals this pack
       '@golevelup/nestjs-rabbitmq AmqpConnection.close()',
     ]);
     expect(handlersInProgress(stripped)).toEqual([]);
+  });
+
+  it('golevelup: a consumer call before the broker answers is deferred, made once the gate opens, and put back', async () => {
+    const amqpConnection = app!.get(AmqpConnection);
+    const prototypeCall = Object.getPrototypeOf(amqpConnection).createSubscriber;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    expect(deferGolevelupConsumers(amqpConnection, gate)).toBe(true);
+    // An exchange of its own: this spec's SlowHandler takes everything on the shared one.
+    const own = uniqueName('deferred');
+    await broker.channel.assertExchange(own, 'topic', { durable: false });
+    broker.track(own);
+    const queue = uniqueName('deferred');
+    broker.trackQueue(queue);
+    const got: unknown[] = [];
+    const options = { exchange: own, routingKey: '#', queue, queueOptions: { durable: false } };
+    // Resolves at once, where golevelup's own would wait for the set-up on an open channel.
+    await expect(
+      amqpConnection.createSubscriber(async (message) => void got.push(message), options, 'deferred'),
+    ).resolves.toEqual({ consumerTag: '' });
+    // A channel of its own for each look: a queue not there closes the channel that asked.
+    const consumers = async () => {
+      const channel = await broker.connection.createChannel();
+      channel.on('error', () => undefined);
+      const found = await channel.checkQueue(queue).catch(() => undefined);
+      await channel.close().catch(() => undefined);
+      return found?.consumerCount;
+    };
+    await delay(300);
+    expect(await consumers()).toBeUndefined(); // not even declared: nothing was set up
+    open();
+    await until(async () => (await consumers()) === 1, 'the deferred consumer to attach');
+    expect(amqpConnection.createSubscriber).toBe(prototypeCall);
+    broker.channel.publish(own, 'deferred.it', Buffer.from('{"a": 1}'));
+    await until(() => got.length === 1, 'the deferred consumer to get a message');
   });
 
   it('golevelup: the handler calls in progress are seen, and gone once they finish', async () => {
