@@ -7,6 +7,7 @@ import {
   MoAmqpConnectionError,
   MoAmqpHealthIndicator,
   MoAmqpModule,
+  MoDelayAgentModule,
   MoEventMessage,
   MoEventSubscribe,
   MoEventsService,
@@ -120,6 +121,24 @@ describe('start-up while RabbitMQ is unreachable (startWithoutBroker)', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(logger.text).not.toContain('Started without RabbitMQ');
     expect((err as Error).message + logger.text).not.toContain(SECRET);
+  });
+
+  it('the delay agent has no durable path: with the spool on, it still waits the connect timeout and fails', async () => {
+    const port = await closedPort();
+    const started = Date.now();
+    const err = await bootApp(
+      { enabled: true, url: `amqp://127.0.0.1:${port}`, connectTimeoutMs: 1_500 },
+      {
+        imports: [MoDelayAgentModule.forRoot({ prefix: uniqueName('startless-agent') })],
+        logger: new CapturingLogger(),
+      },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MoAmqpConnectionError);
+    expect((err as Error).message).toContain(
+      `Could not connect to RabbitMQ at amqp://127.0.0.1:${port} within 1500 ms`,
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_400);
+    expect(Date.now() - started).toBeLessThan(6_000);
   });
 
   it('true without a durable path: starts, and a publish fails with MoPublishError (timeout) while it is away', async () => {
