@@ -100,7 +100,7 @@ export class MoDelayAgent implements OnApplicationBootstrap, OnApplicationShutdo
       // channel that cannot open is logged, and it is retried).
       await settlesWithin(this.slots?.opened, this.amqp.connectTimeoutMs);
     } catch (err) {
-      await this.runtime.abortStart();
+      await this.runtime.abortStart(err);
       throw err;
     }
     this.unobserve = observeDelayAgent(this);

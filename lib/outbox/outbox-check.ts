@@ -18,7 +18,10 @@ export function postgresTarget(url: string): { at: string; database: string; rol
   try {
     const parsed = new URL(url);
     // Without one in the URL, node-postgres logs in as its default user (the OS user's name).
-    const role = decodeURIComponent(parsed.username) || String(loadPg().defaults.user ?? 'postgres');
+    const role =
+      decodeURIComponent(parsed.username) ||
+      parsed.searchParams.get('user') ||
+      String(loadPg().defaults.user ?? 'postgres');
     const database = decodeURIComponent(parsed.pathname.slice(1)) || role;
     return { at: `${parsed.hostname}:${parsed.port || '5432'}`, database, role };
   } catch {
@@ -43,7 +46,8 @@ function urlProblem(options: CheckOptions, allowed: string): MoAmqpConfigError {
 /**
  * What PostgreSQL's refusal to let this client in means, and the fix: a wrong
  * password, an unknown role or database, a host pg_hba.conf does not admit, no
- * `CONNECT` right. Waiting changes none of these. Undefined for what may pass (no
+ * `CONNECT` or a right on the table or its schema, a host name that does not
+ * resolve. Waiting changes none of these. Undefined for what may pass (no
  * server yet, a network error, too many connections, a server starting up).
  * `text` is the error's message, passwords already masked.
  */
@@ -77,8 +81,20 @@ export function explainPostgresRefusal(
       `the database does not exist: CREATE DATABASE ${ident(database)} OWNER ${ident(role)}, or name another in AMQP__OUTBOX_URL (postgres://user:password@host:5432/database)`,
     );
   }
-  if (code === '42501' && /database/.test(text)) {
+  if (code === '42501' && /permission denied for database/.test(text)) {
     return found(`the role may not connect to it: GRANT CONNECT ON DATABASE ${ident(database)} TO ${ident(role)}`);
+  }
+  const schema = code === '42501' && /permission denied for schema (\S+)/.exec(text);
+  if (schema)
+    return found(
+      `the role may not use schema ${schema[1]}: GRANT USAGE ON SCHEMA ${ident(schema[1])} TO ${ident(role)}`,
+    );
+  if (code === '42501' && /permission denied for (table|relation)/.test(text)) {
+    const table = quotedTable(options.outboxTable);
+    return found(`a right on the outbox table is missing: GRANT SELECT, INSERT, DELETE ON ${table} TO ${ident(role)}`);
+  }
+  if (code === 'ENOTFOUND') {
+    return urlProblem(options, `a host name that resolves: ${at} does not, so check it in AMQP__OUTBOX_URL (${text})`);
   }
   return undefined;
 }
@@ -94,7 +110,8 @@ export async function checkOutboxTable(
   options: CheckOptions,
   use: OutboxUse,
   redact: (err: unknown) => string,
-): Promise<void> {
+): Promise<string[]> {
+  const warnings: string[] = [];
   const table = options.outboxTable;
   const { at, database, role } = postgresTarget(options.outboxUrl ?? '');
   const where = `in database "${database}" at ${at} (role "${role}")`;
@@ -132,14 +149,17 @@ export async function checkOutboxTable(
       "SELECT has_table_privilege($1, 'INSERT') AS insert, has_table_privilege($1, 'DELETE') AS delete",
       [quotedTable(table)],
     );
-    const missing = [use.writes && !held.rows[0]?.insert && 'INSERT', use.relays && !held.rows[0]?.delete && 'DELETE'];
-    const lacking = missing.filter((right): right is string => typeof right === 'string');
-    if (lacking.length > 0) {
-      const doing = [use.writes && 'writes rows', use.relays && 'relays and deletes them']
-        .filter(Boolean)
-        .join(' and ');
-      throw problem(
-        `role "${role}" lacks ${lacking.join(' and ')} on it, and this process ${doing}: GRANT ${rights(use)} ON ${quotedTable(table)} TO ${ident(role)}`,
+    const grant = `GRANT ${rights(use)} ON ${quotedTable(table)} TO ${ident(role)}`;
+    if (use.relays && !held.rows[0]?.delete) {
+      throw problem(`role "${role}" lacks DELETE on it, and this process relays and deletes the rows: ${grant}`);
+    }
+    if (use.writes && !held.rows[0]?.insert) {
+      // A relaying role may rightly lack INSERT, when the transactions log in as another role.
+      const why = `role "${role}" lacks INSERT on it, and this process writes rows`;
+      if (!use.relays) throw problem(`${why}: ${grant}`);
+      warnings.push(
+        `${OUTBOX_FIELDS.outboxUrl.env}: ${why} through your transactions: if they log in as "${role}", they will fail (${grant}); ` +
+          'if they log in as another role, that one needs INSERT',
       );
     }
     if (use.relays) {
@@ -155,6 +175,7 @@ export async function checkOutboxTable(
       }
     }
   });
+  return warnings;
 }
 
 function rights(use: OutboxUse): string {

@@ -6,7 +6,7 @@ import {
   OnApplicationShutdown,
   OnModuleInit,
 } from '@nestjs/common';
-import type { Client, Pool, PoolClient } from 'pg';
+import type { Client, Pool } from 'pg';
 import { ResolvedMoAmqpOptions } from '../config/mo-amqp-options.interface';
 import { OUTBOX_FIELDS, outboxSecrets, redactPostgresUrl } from '../config/outbox-options';
 import { redactSecrets } from '../config/redact';
@@ -17,7 +17,7 @@ import { messageOf } from '../util/error-message';
 import { OutboxRow, LEADER_SQL, batchSql, deleteSql, notifyChannel } from './outbox-sql';
 import { checkOutboxTable, explainPostgresRefusal } from './outbox-check';
 import { loadPg } from './outbox-table';
-import { RELAY_WINDOW, Waker, checkout, relayWindow, rowProperties } from './relay-window';
+import { CheckedOut, RELAY_WINDOW, Waker, checkout, relayWindow, rowProperties } from './relay-window';
 
 /** Rows one read takes at most (with `maxInFlight` as a ceiling). */
 const BATCH = 500;
@@ -97,14 +97,15 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
       const refusal = this.refusalOf(err);
       if (!refusal) {
         const text = this.redact(err);
-        this.state = { databaseReachable: false, lastError: text };
+        // Only a relay looks again (and so can say when it is back).
+        if (this.relays) this.state = { databaseReachable: false, lastError: text };
         this.logger.warn(
           `${this.where} (${OUTBOX_FIELDS.outboxUrl.env}) is not reachable at start-up: ${text}. Starting all the same: ` +
-            `transactions that produce events fail until it answers; ${this.relays ? 'the relay waits for it and checks the outbox table then' : 'the table is checked at the next start'}`,
+            `rows committed meanwhile wait in ${this.options.outboxTable}; ${this.relays ? 'the relay waits for it and checks the outbox table then' : 'the table is checked at the next start'}`,
         );
         return;
       }
-      await this.runtime.abortStart();
+      await this.runtime.abortStart(refusal);
       throw refusal;
     }
     if (!this.options.enabled) {
@@ -115,7 +116,8 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
   }
 
   private async check(): Promise<void> {
-    await checkOutboxTable(this.options, { writes: true, relays: this.relays }, this.redact);
+    const warnings = await checkOutboxTable(this.options, { writes: true, relays: this.relays }, this.redact);
+    for (const warning of warnings) this.logger.warn(warning);
     this.checked = true;
   }
 
@@ -185,7 +187,7 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     try {
       await lock.client.query('BEGIN');
       const leader = await lock.client.query<{ leader: boolean }>(LEADER_SQL, [this.options.outboxTable]);
-      const more = leader.rows[0]?.leader ? await this.relay(lock.client) : false;
+      const more = leader.rows[0]?.leader ? await this.relay(lock) : false;
       await lock.client.query('COMMIT');
       return more;
     } catch (err) {
@@ -197,17 +199,20 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     }
   }
 
-  private async relay(reader: PoolClient): Promise<boolean> {
+  private async relay(lock: CheckedOut): Promise<boolean> {
     const table = this.options.outboxTable;
     const deletes = await checkout(this.pool!);
     try {
       return await relayWindow(Math.min(RELAY_WINDOW, this.options.maxInFlight), {
         chunk: this.batchSize,
-        load: async (after) => (await reader.query<OutboxRow>(batchSql(table), [after ?? '0', this.batchSize])).rows,
-        // The lock is let go now and then, and at once when the relay stops.
-        goOn: (taken) => !this.stopping && taken < PASS_ROWS,
+        load: async (after) =>
+          (await lock.client.query<OutboxRow>(batchSql(table), [after ?? '0', this.batchSize])).rows,
+        // The lock is let go now and then, and once the relay stops nothing more is published.
+        goOn: (taken) => taken < PASS_ROWS,
+        stopped: () => this.stopping,
         publish: (row) => this.publish(row),
-        remove: (ids) => deletes.client.query(deleteSql(table), [ids]).then(() => undefined),
+        remove: async (ids) => (await deletes.client.query(deleteSql(table), [ids])).rowCount ?? 0,
+        lost: () => lock.error,
         removed: (count) => {
           for (let i = 0; i < count; i++) this.runtime.count('relayed');
         },
@@ -265,6 +270,8 @@ export class MoOutboxRelay implements OnModuleInit, OnApplicationBootstrap, OnAp
     if (refusal) {
       // A setting to fix (a password changed, a right revoked): an error, once per cause.
       if (this.state.lastError !== text) this.logger.error(`The outbox relay cannot work, retrying: ${text}`);
+      // Checked again before anything more is published: a right missing stops the resending.
+      this.checked = false;
     } else if (this.state.lastError === undefined) {
       this.logger.warn(
         database

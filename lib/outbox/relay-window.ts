@@ -16,12 +16,16 @@ export interface RelayWindowSteps {
   load(after: string | undefined): Promise<OutboxRow[]>;
   /** The rows one `load` returns at most. */
   readonly chunk: number;
-  /** False ends the pass after the chunk in hand (the relay stops, or the pass is long enough). */
+  /** False ends the pass after the chunk in hand (the pass is long enough). */
   goOn(taken: number): boolean;
+  /** True once the relay stops: nothing more is published, what is in flight settles. */
+  stopped(): boolean;
   /** Resolves once the broker confirmed the row. */
   publish(row: OutboxRow): Promise<void>;
-  /** Deletes rows by id, committed when it resolves (an autocommit statement). */
-  remove(ids: string[]): Promise<void>;
+  /** Deletes rows by id, committed when it resolves (an autocommit statement), with how many it removed. */
+  remove(ids: string[]): Promise<number>;
+  /** Set once the reading connection broke: its transaction, and the lock, are gone, so publishing stops. */
+  lost(): Error | undefined;
   /** Called with how many rows one delete removed. */
   removed(count: number): void;
 }
@@ -49,7 +53,10 @@ export async function relayWindow(window: number, steps: RelayWindowSteps): Prom
     resume?.();
   };
   const slot = () => new Promise<void>((resolve) => (wake = resolve));
-  const fail = (error: unknown) => (failure ??= { error });
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    freed(0);
+  };
 
   const drain = async () => {
     deleting = true;
@@ -60,8 +67,7 @@ export async function relayWindow(window: number, steps: RelayWindowSteps): Prom
       // After a failed publish, confirmed rows are still deleted: fewer sent twice.
       if (!deleteFailed) {
         try {
-          await steps.remove(ids);
-          steps.removed(ids.length);
+          steps.removed(await steps.remove(ids));
         } catch (err) {
           deleteFailed = true;
           fail(err);
@@ -80,14 +86,17 @@ export async function relayWindow(window: number, steps: RelayWindowSteps): Prom
   } catch (err) {
     fail(err);
   }
-  while (chunk.length > 0 && !failure) {
+  while (chunk.length > 0 && !failure && !steps.stopped()) {
     taken += chunk.length;
     full = chunk.length >= steps.chunk;
     const next = full && steps.goOn(taken) ? steps.load(chunk[chunk.length - 1].id) : Promise.resolve([]);
-    next.catch(() => undefined); // read below, after this chunk is sent
+    // A failed read stops this chunk too: the connection (and with it the lock) may be gone.
+    next.catch(fail);
     for (const row of chunk) {
       while (unsettled >= window && !failure) await slot();
-      if (failure) break;
+      const lost = steps.lost();
+      if (lost) fail(lost);
+      if (failure || steps.stopped()) break;
       unsettled++;
       steps.publish(row).then(
         () => {
@@ -114,6 +123,8 @@ export async function relayWindow(window: number, steps: RelayWindowSteps): Prom
 /** A client checked out of the pool, and how to give it back. */
 export interface CheckedOut {
   readonly client: PoolClient;
+  /** The error the connection met, if it broke. */
+  readonly error: Error | undefined;
   /** Marks it failed: it is then closed on release, not reused (it may be the connection that broke). */
   broke(err: unknown): void;
   release(): void;
@@ -131,6 +142,9 @@ export async function checkout(pool: Pool): Promise<CheckedOut> {
   client.on('error', onError);
   return {
     client,
+    get error() {
+      return broken;
+    },
     broke: (err) => (broken ??= err instanceof Error ? err : new Error(String(err))),
     release: () => {
       client.removeListener('error', onError);

@@ -49,7 +49,7 @@ export class MoEventExplorer implements OnModuleInit, OnApplicationShutdown {
     try {
       this.wrapDecoratedMethods();
     } catch (err) {
-      await this.runtime.abortStart();
+      await this.runtime.abortStart(err);
       throw err;
     }
   }

@@ -281,8 +281,9 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
    * Closes the connection when start-up fails: Nest runs no shutdown hook after
    * a failed init, and the reconnect loop would keep the process alive.
    */
-  async abortStart(): Promise<void> {
-    this.wait?.cancel(new Error('start-up failed'));
+  async abortStart(cause?: unknown): Promise<void> {
+    // The cause, so whichever hook rejects first, start-up fails with what went wrong.
+    this.wait?.cancel(cause instanceof Error ? cause : new Error('start-up failed'));
     // Stops the spool's timers at once; what is in flight is spooled for the next start.
     const publisherClosed = this.spooledPublisher?.close(0);
     await this.publisher?.close();

@@ -63,7 +63,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     try {
       this.prepare();
     } catch (err) {
-      await this.runtime.abortStart();
+      await this.runtime.abortStart(err);
       throw err;
     }
   }
@@ -76,7 +76,11 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
     const deferred = !this.runtime.connected;
     const declared = this.found.length > 0 ? this.declarationChannel(this.amqpConnection) : undefined;
     if (deferred) {
-      const gate = Promise.all([this.runtime.whenConnected(), declared?.waitForConnect()]);
+      // A refused declaration opens the gate too: the other handlers must not wait on it for ever.
+      const refusedOrDone =
+        declared &&
+        new Promise<void>((open) => (declared.once('error', () => open()), void declared.waitForConnect().then(open)));
+      const gate = Promise.all([this.runtime.whenConnected(), refusedOrDone]);
       if (!deferGolevelupConsumers(this.amqpConnection, gate)) {
         this.logger.warn('golevelup handlers cannot be deferred in this installation: start-up waits for RabbitMQ');
       }
@@ -86,7 +90,7 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
       if (deferred) this.declareLater(declared);
       else await this.declareQueues(declared);
     } catch (err) {
-      await this.runtime.abortStart();
+      await this.runtime.abortStart(err);
       throw err;
     }
   }

@@ -138,6 +138,35 @@ describe('outbox start-up: a bad PostgreSQL setting stops it at once, an outage 
     await expect(boot({ outboxRelay: false })).resolves.toBeDefined();
   });
 
+  it('a relaying role without INSERT starts with a warning: the transactions may log in as another role', async () => {
+    await sql(`REVOKE INSERT ON "${table.name}" FROM mo_amqp`);
+    const logger = new CapturingLogger();
+    await boot({}, logger);
+    expect(logger.text).toContain('AMQP__OUTBOX_URL: role "mo_amqp" lacks INSERT on it');
+    expect(logger.text).toContain('if they log in as another role, that one needs INSERT');
+  });
+
+  it('DELETE revoked while relaying: an ERROR naming the GRANT, and the rows are not sent again and again', async () => {
+    const exchange = uniqueName('outbox-revoked');
+    const collector = await broker.collect(exchange, 'employee.#');
+    const logger = new CapturingLogger();
+    const app = await boot({ exchange }, logger);
+    await sql(`REVOKE DELETE ON "${table.name}" FROM mo_amqp`);
+    for (let i = 0; i < 20; i++) await app.get(Producer).produce(PERSON);
+    await until(() => logger.text.includes('lacks DELETE on it'), 'the relay to name the missing right', 15_000);
+    // (The test role's password is its name, so the log masks the name too.)
+    expect(logger.text).toContain(`GRANT SELECT, INSERT, DELETE ON "${table.name}" TO`);
+    const sent = collector.messages.length;
+    // Longer than the relay's longest back-off (5 s): each pass would send the 20 rows again.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect(sent).toBeLessThanOrEqual(20);
+    expect(collector.messages.length).toBe(sent);
+    // Granted again: sent (once more) and deleted, without a restart.
+    await sql(`GRANT DELETE ON "${table.name}" TO mo_amqp`);
+    await until(async () => (await sql(`SELECT id FROM "${table.name}"`)).length === 0, 'the table to empty', 15_000);
+    expect(collector.messages.length).toBeLessThanOrEqual(sent + 20);
+  }, 40_000);
+
   it('a role without INSERT ends start-up, since transactions write through it', async () => {
     await sql(`REVOKE INSERT ON "${table.name}" FROM mo_amqp`);
     const { failure } = await refused({ outboxRelay: false });

@@ -18,6 +18,7 @@ function backlog(count: number, chunk: number) {
   const published: string[] = [];
   const waiting: { id: string; confirm(): void; refuse(err: Error): void }[] = [];
   let unsettledMax = 0;
+  let removedCount = 0;
   const unsettled = () => published.length - deleted.length;
   return {
     deleted,
@@ -26,9 +27,13 @@ function backlog(count: number, chunk: number) {
     get unsettledMax() {
       return unsettledMax;
     },
+    get removedCount() {
+      return removedCount;
+    },
     steps: {
       chunk,
       goOn: (_taken: number) => true,
+      stopped: () => false,
       load: async (after: string | undefined) => rows.filter((r) => Number(r.id) > Number(after ?? 0)).slice(0, chunk),
       publish: (r: OutboxRow) =>
         new Promise<void>((confirm, refuse) => {
@@ -38,8 +43,10 @@ function backlog(count: number, chunk: number) {
         }),
       remove: async (ids: string[]) => {
         deleted.push(...ids);
+        return ids.length;
       },
-      removed: () => undefined,
+      removed: (count: number) => void (removedCount += count),
+      lost: (): Error | undefined => undefined,
     },
   };
 }
@@ -64,6 +71,57 @@ describe('relayWindow', () => {
     expect(b.deleted.sort((x, y) => Number(x) - Number(y))).toEqual(b.published);
     // What a kill at the worst moment would leave to be sent again.
     expect(b.unsettledMax).toBe(20);
+    expect(b.removedCount).toBe(1_000);
+  });
+
+  it('counts what the deletes removed, not what they asked for (a row another relay deleted counts there)', async () => {
+    const b = backlog(40, 40);
+    b.steps.remove = async (ids: string[]) => {
+      b.deleted.push(...ids);
+      return ids.filter((id) => Number(id) % 2 === 0).length;
+    };
+    const pass = relayWindow(10, b.steps);
+    await confirmAll(b, pass);
+    await pass;
+    expect(b.removedCount).toBe(20);
+  });
+
+  it('a failed read ahead stops the chunk in hand at once, not after all of it was sent', async () => {
+    const b = backlog(1_000, 500);
+    const load = b.steps.load;
+    b.steps.load = async (after: string | undefined) => {
+      if (after !== undefined) throw new Error('connection terminated');
+      return load(after);
+    };
+    const pass = relayWindow(20, b.steps);
+    await confirmAll(b, pass);
+    await expect(pass).rejects.toThrow('connection terminated');
+    expect(b.published.length).toBeLessThanOrEqual(20);
+  });
+
+  it('stops publishing once the reading connection (holding the lock) broke', async () => {
+    const b = backlog(200, 200);
+    const connection: { error?: Error } = {};
+    b.steps.lost = () => connection.error;
+    const pass = relayWindow(10, b.steps);
+    await new Promise((resolve) => setImmediate(resolve));
+    connection.error = new Error('server closed the connection');
+    await confirmAll(b, pass);
+    await expect(pass).rejects.toThrow('server closed the connection');
+    expect(b.published).toHaveLength(10);
+    expect(b.deleted).toHaveLength(10);
+  });
+
+  it('once the relay stops, nothing more is published, not even a chunk read ahead', async () => {
+    const b = backlog(1_000, 100);
+    let stopping = false;
+    b.steps.stopped = () => stopping;
+    const pass = relayWindow(100, b.steps);
+    await new Promise((resolve) => setImmediate(resolve));
+    stopping = true;
+    await confirmAll(b, pass);
+    await pass;
+    expect(b.published).toHaveLength(100);
   });
 
   it('a row not yet deleted holds its place in the window: a slow delete holds publishing back', async () => {
@@ -73,6 +131,7 @@ describe('relayWindow', () => {
     b.steps.remove = async (ids: string[]) => {
       if (hold) await new Promise<void>((resolve) => (release = resolve));
       b.deleted.push(...ids);
+      return ids.length;
     };
     const tick = () => new Promise((resolve) => setImmediate(resolve));
     const pass = relayWindow(10, b.steps);
