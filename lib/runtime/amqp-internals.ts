@@ -232,7 +232,11 @@ const CONSUMER_CALLS = ['createSubscriber', 'createBatchSubscriber', 'createRpc'
  * package's exchange and queues exist, so no consumer binds to an exchange not yet
  * declared. Returns false when one of them is not there (then nothing is changed).
  */
-export function deferGolevelupConsumers(amqpConnection: AmqpConnection, gate: Promise<unknown>): boolean {
+export function deferGolevelupConsumers(
+  amqpConnection: AmqpConnection,
+  gate: Promise<unknown>,
+  onError: (err: unknown) => void = () => undefined,
+): boolean {
   type Call = (...args: unknown[]) => Promise<unknown>;
   const calls = amqpConnection as unknown as Record<string, Call>;
   const originals = CONSUMER_CALLS.map((name) => [name, calls[name], Object.hasOwn(calls, name)] as const);
@@ -246,7 +250,11 @@ export function deferGolevelupConsumers(amqpConnection: AmqpConnection, gate: Pr
   void gate.then(restore, restore);
   for (const [name, original] of originals) {
     calls[name] = (...args) => {
-      void gate.then(() => original.apply(amqpConnection, args)).catch(() => undefined);
+      // A handler that cannot attach then is said, not swallowed.
+      void gate.then(
+        () => original.apply(amqpConnection, args).catch(onError),
+        () => undefined,
+      );
       return Promise.resolve({ consumerTag: '' });
     };
   }

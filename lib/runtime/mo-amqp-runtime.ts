@@ -53,7 +53,7 @@ export class MoAmqpRuntime implements OnModuleInit, BeforeApplicationShutdown, O
   /** The broker address as it may be shown: password masked. */
   private readonly broker: string;
   /** An error's message with the brokers' passwords (and the TLS key's passphrase) masked. */
-  private readonly redact: (err: unknown) => string;
+  readonly redact: (err: unknown) => string;
   /** What start-up and failure texts name. */
   private readonly context: BrokerContext;
   /** Undefined when AMQP is disabled. */

@@ -81,7 +81,9 @@ export class MoEventSubscriberExplorer implements OnModuleInit, OnApplicationBoo
         declared &&
         new Promise<void>((open) => (declared.once('error', () => open()), void declared.waitForConnect().then(open)));
       const gate = Promise.all([this.runtime.whenConnected(), refusedOrDone]);
-      if (!deferGolevelupConsumers(this.amqpConnection, gate)) {
+      const attachFailed = (err: unknown) =>
+        this.logger.error(`A consumer handler could not attach once RabbitMQ answered: ${this.runtime.redact(err)}`);
+      if (!deferGolevelupConsumers(this.amqpConnection, gate, attachFailed)) {
         this.logger.warn('golevelup handlers cannot be deferred in this installation: start-up waits for RabbitMQ');
       }
     }
