@@ -114,7 +114,8 @@ describe('the golevelup, amqp-connection-manager and amqplib internals this pack
     const queue = uniqueName('deferred');
     broker.trackQueue(queue);
     const got: unknown[] = [];
-    const options = { exchange: own, routingKey: '#', queue, queueOptions: { durable: false } };
+    // Durable: RabbitMQ 4.3 refuses a transient queue that is not exclusive (a deprecated feature).
+    const options = { exchange: own, routingKey: '#', queue, queueOptions: { durable: true } };
     // Resolves at once, where golevelup's own would wait for the set-up on an open channel.
     await expect(
       amqpConnection.createSubscriber(async (message) => void got.push(message), options, 'deferred'),
