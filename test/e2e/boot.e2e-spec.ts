@@ -134,6 +134,8 @@ describe('start-up', () => {
     expect((err as Error).message).toContain('ACCESS_REFUSED');
     expect(Date.now() - started).toBeLessThan(10_000);
     expect((err as Error).message + logger.text).not.toContain(SECRET);
+    // The spool is on here (bootApp gives every app one): a refusal is never taken for an outage.
+    expect(logger.text).not.toContain('Started without RabbitMQ');
   });
 
   it('fails when the exchange exists with other settings, saying which', async () => {

@@ -14,7 +14,7 @@ import {
   MoPublishError,
 } from '../../lib';
 import { bootApp, testSpoolDir, withEnv } from '../support/app';
-import { BROKER_URL, TcpProxy, TestBroker, closedPort, uniqueName } from '../support/broker';
+import { TcpProxy, TestBroker, closedPort, uniqueName } from '../support/broker';
 import { CapturingLogger } from '../support/capturing-logger';
 import { until } from '../support/until';
 
@@ -105,22 +105,6 @@ describe('start-up while RabbitMQ is unreachable (startWithoutBroker)', () => {
     expect(err).toBeInstanceOf(MoAmqpConnectionError);
     expect((err as Error).message).toContain('within 1500 ms (last error: connect ECONNREFUSED');
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_400);
-  });
-
-  it('auto with the spool: a refused login still fails start-up at once', async () => {
-    const url = new URL(BROKER_URL);
-    url.username = 'guest';
-    url.password = SECRET;
-    const logger = new CapturingLogger();
-    const started = Date.now();
-    const err = await bootApp({ enabled: true, url: url.toString(), connectTimeoutMs: 20_000 }, { logger }).catch(
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(MoAmqpConnectionError);
-    expect((err as Error).message).toContain('refused the login of user "guest"');
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(logger.text).not.toContain('Started without RabbitMQ');
-    expect((err as Error).message + logger.text).not.toContain(SECRET);
   });
 
   it('the delay agent has no durable path: with the spool on, it still waits the connect timeout and fails', async () => {
