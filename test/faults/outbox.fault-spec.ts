@@ -124,6 +124,28 @@ describe('the PostgreSQL outbox under faults', () => {
     return { lost, phantom, delivered, duplicates, seen: { distinct: delivered, total: delivered + duplicates } };
   }
 
+  /** Runs `fn` with the broker stopped, and starts it again whatever happens. */
+  async function whileBrokerDown<T>(fn: () => Promise<T>): Promise<T> {
+    await stopBroker();
+    try {
+      return await fn();
+    } finally {
+      await startBroker();
+    }
+  }
+
+  /** After an outage: every committed change's event arrives, none of another, and the table empties. */
+  async function expectAllRelayed(app: Fixture, done: Done, name: string): Promise<void> {
+    broker = await TestBroker.reconnect(broker);
+    const truth = await committed();
+    const { lost, phantom, seen } = await read(truth, 120_000);
+    await until(async () => (await outboxRows()) === 0, 'the outbox table to empty', 20_000);
+    const counts = faultCounts(truth.size, { confirmed: await relayed(app) }, seen);
+    report(name, { ...counts, outboxed: done.committed, refused: done.refused, phantom: phantom.length });
+    expect({ lost: lost.slice(0, 5), phantom: phantom.slice(0, 5) }).toEqual({ lost: [], phantom: [] });
+    expect(counts.lost).toBe(0);
+  }
+
   it('the app killed (SIGKILL) right after its commits, before publishing: the events arrive after a restart', async () => {
     // The relay off: the commits land in the table and nothing is sent, as when a
     // process dies between its commit and its publish.
@@ -176,66 +198,29 @@ describe('the PostgreSQL outbox under faults', () => {
 
   it('the broker down for a burst of 5,000 committed changes: all arrive once it is back', async () => {
     const app = await startApp(true);
-    let done: Done;
-    let rowsWhileDown: number;
-    await stopBroker();
-    try {
-      // The point of the outbox: the changes commit although no event can be sent.
-      done = await commit(app, 5_000, 0);
-      rowsWhileDown = await outboxRows();
-    } finally {
-      await startBroker();
-    }
+    // The point of the outbox: the changes commit although no event can be sent.
+    const { done, rowsWhileDown } = await whileBrokerDown(async () => ({
+      done: await commit(app, 5_000, 0),
+      rowsWhileDown: await outboxRows(),
+    }));
     expect(done).toMatchObject({ committed: 5_000, refused: 0 });
     expect(rowsWhileDown).toBe(5_000);
-    broker = await TestBroker.reconnect(broker);
-    const truth = await committed();
-    const { lost, phantom, seen } = await read(truth, 120_000);
-    await until(async () => (await outboxRows()) === 0, 'the outbox table to empty', 20_000);
-    const counts = faultCounts(truth.size, { confirmed: await relayed(app) }, seen);
-    report('outbox: broker down for a burst of 5,000 commits', {
-      ...counts,
-      outboxed: done.committed,
-      refused: done.refused,
-      phantom: phantom.length,
-    });
-    expect({ lost: lost.slice(0, 5), phantom: phantom.slice(0, 5) }).toEqual({ lost: [], phantom: [] });
-    expect(counts.lost).toBe(0);
+    await expectAllRelayed(app, done, 'outbox: broker down for a burst of 5,000 commits');
   }, 300_000);
 
   it('an app started while the broker is down: it boots, commits, and its rows are relayed once the broker is back', async () => {
-    let done: Done;
-    let rowsWhileDown: number;
-    let bootMs: number;
-    let app: Fixture;
-    await stopBroker();
-    try {
+    const { app, bootMs, done, rowsWhileDown } = await whileBrokerDown(async () => {
       // The outbox holds the events, so start-up does not wait for the broker (AMQP__START_WITHOUT_BROKER=auto).
       const started = Date.now();
-      app = await startApp(true);
-      bootMs = Date.now() - started;
-      done = await commit(app, 1_000, 0);
-      rowsWhileDown = await outboxRows();
-    } finally {
-      await startBroker();
-    }
+      const app = await startApp(true);
+      const bootMs = Date.now() - started;
+      return { app, bootMs, done: await commit(app, 1_000, 0), rowsWhileDown: await outboxRows() };
+    });
     expect(done).toMatchObject({ committed: 1_000, refused: 0 });
     expect(rowsWhileDown).toBe(1_000);
-    broker = await TestBroker.reconnect(broker);
-    const truth = await committed();
-    const { lost, phantom, seen } = await read(truth, 120_000);
-    await until(async () => (await outboxRows()) === 0, 'the outbox table to empty', 20_000);
-    const counts = faultCounts(truth.size, { confirmed: await relayed(app) }, seen);
-    report('outbox: app started with the broker down', {
-      ...counts,
-      outboxed: done.committed,
-      refused: done.refused,
-      phantom: phantom.length,
-    });
     // Well inside the connect timeout (10 s) it once waited out before failing.
     expect(bootMs).toBeLessThan(10_000);
-    expect({ lost: lost.slice(0, 5), phantom: phantom.slice(0, 5) }).toEqual({ lost: [], phantom: [] });
-    expect(counts.lost).toBe(0);
+    await expectAllRelayed(app, done, 'outbox: app started with the broker down');
   }, 300_000);
 
   it('two replicas relaying one table, one killed (SIGKILL) mid-burst: the survivor sends the rest', async () => {
