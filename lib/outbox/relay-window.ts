@@ -46,16 +46,20 @@ export async function relayWindow(window: number, steps: RelayWindowSteps): Prom
   let confirmed: string[] = [];
   let deleting = false;
   let wake: (() => void) | undefined;
-  const freed = (count: number) => {
-    unsettled -= count;
+  /** Lets the publishing loop look again (a slot freed, or a failure to stop at). */
+  const wakeUp = () => {
     const resume = wake;
     wake = undefined;
     resume?.();
   };
+  const freed = (count: number) => {
+    unsettled -= count;
+    wakeUp();
+  };
   const slot = () => new Promise<void>((resolve) => (wake = resolve));
   const fail = (error: unknown) => {
     failure ??= { error };
-    freed(0);
+    wakeUp();
   };
 
   const drain = async () => {
